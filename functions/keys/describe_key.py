@@ -1,0 +1,30 @@
+"""DescribeKey: a key's metadata, in every key state. KeyId is a key id or key ARN.
+
+Errors: MissingParameter, InvalidParameter, Forbidden.KeyNotFound.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from shared import keys
+from shared.models import ApiModel, Response
+from shared.runtime import Context, api_handler
+
+
+class DescribeKeyRequest(ApiModel):
+    key_id: Annotated[str, Field(min_length=1, max_length=512)]
+
+
+class DescribeKeyResponse(Response):
+    key_metadata: dict
+
+
+def describe_key(req: DescribeKeyRequest, ctx: Context) -> DescribeKeyResponse:
+    key, _ = keys.get_key(ctx, req.key_id)
+    return DescribeKeyResponse(key_metadata=keys.metadata(ctx, key, describe=True))
+
+
+handler = api_handler(__name__, DescribeKeyRequest, describe_key)

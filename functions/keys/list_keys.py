@@ -1,0 +1,83 @@
+"""ListKeys: the account's keys in this region, in every state, paged, optionally filtered.
+
+`Filters` is a JSON array of up to 10 `{"Key": ..., "Values": [...]}` (up to 10 values). Values of
+one Key are OR-ed, different Keys AND-ed, a repeated Key adds to its OR (the documented example).
+A Key with no Values constrains nothing. PageSize follows the 2021 reference (1-101, default 10).
+
+Errors: InvalidParameter (paging or filters).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field
+
+from shared import keys, lifecycle
+from shared.models import ApiModel, PageNumber, PageSize101, Response
+from shared.runtime import Context, api_handler
+
+FILTER_KEYS = {
+    "KeyState": lambda k, aliases: [k["state"]],
+    "KeySpec": lambda k, aliases: [k["key_spec"]],
+    "KeyUsage": lambda k, aliases: [k["key_usage"]],
+    "ProtectionLevel": lambda k, aliases: [k["protection_level"]],
+    "CreatorType": lambda k, aliases: [k.get("creator_type", "User")],
+    "DKMSInstanceId": lambda k, aliases: [],  # no KMS instances here: matches no key
+    "keyId": lambda k, aliases: [k["key_id"]],  # lower-case k, as documented
+    "AliasName": lambda k, aliases: aliases.get(k["key_id"], []),
+    "Creator": lambda k, aliases: [k["creator"]],
+    "TagKey": lambda k, aliases: list(k.get("tags", {})),
+    "TagValue": lambda k, aliases: list(k.get("tags", {}).values()),
+}
+
+
+def _filters(value: Any) -> dict[str, set[str]]:
+    items = json.loads(value) if isinstance(value, str) else value
+    if not isinstance(items, list) or len(items) > 10:
+        raise ValueError("Filters")
+    merged: dict[str, set[str]] = {}
+    for item in items:
+        if not isinstance(item, dict) or set(item) - {"Key", "Values"} or item.get("Key") not in FILTER_KEYS:
+            raise ValueError("Filters")
+        values = item.get("Values", [])
+        if not isinstance(values, list) or len(values) > 10 or not all(isinstance(v, str) for v in values):
+            raise ValueError("Filters")
+        if values:
+            merged.setdefault(item["Key"], set()).update(values)
+    return merged
+
+
+class ListKeysRequest(ApiModel):
+    page_number: PageNumber = 1
+    page_size: PageSize101 = 10
+    filters: Annotated[dict[str, set[str]], BeforeValidator(_filters)] = {}
+
+
+class ListKeysResponse(Response):
+    keys: dict
+    total_count: int
+    page_number: int
+    page_size: int
+
+
+def list_keys(req: ListKeysRequest, ctx: Context) -> ListKeysResponse:
+    aliases: dict[str, list[str]] = {}
+    if "AliasName" in req.filters:
+        for item in ctx.store.query_all("aliases", ctx.scope):
+            aliases.setdefault(item.data["key_id"], []).append(item.sk)
+    matching = [
+        key
+        for key in (item.data for item in ctx.store.query_all("keys", ctx.scope))
+        if not lifecycle.is_gone(key, ctx.now)
+        and all(set(FILTER_KEYS[name](key, aliases)) & wanted for name, wanted in req.filters.items())
+    ]
+    start = (req.page_number - 1) * req.page_size
+    page = [{"KeyId": k["key_id"], "KeyArn": ctx.arn("key", k["key_id"])} for k in matching[start : start + req.page_size]]
+    return ListKeysResponse(
+        keys={"Key": page}, total_count=len(matching), page_number=req.page_number, page_size=req.page_size
+    )
+
+
+handler = api_handler(__name__, ListKeysRequest, list_keys)

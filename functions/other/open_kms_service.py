@@ -1,0 +1,27 @@
+"""OpenKmsService: open KMS for the calling account. Once only.
+
+Errors: Forbidden.Opened when the account has already opened it (the bootstrap account of a local
+runner starts opened unless KMS_AUTO_OPEN=false).
+"""
+
+from __future__ import annotations
+
+from shared import accounts
+from shared.models import ApiModel, Response
+from shared.runtime import Context, api_handler
+
+
+class OpenKmsServiceRequest(ApiModel):
+    pass
+
+
+class OpenKmsServiceResponse(Response):
+    pass
+
+
+def open_kms_service(req: OpenKmsServiceRequest, ctx: Context) -> OpenKmsServiceResponse:
+    accounts.open_service(ctx.store, ctx.config, ctx.account_id, ctx.now)
+    return OpenKmsServiceResponse()
+
+
+handler = api_handler(__name__, OpenKmsServiceRequest, open_kms_service)

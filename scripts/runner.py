@@ -1,0 +1,216 @@
+"""The Function Compute local runner for this project.
+
+`serve`: HTTP on 127.0.0.1 (uvicorn, httptools, uvloop; one worker process per core). Each request
+becomes the API Gateway event, the action's function handler is invoked in process exactly as FC
+would (event as JSON bytes, a context object), and the returned struct becomes the HTTP response.
+The supervisor process fires the timer functions on their cron schedules from the same registry.
+`invoke`: call one function once with an event file, like `fun local invoke`.
+
+The runner plays the part of API Gateway in front of one-function-per-action: it reads the action
+from `x-acs-action`, else `Action` in the query, else in the form body, and routes on the registry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import importlib
+import json
+import os
+import sys
+import threading
+import time
+import uuid
+from types import SimpleNamespace
+
+from shared import errors, registry, wire
+from shared.config import get_config
+
+_handlers: dict[str, object] = {}
+
+
+def function_handler(module: str):
+    """Import a function module on first use (a cold start) and keep its handler (a warm instance)."""
+    handler = _handlers.get(module)
+    if handler is None:
+        handler = _handlers[module] = importlib.import_module(module).handler
+    return handler
+
+
+def fc_context(name: str, request_id: str | None = None) -> SimpleNamespace:
+    cfg = get_config()
+    return SimpleNamespace(
+        request_id=request_id or str(uuid.uuid4()),
+        function=SimpleNamespace(name=name, handler="index.handler", memory=256, timeout=10),
+        region=cfg.region,
+        account_id=cfg.account_id,
+        credentials=None,  # as on python3.12; functions read credentials from the environment
+    )
+
+
+def build_event(method: str, path: str, raw_query: str, headers: list[tuple[str, str]], body: bytes,
+                client_ip: str) -> dict:
+    """The API Gateway event for one HTTP request. Raises ParseRequestParameterException on a bad query."""
+    query: dict[str, str | list[str]] = {}
+    for name, value in wire.parse_form(raw_query) if raw_query else ():
+        if name in query:  # keep every value so the function can refuse the duplicate
+            prev = query[name]
+            query[name] = (prev if isinstance(prev, list) else [prev]) + [value]
+        else:
+            query[name] = value
+    hdrs: dict[str, str] = {}
+    for name, value in headers:
+        key = name.lower()
+        hdrs[key] = f"{hdrs[key]},{value}" if key in hdrs else value
+    hdrs["x-forwarded-for"] = client_ip  # the gateway, not the client, says who connected
+    try:
+        text, is_b64 = body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, is_b64 = base64.b64encode(body).decode(), True
+    return {"path": path, "httpMethod": method, "headers": hdrs, "queryParameters": query,
+            "pathParameters": {}, "body": text, "isBase64Encoded": is_b64}
+
+
+def route(event: dict) -> str:
+    """The action a request asks for (header, then query, then form body)."""
+    name = event["headers"].get("x-acs-action") or event["queryParameters"].get("Action")
+    if not name and event["body"] and not event["isBase64Encoded"]:
+        name = dict(wire.parse_form(event["body"])).get("Action")
+    return name if isinstance(name, str) else ""
+
+
+def dispatch(event: dict) -> dict:
+    """Invoke the function for the event's action and return its response struct."""
+    request_id = str(uuid.uuid4())
+    try:
+        spec = registry.action(route(event))
+        if spec is None:
+            raise errors.InvalidAction()
+    except errors.KmsError as exc:
+        return wire.error_response(exc, request_id, event["headers"].get("host", ""))
+    handler = function_handler(spec.module)
+    return handler(json.dumps(event).encode(), fc_context(spec.name, request_id))
+
+
+async def app(scope, receive, send) -> None:
+    """ASGI entry point: HTTP request -> API Gateway event -> function -> HTTP response."""
+    limit = get_config().max_body
+    chunks, size = [], 0
+    while True:
+        msg = await receive()
+        chunk = msg.get("body", b"")
+        size += len(chunk)
+        if size <= limit:
+            chunks.append(chunk)
+        if not msg.get("more_body"):
+            break
+    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+    try:
+        if size > limit:
+            raise errors.ParseRequestParameterException("The request body is too large.")
+        event = build_event(scope["method"], scope["path"], scope["query_string"].decode("latin-1"), headers,
+                            b"".join(chunks), (scope.get("client") or ("", 0))[0])
+        result = dispatch(event)
+    except errors.KmsError as exc:
+        result = wire.error_response(exc, str(uuid.uuid4()), dict(headers).get("host", ""))
+    body = result["body"]
+    payload = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
+    out = [(k.encode(), str(v).encode()) for k, v in (result.get("headers") or {}).items()]
+    out.append((b"content-length", str(len(payload)).encode()))
+    await send({"type": "http.response.start", "status": result["statusCode"], "headers": out})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def timer_event(job: registry.Job, epoch: int) -> dict:
+    return {"triggerTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch)),
+            "triggerName": f"{job.name}-timer", "payload": job.payload}
+
+
+def run_timers(stop: threading.Event) -> None:
+    """Fire each job's handler when its schedule matches, once per second boundary."""
+    from scripts.cron import Schedule
+
+    schedules = [(job, Schedule.parse(job.cron)) for job in registry.JOBS]
+    last = int(time.time())
+    while not stop.wait(max(0.0, last + 1 - time.time())):
+        now = int(time.time())
+        for second in range(last + 1, now + 1):
+            for job, schedule in schedules:
+                if schedule.matches(second):
+                    try:
+                        function_handler(job.module)(json.dumps(timer_event(job, second)).encode(),
+                                                     fc_context(job.name))
+                    except Exception as exc:  # noqa: BLE001 - a failed run must not stop the clock
+                        print(f"timer {job.name} failed: {type(exc).__name__}", file=sys.stderr)
+        last = now
+
+
+def serve(args: argparse.Namespace) -> None:
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    first_start = not (args.data_dir and os.path.exists(os.path.join(args.data_dir, "credentials.json")))
+    cfg = get_config()  # creates the data dir, bootstrap credentials and root key on first start
+    print(f"KMS (API 2016-01-20) on http://{args.host}:{args.port}  region {cfg.region}  account {cfg.account_id}"
+          f"  store {cfg.store}" + (f"  data {cfg.data_dir}" if cfg.data_dir else ""), flush=True)
+    if first_start and not os.environ.get("KMS_ACCESS_KEY_SECRET"):
+        print(f"AccessKeyId: {cfg.access_key_id}\nAccessKeySecret: {cfg.access_key_secret}", flush=True)
+    else:
+        print(f"AccessKeyId: {cfg.access_key_id}", flush=True)
+    stop = threading.Event()
+    if not args.no_timers:
+        threading.Thread(target=run_timers, args=(stop,), daemon=True, name="timers").start()
+    config = uvicorn.Config("scripts.runner:app", host=args.host, port=args.port, workers=args.workers,
+                            http="httptools", loop="uvloop", log_level="warning", access_log=False,
+                            lifespan="off", server_header=False)
+    server = uvicorn.Server(config)
+    try:
+        if args.workers > 1:
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
+        else:
+            server.run()
+    finally:
+        stop.set()
+
+
+def invoke(args: argparse.Namespace) -> int:
+    """Invoke one function (its name in template.yml) once with an event file."""
+    spec = registry.action(args.function) or next((j for j in registry.JOBS if j.name == args.function), None)
+    if spec is None:
+        print(f"unknown function {args.function!r}", file=sys.stderr)
+        return 2
+    if args.event:
+        event = open(args.event, "rb").read()
+    elif isinstance(spec, registry.Job):
+        event = json.dumps(timer_event(spec, int(time.time()))).encode()
+    else:
+        event = sys.stdin.buffer.read()
+    result = function_handler(spec.module)(event, fc_context(spec.name))
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="runner")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("serve")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--data-dir", default=os.environ.get("KMS_DATA_DIR", ".kms-data"))
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--no-timers", action="store_true")
+    p = sub.add_parser("invoke")
+    p.add_argument("function")
+    p.add_argument("--event")
+    p.add_argument("--data-dir", default=os.environ.get("KMS_DATA_DIR", ".kms-data"))
+    args = parser.parse_args(argv)
+    if args.data_dir:
+        os.environ["KMS_DATA_DIR"] = os.path.abspath(args.data_dir)
+    if args.command == "serve":
+        serve(args)
+        return 0
+    return invoke(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

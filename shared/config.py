@@ -1,0 +1,129 @@
+"""Configuration, read from the environment once per warm instance (never at import time).
+
+Function Compute hands a function its configuration as environment variables, and the local runner
+does the same, so this is the only place that reads them. In local mode (a data directory is set)
+missing secrets are generated into the data directory with mode 0600, so one command gives a
+working service; a deployment sets them explicitly.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_REGION = "cn-hangzhou"
+CREDENTIALS_FILE = "credentials.json"
+ROOT_KEY_FILE = "root.key"
+
+
+@dataclass(frozen=True)
+class Config:
+    region: str
+    account_id: str
+    access_key_id: str
+    access_key_secret: str
+    root_keys: dict[str, bytes]  # root key id -> 32 bytes; the first entry wraps new material
+    store: str  # "sqlite" | "tablestore"
+    data_dir: Path | None
+    ots_endpoint: str
+    ots_instance: str
+    ots_access_key_id: str
+    ots_access_key_secret: str
+    ots_security_token: str
+    auto_open: bool  # the bootstrap account starts with KMS opened (local convenience)
+    clock_skew: int  # seconds a request timestamp may differ from now
+    max_body: int  # bytes
+    key_quota: int  # keys per account and region (documented quota: 200)
+
+    @property
+    def primary_root_key_id(self) -> str:
+        return next(iter(self.root_keys))
+
+
+def _write_private(path: Path, data: str) -> None:
+    # Create with 0600 from the start so the secret is never readable by others, even briefly.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(data)
+
+
+def _bootstrap_credentials(data_dir: Path | None) -> dict:
+    """The local runner's first admin key: from the environment, else from (or into) the data dir."""
+    env = os.environ
+    if env.get("KMS_ACCESS_KEY_ID") and env.get("KMS_ACCESS_KEY_SECRET"):
+        return {
+            "AccessKeyId": env["KMS_ACCESS_KEY_ID"],
+            "AccessKeySecret": env["KMS_ACCESS_KEY_SECRET"],
+            "AccountId": env.get("KMS_ACCOUNT_ID", ""),
+        }
+    if data_dir is None:
+        return {"AccessKeyId": "", "AccessKeySecret": "", "AccountId": env.get("KMS_ACCOUNT_ID", "")}
+    path = data_dir / CREDENTIALS_FILE
+    if not path.exists():
+        creds = {
+            "AccessKeyId": "LTAI" + secrets.token_hex(10),
+            "AccessKeySecret": secrets.token_urlsafe(24),
+            "AccountId": env.get("KMS_ACCOUNT_ID") or str(10**15 + secrets.randbelow(9 * 10**15)),
+        }
+        try:
+            _write_private(path, json.dumps(creds))
+        except FileExistsError:  # another worker won the race; read what it wrote
+            pass
+    return json.loads(path.read_text())
+
+
+def _root_keys(data_dir: Path | None) -> dict[str, bytes]:
+    """Root keys by id. KMS_ROOT_KEY is `base64` or `id:base64[,id:base64...]` (first one is primary)."""
+    raw = os.environ.get("KMS_ROOT_KEY", "")
+    if not raw and data_dir is not None:
+        path = data_dir / ROOT_KEY_FILE
+        if not path.exists():
+            try:
+                _write_private(path, "r1:" + base64.b64encode(secrets.token_bytes(32)).decode())
+            except FileExistsError:
+                pass
+        raw = path.read_text().strip()
+    keys: dict[str, bytes] = {}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        kid, _, b64 = part.rpartition(":")
+        key = base64.b64decode(b64, validate=True)
+        if len(key) != 32:
+            raise ValueError("each root key must be 32 bytes (base64)")
+        keys[kid or "r1"] = key
+    if not keys:
+        raise ValueError("no root key: set KMS_ROOT_KEY or a data directory")
+    return keys
+
+
+@functools.cache
+def get_config() -> Config:
+    env = os.environ
+    data_dir = Path(env["KMS_DATA_DIR"]).resolve() if env.get("KMS_DATA_DIR") else None
+    if data_dir is not None:
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    creds = _bootstrap_credentials(data_dir)
+    store = env.get("KMS_STORE", "sqlite" if data_dir is not None else "tablestore")
+    return Config(
+        region=env.get("KMS_REGION", DEFAULT_REGION),
+        account_id=env.get("KMS_ACCOUNT_ID") or creds["AccountId"] or "1000000000000001",
+        access_key_id=creds["AccessKeyId"],
+        access_key_secret=creds["AccessKeySecret"],
+        root_keys=_root_keys(data_dir),
+        store=store,
+        data_dir=data_dir,
+        ots_endpoint=env.get("OTS_ENDPOINT", ""),
+        ots_instance=env.get("OTS_INSTANCE", ""),
+        # On Function Compute the function role's temporary keys arrive as ALIBABA_CLOUD_*.
+        ots_access_key_id=env.get("OTS_ACCESS_KEY_ID") or env.get("ALIBABA_CLOUD_ACCESS_KEY_ID", ""),
+        ots_access_key_secret=env.get("OTS_ACCESS_KEY_SECRET") or env.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ""),
+        ots_security_token=env.get("OTS_SECURITY_TOKEN") or env.get("ALIBABA_CLOUD_SECURITY_TOKEN", ""),
+        auto_open=env.get("KMS_AUTO_OPEN", "true").lower() == "true",
+        clock_skew=int(env.get("KMS_CLOCK_SKEW", "900")),
+        max_body=int(env.get("KMS_MAX_BODY", str(128 * 1024))),
+        key_quota=int(env.get("KMS_KEY_QUOTA", "200")),
+    )

@@ -1,0 +1,43 @@
+"""The only module that imports `cryptography.hazmat`. Thin, named operations; no policy."""
+
+from __future__ import annotations
+
+import os
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+NONCE_SIZE = 12
+TAG_SIZE = 16
+
+__all__ = ["InvalidTag", "random_bytes", "aes_gcm_seal", "aes_gcm_open", "sm4_gcm_seal", "sm4_gcm_open"]
+
+
+def random_bytes(n: int) -> bytes:
+    return os.urandom(n)
+
+
+def aes_gcm_seal(key: bytes, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    """Ciphertext followed by the 16-byte tag."""
+    return AESGCM(key).encrypt(nonce, plaintext, aad)
+
+
+def aes_gcm_open(key: bytes, nonce: bytes, sealed: bytes, aad: bytes) -> bytes:
+    """Raises InvalidTag on any mismatch."""
+    return AESGCM(key).decrypt(nonce, sealed, aad)
+
+
+def sm4_gcm_seal(key: bytes, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    # cryptography has no SM4 AEAD class; GCM through the Cipher API gives the same construction.
+    enc = Cipher(algorithms.SM4(key), modes.GCM(nonce)).encryptor()
+    enc.authenticate_additional_data(aad)
+    return enc.update(plaintext) + enc.finalize() + enc.tag
+
+
+def sm4_gcm_open(key: bytes, nonce: bytes, sealed: bytes, aad: bytes) -> bytes:
+    if len(sealed) < TAG_SIZE:
+        raise InvalidTag()
+    dec = Cipher(algorithms.SM4(key), modes.GCM(nonce, sealed[-TAG_SIZE:])).decryptor()
+    dec.authenticate_additional_data(aad)
+    return dec.update(sealed[:-TAG_SIZE]) + dec.finalize()

@@ -1,0 +1,91 @@
+"""Keys and key versions as stored, and how a `KeyId` parameter finds one.
+
+A key row (`keys` table, partition = account/region, sort key = key id) holds metadata only.
+Each version is its own row (`key_versions`, partition = account/region/key id) holding the
+version's material wrapped under the root key; the AAD binds it to that key and version.
+Key ids and version ids are UUIDs, as in the 2021 documentation era.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from . import crypto, errors, lifecycle
+from .runtime import Context
+
+ARN_PREFIX = "acs:kms:"
+
+
+def iso(ts: float | None) -> str | None:
+    return None if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def material_aad(key_id: str, version_id: str) -> bytes:
+    return f"key/{key_id}/{version_id}".encode()
+
+
+def versions_pk(ctx: Context, key_id: str) -> str:
+    return f"{ctx.scope}/{key_id}"
+
+
+def key_id_from(ctx: Context, value: str) -> str:
+    """A key id from a KeyId parameter: the id itself or this account's key ARN."""
+    if value.startswith(ARN_PREFIX):
+        parts = value.split(":", 4)
+        # Another region's or account's ARN names nothing this caller can see.
+        if len(parts) != 5 or parts[2] != ctx.region or parts[3] != ctx.account_id or not parts[4].startswith("key/"):
+            raise errors.KeyNotFound()
+        return parts[4][4:]
+    return value
+
+
+def get_key(ctx: Context, key_id_param: str) -> tuple[dict, int]:
+    """The key record and its revision; `Forbidden.KeyNotFound` if absent or past its DeleteDate."""
+    item = ctx.store.get("keys", ctx.scope, key_id_from(ctx, key_id_param))
+    if item is None or lifecycle.is_gone(item.data, ctx.now):
+        raise errors.KeyNotFound()
+    return item.data, item.rev
+
+
+def new_version(ctx: Context, key: dict, material: bytes, now: float) -> dict:
+    """Store a new version row for `key` (material wrapped under the root key)."""
+    version_id = str(uuid.uuid4())
+    row = {
+        "version_id": version_id,
+        "creation_date": int(now),
+        "material": crypto.wrap(ctx.config, material, material_aad(key["key_id"], version_id)),
+    }
+    ctx.store.put_new("key_versions", versions_pk(ctx, key["key_id"]), version_id, row)
+    return row
+
+
+def metadata(ctx: Context, key: dict, *, describe: bool = False) -> dict:
+    """`KeyMetadata` as CreateKey / DescribeKey return it (wire names)."""
+    rotation = lifecycle.rotation_status(key)
+    md = {
+        "Arn": ctx.arn("key", key["key_id"]),
+        "AutomaticRotation": rotation,
+        "CreationDate": iso(key["creation_date"]),
+        "Creator": key["creator"],
+        "Description": key["description"],
+        "KeyId": key["key_id"],
+        "KeySpec": key["key_spec"],
+        "KeyState": key["state"],
+        "KeyUsage": key["key_usage"],
+        "LastRotationDate": iso(key.get("last_rotation_date")) or "",
+        "MaterialExpireTime": iso(key.get("material_expire_time")) or "",
+        "Origin": key["origin"],
+        "ProtectionLevel": key["protection_level"],
+    }
+    if key.get("primary_key_version"):
+        md["PrimaryKeyVersion"] = key["primary_key_version"]
+    if key["state"] == lifecycle.PENDING_DELETION:
+        md["DeleteDate"] = iso(key["delete_date"])
+    if rotation != "Disabled":
+        md["RotationInterval"] = f"{key['rotation_interval']}s"
+        md["NextRotationDate"] = iso(key["last_rotation_date"] + key["rotation_interval"])
+    if describe:
+        md["DeletionProtection"] = "Enabled" if key.get("deletion_protection") else "Disabled"
+        md["DeletionProtectionDescription"] = key.get("deletion_protection_description", "")
+    return md

@@ -1,0 +1,58 @@
+"""Key-state rules, in one place: the API reference's key-state table (`kms-api.md` §4).
+
+Pure functions of a key record and the clock. A key past its `DeleteDate` is already gone here,
+even before the deletion sweep removes its rows; reads never write.
+"""
+
+from __future__ import annotations
+
+from . import errors
+
+ENABLED, DISABLED, PENDING_DELETION, PENDING_IMPORT = "Enabled", "Disabled", "PendingDeletion", "PendingImport"
+STATES = (ENABLED, DISABLED, PENDING_DELETION, PENDING_IMPORT)
+
+OK = None
+_REJECTED = {
+    DISABLED: errors.RejectedDisabled,
+    PENDING_DELETION: errors.RejectedPendingDeletion,
+    PENDING_IMPORT: errors.RejectedPendingImport,
+}
+_STATE_FAILED = errors.StateModifiedFailed
+_USE = {ENABLED: OK, **_REJECTED}  # crypto-style: only Enabled keys may be used
+
+# operation -> {state: error class or OK}
+RULES: dict[str, dict[str, type[errors.KmsError] | None]] = {
+    "use": _USE,  # Encrypt, Decrypt, GenerateDataKey*, ReEncrypt, asymmetric ops, CreateKeyVersion...
+    "describe": {s: OK for s in STATES},
+    "update_description": {ENABLED: OK, DISABLED: OK, PENDING_DELETION: errors.RejectedPendingDeletion,
+                           PENDING_IMPORT: OK},
+    "enable_disable": {ENABLED: OK, DISABLED: OK, PENDING_DELETION: _STATE_FAILED, PENDING_IMPORT: _STATE_FAILED},
+    "schedule_deletion": {ENABLED: OK, DISABLED: OK, PENDING_DELETION: _STATE_FAILED, PENDING_IMPORT: OK},
+    "cancel_deletion": {ENABLED: _STATE_FAILED, DISABLED: _STATE_FAILED, PENDING_DELETION: OK,
+                        PENDING_IMPORT: _STATE_FAILED},
+    "create_alias": {ENABLED: OK, DISABLED: OK, PENDING_DELETION: _STATE_FAILED, PENDING_IMPORT: OK},
+    "alias_target": {ENABLED: OK, DISABLED: OK, PENDING_DELETION: errors.RejectedPendingDeletion,
+                     PENDING_IMPORT: OK},
+    "tag": {ENABLED: OK, DISABLED: OK, PENDING_DELETION: errors.RejectedPendingDeletion, PENDING_IMPORT: OK},
+    "rotation_policy": _USE,
+    "import_material": {ENABLED: OK, DISABLED: OK, PENDING_DELETION: _STATE_FAILED, PENDING_IMPORT: OK},
+}
+
+
+def is_gone(key: dict, now: float) -> bool:
+    """An overdue PendingDeletion key behaves as deleted."""
+    return key["state"] == PENDING_DELETION and key.get("delete_date") is not None and key["delete_date"] <= now
+
+
+def require(operation: str, key: dict) -> None:
+    """Raise the documented error if `operation` is not allowed in the key's state."""
+    error = RULES[operation][key["state"]]
+    if error is not None:
+        raise error()
+
+
+def rotation_status(key: dict) -> str:
+    """`AutomaticRotation`: Suspended while the key cannot be used (Disabled / PendingDeletion)."""
+    if not key.get("automatic_rotation"):
+        return "Disabled"
+    return "Enabled" if key["state"] == ENABLED else "Suspended"

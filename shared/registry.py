@@ -1,0 +1,81 @@
+"""The one list of actions and timer jobs.
+
+Everything else is derived from it: each function module finds its own entry here (by module
+name), the local runner routes on it, and `scripts/gen_template.py` writes `template.yml` and
+`s.yaml` from it. An action is registered only once it is complete; the rest of the 45 answer
+`InvalidAction.NotFound` until their issue lands.
+
+Each action names its RAM action (`kms:<Name>`) and the resources a call touches, as
+`(kind, parameter)` pairs: the parameter that names the resource (`None` = the call addresses the
+kind as a whole, `acs:kms:REGION:ACCOUNT:key/*`). Authorization resolves these in one place.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    section: str  # package under functions/
+    resources: tuple[tuple[str, str | None], ...] = ()
+    # Actions a caller may use before the account has opened KMS.
+    before_open: bool = False
+
+    @property
+    def module(self) -> str:
+        return f"functions.{self.section}.{snake(self.name)}"
+
+    @property
+    def ram_action(self) -> str:
+        return f"kms:{self.name}"
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    cron: str  # Function Compute timer: six fields, seconds first, UTC
+    payload: str = "{}"
+
+    @property
+    def module(self) -> str:
+        return f"functions.jobs.{snake(self.name)}"
+
+
+def snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+
+
+KEY = ("key", "KeyId")
+ALL_KEYS = ("key", None)
+
+ACTIONS: tuple[Action, ...] = (
+    # keys
+    Action("CreateKey", "keys", (ALL_KEYS,)),
+    Action("DescribeKey", "keys", (KEY,)),
+    Action("ListKeys", "keys", (ALL_KEYS,)),
+    # other
+    Action("DescribeRegions", "other", before_open=True),
+    Action("OpenKmsService", "other", before_open=True),
+    Action("DescribeAccountKmsStatus", "other", before_open=True),
+)
+
+JOBS: tuple[Job, ...] = ()
+
+_BY_NAME = {a.name: a for a in ACTIONS}
+_BY_MODULE = {a.module: a for a in ACTIONS}
+_JOBS_BY_MODULE = {j.module: j for j in JOBS}
+
+
+def action(name: str) -> Action | None:
+    return _BY_NAME.get(name)
+
+
+def action_for_module(module: str) -> Action:
+    return _BY_MODULE[module]
+
+
+def job_for_module(module: str) -> Job:
+    return _JOBS_BY_MODULE[module]

@@ -1,0 +1,111 @@
+"""Turn an action's `run(request, ctx)` into a Function Compute handler, and a job's into a timer handler.
+
+The wrapper is the single place that decodes the event, authenticates, validates the request model,
+builds the `Context`, serialises the response with its `RequestId`, and turns every exception into
+the documented error body. Anything unexpected becomes `InternalFailure` with a log line that names
+the request id and the exception type only (never parameters, which may hold plaintext).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable
+
+from . import accounts, auth, errors, registry, wire
+from .config import Config, get_config
+from .models import ApiModel, Response, parse_request
+from .store import Store, get_store
+
+log = logging.getLogger("kms")
+
+
+@dataclass(frozen=True)
+class Context:
+    request_id: str
+    account_id: str
+    region: str
+    access_key_id: str
+    source_ip: str
+    now: float  # epoch seconds; timer jobs take it from the trigger time
+    store: Store
+    config: Config
+
+    @property
+    def scope(self) -> str:
+        """Partition of every per-account, per-region resource."""
+        return f"{self.account_id}/{self.region}"
+
+    def arn(self, kind: str, name: str) -> str:
+        return f"acs:kms:{self.region}:{self.account_id}:{kind}/{name}"
+
+
+def _request_id(context: Any) -> str:
+    rid = getattr(context, "request_id", None)
+    return str(rid) if rid else str(uuid.uuid4())
+
+
+def api_handler(module: str, request_model: type[ApiModel], run: Callable[[Any, Context], Response]):
+    """Build `handler(event, context)` for the action registered for `module`."""
+    spec = registry.action_for_module(module)
+
+    def handler(event: bytes, context: Any = None) -> dict:
+        request_id = _request_id(context)
+        host = "kms.local"
+        try:
+            cfg = get_config()
+            host = f"kms.{cfg.region}.aliyuncs.com"
+            req = wire.decode_event(event)
+            host = req.headers.get("host", host)
+            query, params = wire.parse_params(req, cfg.max_body)
+            if wire.action_name(req, params) != spec.name:
+                raise errors.InvalidAction()
+            now = time.time()
+            store = get_store()
+            caller = auth.authenticate(req, query, params, cfg, store, now)
+            if not spec.before_open:
+                accounts.require_open(store, cfg, caller.account_id)
+            request = parse_request(request_model, params)
+            ctx = Context(request_id, caller.account_id, cfg.region, caller.access_key_id, caller.source_ip,
+                          now, store, cfg)
+            body = run(request, ctx).to_wire()
+            body["RequestId"] = request_id
+            return wire.response(200, body, request_id)
+        except errors.KmsError as exc:
+            return wire.error_response(exc, request_id, host)
+        except Exception as exc:  # noqa: BLE001 - the one central catch
+            log.error("request %s failed with %s", request_id, type(exc).__name__)
+            return wire.error_response(errors.InternalFailure(), request_id, host)
+
+    handler.action = spec  # type: ignore[attr-defined]
+    handler.run = run  # type: ignore[attr-defined]
+    handler.request_model = request_model  # type: ignore[attr-defined]
+    return handler
+
+
+def trigger_time(event: dict) -> float:
+    """Epoch seconds of the timer event's `triggerTime` (`2023-12-26T07:49:00Z`)."""
+    value = str(event.get("triggerTime", ""))
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def timer_handler(module: str, run: Callable[[Context, dict], dict]):
+    """Build `handler(event, context)` for a timer job. `run(ctx, payload)` returns a JSON summary."""
+    spec = registry.job_for_module(module)
+
+    def handler(event: bytes, context: Any = None) -> dict:
+        ev = json.loads(event) if not isinstance(event, dict) else event
+        cfg = get_config()
+        ctx = Context(_request_id(context), "", cfg.region, "", "", trigger_time(ev), get_store(), cfg)
+        payload = json.loads(ev.get("payload") or "{}")
+        result = run(ctx, payload)
+        log.info("job %s at %s: %s", spec.name, ev.get("triggerTime"), json.dumps(result))
+        return result
+
+    handler.job = spec  # type: ignore[attr-defined]
+    handler.run = run  # type: ignore[attr-defined]
+    return handler

@@ -1,0 +1,57 @@
+"""The two request-signature schemes the official SDKs use: RPC v1 (HMAC-SHA1) and ACS3-HMAC-SHA256.
+
+Pure functions, no I/O: they rebuild the string-to-sign from what arrived and compute the
+signature the caller should have sent (`docs/wire.md` §3, §4; vectors in
+`tests/data/signature-vectors.json`). Comparison with the received signature happens in `auth`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from urllib.parse import quote
+
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+def percent_encode(value: str) -> str:
+    """RFC 3986: keep A-Z a-z 0-9 - _ . ~, everything else %XX (upper-case hex) of its UTF-8 bytes."""
+    return quote(value, safe="-_.~")
+
+
+def rpc_v1_string_to_sign(method: str, params: dict[str, str]) -> str:
+    canonical = "&".join(
+        f"{percent_encode(k)}={percent_encode(v)}" for k, v in sorted(params.items()) if k != "Signature"
+    )
+    return f"{method}&%2F&{percent_encode(canonical)}"
+
+
+def rpc_v1_signature(secret: str, string_to_sign: str) -> str:
+    digest = hmac.digest((secret + "&").encode(), string_to_sign.encode(), "sha1")
+    return base64.b64encode(digest).decode()
+
+
+def acs3_canonical_request(
+    method: str,
+    path: str,
+    query: dict[str, str],
+    headers: dict[str, str],
+    signed_headers: list[str],
+    payload_hash: str,
+) -> str:
+    """`headers` has lower-case names; every name in `signed_headers` must be present."""
+    canonical_query = "&".join(f"{percent_encode(k)}={percent_encode(v)}" for k, v in sorted(query.items()))
+    canonical_headers = "".join(f"{name}:{headers[name].strip()}\n" for name in signed_headers)
+    return "\n".join(
+        (method, path, canonical_query, canonical_headers, ";".join(signed_headers), payload_hash)
+    )
+
+
+def acs3_string_to_sign(canonical_request: str) -> str:
+    return "ACS3-HMAC-SHA256\n" + hashlib.sha256(canonical_request.encode()).hexdigest()
+
+
+def acs3_signature(secret: str, string_to_sign: str) -> str:
+    # Unlike v1, the key is the bare secret and the output is hex.
+    return hmac.new(secret.encode(), string_to_sign.encode(), hashlib.sha256).hexdigest()

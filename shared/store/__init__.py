@@ -1,0 +1,27 @@
+"""`get_store()`: the configured backend, built once per warm instance and reused."""
+
+from __future__ import annotations
+
+import functools
+
+from .base import TABLES, Conflict, Item, Page, Store
+
+__all__ = ["TABLES", "Conflict", "Item", "Page", "Store", "get_store"]
+
+
+@functools.cache
+def get_store() -> Store:
+    from ..config import get_config
+
+    cfg = get_config()
+    if cfg.store == "sqlite":
+        from .sqlite import SqliteStore
+
+        if cfg.data_dir is None:
+            raise ValueError("the sqlite store needs KMS_DATA_DIR")
+        return SqliteStore(cfg.data_dir / "kms.sqlite3")
+    if cfg.store == "tablestore":
+        from .tablestore import TablestoreStore
+
+        return TablestoreStore.from_config(cfg)
+    raise ValueError(f"unknown KMS_STORE {cfg.store!r}")

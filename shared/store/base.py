@@ -1,0 +1,123 @@
+"""The store interface: a handful of row operations with conditional writes.
+
+Every logical table holds rows addressed by a partition key `pk` and a sort key `sk` (both
+strings). A row's `data` is a JSON-serialisable dict and its `rev` a revision number that starts at
+1 and grows by one on every update. Writes that can race are conditional: `put_new` succeeds only
+if the row is absent, `update` and `delete` only if the row still has the revision the caller read.
+A failed condition raises `Conflict`; callers re-read and decide. Nothing here knows what a key or a
+secret is, and nothing here ever sees plaintext key material (callers wrap it first).
+
+Two backends implement it: `sqlite.SqliteStore` (embedded default) and
+`tablestore.TablestoreStore` (scale-out). `tests/store/` runs one contract suite against both.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+# Logical table -> physical table name, in one place. Tablestore names allow [A-Za-z0-9_].
+TABLES = {
+    "accounts": "kms_accounts",  # pk=account id, sk="" : KMS service status per account
+    "keys": "kms_keys",  # pk=scope (account/region), sk=key id
+    "key_versions": "kms_key_versions",  # pk=scope/key id, sk=version id
+    "aliases": "kms_aliases",  # pk=scope, sk=alias name
+    "secrets": "kms_secrets",  # pk=scope, sk=secret name
+    "secret_versions": "kms_secret_versions",  # pk=scope/secret name, sk=version id
+    "access_keys": "kms_access_keys",  # pk=access key id, sk=""
+    "nonces": "kms_nonces",  # pk=access key id/nonce, sk=""
+}
+
+
+class Conflict(Exception):
+    """A conditional write found the row in another state than expected."""
+
+
+@dataclass(frozen=True)
+class Item:
+    pk: str
+    sk: str
+    data: dict
+    rev: int
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Item]
+    # Sort key to pass as `start_after` for the next page, or None when this was the last page.
+    next: str | None
+
+
+class Store(ABC):
+    """Row storage with conditional writes. `table` is a logical name from TABLES."""
+
+    @abstractmethod
+    def get(self, table: str, pk: str, sk: str = "") -> Item | None:
+        """The row, or None."""
+
+    @abstractmethod
+    def put_new(self, table: str, pk: str, sk: str, data: dict) -> Item:
+        """Insert a row that must not exist yet (rev 1); raise Conflict if it does."""
+
+    @abstractmethod
+    def update(self, table: str, pk: str, sk: str, data: dict, expected_rev: int) -> Item:
+        """Replace `data` if the row exists with `expected_rev`; the new rev is expected_rev + 1."""
+
+    @abstractmethod
+    def delete(self, table: str, pk: str, sk: str = "", expected_rev: int | None = None) -> None:
+        """Delete the row. With `expected_rev`, only if it still has that revision (else Conflict);
+        without, deleting an absent row is not an error."""
+
+    @abstractmethod
+    def query(self, table: str, pk: str, start_after: str | None = None, limit: int = 100) -> Page:
+        """Rows of one partition in ascending `sk` order, after `start_after`, at most `limit`."""
+
+    @abstractmethod
+    def scan(self, table: str, start_after: tuple[str, str] | None = None, limit: int = 100) -> list[Item]:
+        """Rows of the whole table in ascending (pk, sk) order after `start_after`, at most `limit`.
+        Used by timer sweeps; a short page (fewer than `limit`) means the end."""
+
+    @abstractmethod
+    def count(self, table: str, pk: str) -> int:
+        """Number of rows in one partition."""
+
+    def query_all(self, table: str, pk: str, page_size: int = 500):
+        """Every row of one partition, paging under the hood."""
+        start = None
+        while True:
+            page = self.query(table, pk, start_after=start, limit=page_size)
+            yield from page.items
+            if page.next is None:
+                return
+            start = page.next
+
+    def scan_all(self, table: str, page_size: int = 500):
+        """Every row of a table, paging under the hood."""
+        start = None
+        while True:
+            items = self.scan(table, start_after=start, limit=page_size)
+            yield from items
+            if len(items) < page_size:
+                return
+            start = (items[-1].pk, items[-1].sk)
+
+    def remember_nonce(self, key: str, now: int, ttl: int) -> bool:
+        """Record a request nonce; True if it is new (or its earlier use is older than `ttl`).
+
+        Two instances receiving the same nonce at once race on `put_new`, so exactly one wins.
+        """
+        try:
+            self.put_new("nonces", key, "", {"t": now})
+            return True
+        except Conflict:
+            old = self.get("nonces", key, "")
+            if old is None or old.data.get("t", 0) + ttl > now:
+                return False
+            try:
+                self.update("nonces", key, "", {"t": now}, old.rev)
+                return True
+            except Conflict:
+                return False
+
+    def close(self) -> None:
+        """Release connections (optional)."""

@@ -1,0 +1,106 @@
+"""Function Compute events in, Function Compute response structs out; RPC parameters in between.
+
+Two event shapes reach an action function (`docs/platform.md` §1.7, §1.8):
+* API Gateway: `{path, httpMethod, headers, queryParameters, pathParameters, body, isBase64Encoded}`
+* FC 3.0 HTTP trigger: `{version: "v1", rawPath, headers, queryParameters, body, isBase64Encoded,
+  requestContext: {http: {method, sourceIp, ...}, ...}}`
+Both are answered with `{statusCode, headers, isBase64Encoded, body}`.
+
+Parameters come from the query and an `application/x-www-form-urlencoded` body, merged, blank
+values kept (`docs/wire.md` §0). A name that arrives twice is refused rather than guessed at. A
+gateway delivers one value per query name; the local runner passes a list when a name repeats so
+the function can refuse it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+from . import errors
+
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    method: str
+    path: str
+    headers: dict[str, str]  # lower-case names
+    query: dict[str, str | list[str]]  # decoded; a list means the name was repeated
+    body: bytes
+    source_ip: str
+
+
+def decode_event(event: bytes | str | dict) -> HttpRequest:
+    ev = event if isinstance(event, dict) else json.loads(event)
+    if not isinstance(ev, dict):
+        raise errors.ParseRequestParameterException()
+    headers = {str(k).lower(): str(v) for k, v in (ev.get("headers") or {}).items()}
+    ctx_http = (ev.get("requestContext") or {}).get("http") or {}
+    method = str(ev.get("httpMethod") or ctx_http.get("method") or "GET").upper()
+    path = str(ev.get("path") or ctx_http.get("path") or ev.get("rawPath") or "/")
+    source_ip = ctx_http.get("sourceIp") or headers.get("x-forwarded-for", "").split(",")[0].strip()
+    raw = ev.get("body") or ""
+    if ev.get("isBase64Encoded") in (True, "true", "True"):
+        try:
+            body = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise errors.ParseRequestParameterException() from exc
+    else:
+        body = raw.encode() if isinstance(raw, str) else bytes(raw)
+    query = ev.get("queryParameters") or {}
+    return HttpRequest(method, path, headers, dict(query), body, source_ip or "")
+
+
+def parse_form(raw: str | bytes) -> list[tuple[str, str]]:
+    """Form-decode (`+` is space, %XX are UTF-8 bytes), keeping blank values; refuse garbage."""
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        return parse_qsl(text, keep_blank_values=True, strict_parsing=True, encoding="utf-8", errors="strict")
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise errors.ParseRequestParameterException() from exc
+
+
+def parse_params(req: HttpRequest, max_body: int) -> tuple[dict[str, str], dict[str, str]]:
+    """Return (query parameters, all parameters). The query alone is what ACS3 signs."""
+    if req.method not in ("GET", "POST"):
+        raise errors.UnsupportedHTTPMethod()
+    if len(req.body) > max_body:
+        raise errors.ParseRequestParameterException("The request body is too large.")
+    query: dict[str, str] = {}
+    for name, value in req.query.items():
+        if not isinstance(value, str):
+            raise errors.ParseRequestParameterException(f'The parameter "{name}" is given more than once.')
+        query[name] = value
+    merged = dict(query)
+    if req.body:
+        ctype = req.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != FORM_TYPE:
+            raise errors.ParseRequestParameterException("The request body must be application/x-www-form-urlencoded.")
+        for name, value in parse_form(req.body):
+            if name in merged:
+                raise errors.ParseRequestParameterException(f'The parameter "{name}" is given more than once.')
+            merged[name] = value
+    return query, merged
+
+
+def action_name(req: HttpRequest, params: dict[str, str]) -> str:
+    return req.headers.get("x-acs-action") or params.get("Action", "")
+
+
+def response(status: int, body: dict, request_id: str) -> dict:
+    """The struct an FC HTTP trigger or API Gateway expects back from an event function."""
+    return {
+        "statusCode": status,
+        "headers": {"content-type": "application/json;charset=utf-8", "x-acs-request-id": request_id},
+        "isBase64Encoded": False,
+        "body": json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+    }
+
+
+def error_response(exc: errors.KmsError, request_id: str, host: str) -> dict:
+    return response(exc.status, exc.to_body(request_id, host), request_id)
