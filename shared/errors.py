@@ -110,4 +110,9 @@ RejectedPendingImport = _error(
 )
 
 # --- DryRun outcomes (KMS always fails a DryRun call) ---
-DryRunOperationError = _error("DryRunOperationError", 400, "The request would have succeeded, but the DryRun flag is set.")
+# Status codes of the three outcomes are not documented; 400/400/403 follow the error families.
+DryRunOperationError = _error(
+    "DryRunOperationError", 400, "The request would have succeeded, but the DryRun flag is set."
+)
+ValidationError = _error("ValidationError", 400, "The request parameters are not valid.")
+AccessDeniedError = _error("AccessDeniedError", 403, "You are not authorized to perform this operation.")

@@ -1,32 +1,22 @@
 """Keys and key versions as stored, and how a `KeyId` parameter finds one.
 
-A key row (`keys` table, partition = account/region, sort key = key id) holds metadata only.
-Each version is its own row (`key_versions`, partition = account/region/key id) holding the
-version's material wrapped under the root key; the AAD binds it to that key and version.
-Key ids and version ids are UUIDs, as in the 2021 documentation era.
+A key row (`keys` table, partition = account/region, sort key = key id) holds metadata only;
+versions live in `shared.versions`. Key ids are UUIDs, as in the 2021 documentation era.
 """
 
 from __future__ import annotations
 
 import time
-import uuid
 
-from . import crypto, errors, lifecycle
+from . import errors, lifecycle
 from .runtime import Context
+from .store import Conflict
 
 ARN_PREFIX = "acs:kms:"
 
 
 def iso(ts: float | None) -> str | None:
     return None if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
-
-
-def material_aad(key_id: str, version_id: str) -> bytes:
-    return f"key/{key_id}/{version_id}".encode()
-
-
-def versions_pk(ctx: Context, key_id: str) -> str:
-    return f"{ctx.scope}/{key_id}"
 
 
 def key_id_from(ctx: Context, value: str) -> str:
@@ -48,16 +38,19 @@ def get_key(ctx: Context, key_id_param: str) -> tuple[dict, int]:
     return item.data, item.rev
 
 
-def new_version(ctx: Context, key: dict, material: bytes, now: float) -> dict:
-    """Store a new version row for `key` (material wrapped under the root key)."""
-    version_id = str(uuid.uuid4())
-    row = {
-        "version_id": version_id,
-        "creation_date": int(now),
-        "material": crypto.wrap(ctx.config, material, material_aad(key["key_id"], version_id)),
-    }
-    ctx.store.put_new("key_versions", versions_pk(ctx, key["key_id"]), version_id, row)
-    return row
+def mutate(ctx: Context, key_id_param: str, operation: str, change) -> dict:
+    """Apply `change(key)` (which edits the record in place) under the state rule for `operation`,
+    as a conditional write; re-read and re-check if another writer got there first."""
+    for _ in range(8):
+        key, rev = get_key(ctx, key_id_param)
+        lifecycle.require(operation, key)
+        change(key)
+        try:
+            ctx.store.update("keys", ctx.scope, key["key_id"], key, rev)
+            return key
+        except Conflict:
+            continue
+    raise errors.StateModifiedFailed()
 
 
 def metadata(ctx: Context, key: dict, *, describe: bool = False) -> dict:

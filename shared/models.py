@@ -8,6 +8,8 @@ as the real service ignores the common ones (Format, RegionId, Signature...).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from typing import Annotated, Any
 
@@ -26,7 +28,25 @@ class Response(ApiModel):
         return self.model_dump(by_alias=True, exclude_none=True)
 
 
+CONTEXT_PARAMS = ("EncryptionContext", "SourceEncryptionContext", "DestinationEncryptionContext")
+
+
+def _fold_flattened(params: dict[str, str]) -> dict[str, Any]:
+    """The old npm client sends a map as `EncryptionContext.k=v` parameters; fold them into one."""
+    folded: dict[str, Any] = dict(params)
+    for name, value in params.items():
+        prefix, dot, sub = name.partition(".")
+        if dot and prefix in CONTEXT_PARAMS:
+            if isinstance(folded.get(prefix), str):
+                raise errors.InvalidParameter(name=prefix)  # both forms at once: ambiguous
+            folded.setdefault(prefix, {})[sub] = value
+            del folded[name]
+    return folded
+
+
 def parse_request(model: type[ApiModel], params: dict[str, str]) -> Any:
+    if any("." in name for name in params):
+        params = _fold_flattened(params)
     try:
         return model.model_validate(params)
     except ValidationError as exc:
@@ -88,3 +108,40 @@ def _duration(value: Any) -> Any:
 
 
 Duration = Annotated[int, BeforeValidator(_duration)]
+
+
+MAX_CONTEXT_CHARS = 8192
+
+
+def _context(value: Any) -> Any:
+    """EncryptionContext: a JSON object of string to string (compared as a map, never as text)."""
+    if isinstance(value, str):
+        if len(value) > MAX_CONTEXT_CHARS:
+            raise ValueError("too long")
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError("not JSON") from exc
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ValueError("not an object of strings")
+    if len(json.dumps(value, ensure_ascii=False, separators=(",", ":"))) > MAX_CONTEXT_CHARS:
+        raise ValueError("too long")
+    return value
+
+
+EncryptionContext = Annotated[dict[str, str] | None, BeforeValidator(_context)]
+
+
+def _base64(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError("not base64") from exc
+    return value
+
+
+Base64Bytes = Annotated[bytes, BeforeValidator(_base64)]
+
+# A KeyId parameter: key id, key ARN or alias name; resolved in `shared.keys`.
+KeyIdParam = Annotated[str, Field(min_length=1, max_length=512)]

@@ -50,19 +50,39 @@ def snake(name: str) -> str:
 
 KEY = ("key", "KeyId")
 ALL_KEYS = ("key", None)
+BLOB_KEY = ("key", "CiphertextBlob")  # the key named inside a ciphertext
 
 ACTIONS: tuple[Action, ...] = (
     # keys
     Action("CreateKey", "keys", (ALL_KEYS,)),
     Action("DescribeKey", "keys", (KEY,)),
     Action("ListKeys", "keys", (ALL_KEYS,)),
+    Action("EnableKey", "keys", (KEY,)),
+    Action("DisableKey", "keys", (KEY,)),
+    Action("ScheduleKeyDeletion", "keys", (KEY,)),
+    Action("CancelKeyDeletion", "keys", (KEY,)),
+    Action("UpdateKeyDescription", "keys", (KEY,)),
+    # versions
+    Action("DescribeKeyVersion", "versions", (KEY,)),
+    Action("ListKeyVersions", "versions", (KEY,)),
+    Action("UpdateRotationPolicy", "versions", (KEY,)),
+    Action("CreateKeyVersion", "versions", (KEY,)),
+    # cryptography
+    Action("Encrypt", "crypto", (KEY,)),
+    Action("Decrypt", "crypto", (BLOB_KEY,)),
+    Action("GenerateDataKey", "crypto", (KEY,)),
+    Action("GenerateDataKeyWithoutPlaintext", "crypto", (KEY,)),
+    Action("ReEncrypt", "crypto", (BLOB_KEY, ("key", "DestinationKeyId"))),
     # other
     Action("DescribeRegions", "other", before_open=True),
     Action("OpenKmsService", "other", before_open=True),
     Action("DescribeAccountKmsStatus", "other", before_open=True),
 )
 
-JOBS: tuple[Job, ...] = ()
+JOBS: tuple[Job, ...] = (
+    Job("RotateKeys", "0 */10 * * * *"),
+    Job("DeleteExpiredKeys", "0 5 * * * *"),
+)
 
 _BY_NAME = {a.name: a for a in ACTIONS}
 _BY_MODULE = {a.module: a for a in ACTIONS}

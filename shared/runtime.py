@@ -52,6 +52,7 @@ def _request_id(context: Any) -> str:
 def api_handler(module: str, request_model: type[ApiModel], run: Callable[[Any, Context], Response]):
     """Build `handler(event, context)` for the action registered for `module`."""
     spec = registry.action_for_module(module)
+    dry_run_capable = "dry_run" in request_model.model_fields
 
     def handler(event: bytes, context: Any = None) -> dict:
         request_id = _request_id(context)
@@ -69,10 +70,11 @@ def api_handler(module: str, request_model: type[ApiModel], run: Callable[[Any, 
             caller = auth.authenticate(req, query, params, cfg, store, now)
             if not spec.before_open:
                 accounts.require_open(store, cfg, caller.account_id)
-            request = parse_request(request_model, params)
             ctx = Context(request_id, caller.account_id, cfg.region, caller.access_key_id, caller.source_ip,
                           now, store, cfg)
-            body = run(request, ctx).to_wire()
+            if dry_run_capable and params.get("DryRun", "").lower() == "true":
+                _dry_run(request_model, run, params, ctx)
+            body = run(parse_request(request_model, params), ctx).to_wire()
             body["RequestId"] = request_id
             return wire.response(200, body, request_id)
         except errors.KmsError as exc:
@@ -85,6 +87,19 @@ def api_handler(module: str, request_model: type[ApiModel], run: Callable[[Any, 
     handler.run = run  # type: ignore[attr-defined]
     handler.request_model = request_model  # type: ignore[attr-defined]
     return handler
+
+
+def _dry_run(request_model: type[ApiModel], run: Callable, params: dict[str, str], ctx: Context) -> None:
+    """DryRun always fails (kms-api.md §1.5): ValidationError for bad parameters, AccessDeniedError
+    without permission, else DryRunOperationError. Every DryRun-capable action is read-only, so the
+    call runs for real (all state and ciphertext checks included) and its result is dropped."""
+    try:
+        run(parse_request(request_model, params), ctx)
+    except (errors.MissingParameter, errors.InvalidParameter) as exc:
+        raise errors.ValidationError(exc.detail) from None
+    except errors.ForbiddenNoPermission:
+        raise errors.AccessDeniedError() from None
+    raise errors.DryRunOperationError()
 
 
 def trigger_time(event: dict) -> float:

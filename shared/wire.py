@@ -17,12 +17,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from . import errors
 
 FORM_TYPE = "application/x-www-form-urlencoded"
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,8 @@ def parse_form(raw: str | bytes) -> list[tuple[str, str]]:
     """Form-decode (`+` is space, %XX are UTF-8 bytes), keeping blank values; refuse garbage."""
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        if _BAD_ESCAPE.search(text):  # parse_qsl would keep "%ZZ" as literal text
+            raise ValueError("invalid percent-encoding")
         return parse_qsl(text, keep_blank_values=True, strict_parsing=True, encoding="utf-8", errors="strict")
     except (UnicodeDecodeError, ValueError) as exc:
         raise errors.ParseRequestParameterException() from exc

@@ -18,11 +18,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator
 
-from shared import crypto, errors, keys, lifecycle, tags
+from shared import crypto, envelope, errors, keys, lifecycle, tags, versions
 from shared.models import ApiModel, Duration, Flag, Response
 from shared.runtime import Context, api_handler
 
-SYMMETRIC = ("Aliyun_AES_256", "Aliyun_AES_128", "Aliyun_AES_192", "Aliyun_SM4")
+SYMMETRIC = envelope.SYMMETRIC_SPECS
 ASYMMETRIC = ("RSA_2048", "RSA_3072", "EC_P256", "EC_P256K", "EC_SM2")
 ROTATION_MIN, ROTATION_MAX = 7 * 86400, 730 * 86400
 MAX_POLICY_BYTES = 32768
@@ -103,15 +103,15 @@ def create_key(req: CreateKeyRequest, ctx: Context) -> CreateKeyResponse:
         "rotation_interval": req.rotation_interval if req.enable_automatic_rotation else None,
         "last_rotation_date": None,
         "primary_key_version": None,
+        "version_count": 0,
         "material_expire_time": None,
         "tags": req.tags,
         "policy": req.policy,
     }
     if req.origin == "Aliyun_KMS":
         # The version row goes first: if the key row then fails, an orphan version is invisible.
-        version = keys.new_version(ctx, key, crypto.new_symmetric_material(req.key_spec), now)
-        key["primary_key_version"] = version["version_id"]
-        key["last_rotation_date"] = now
+        vid = versions.create(ctx, key, 1, crypto.new_symmetric_material(req.key_spec), now)
+        key.update(primary_key_version=vid, version_count=1, last_rotation_date=now)
     ctx.store.put_new("keys", ctx.scope, key["key_id"], key)
     return CreateKeyResponse(key_metadata=keys.metadata(ctx, key))
 

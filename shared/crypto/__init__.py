@@ -1,15 +1,52 @@
-"""The crypto layer the actions use. Primitives live in `_primitives` (the only hazmat importer)."""
+"""The crypto layer the actions use. Primitives live in `_primitives` (the only hazmat importer).
+
+Decryption failures of any kind surface as `DecryptError`, which carries no detail; the action
+layer turns it into the one documented error for a bad ciphertext.
+"""
 
 from __future__ import annotations
 
-from . import _primitives
+from . import _primitives as _p
+from . import blob
 from .root import UnwrapError, unwrap, wrap
 
-__all__ = ["UnwrapError", "wrap", "unwrap", "new_symmetric_material"]
+__all__ = ["DecryptError", "UnwrapError", "wrap", "unwrap", "new_symmetric_material", "random_bytes",
+           "seal", "open_blob", "blob"]
 
 # Key material length per symmetric KeySpec.
 SYMMETRIC_SIZES = {"Aliyun_AES_256": 32, "Aliyun_AES_192": 24, "Aliyun_AES_128": 16, "Aliyun_SM4": 16}
 
 
+class DecryptError(Exception):
+    """Any reason a ciphertext did not decrypt (format, key, version, tag, context)."""
+
+
 def new_symmetric_material(key_spec: str) -> bytes:
-    return _primitives.random_bytes(SYMMETRIC_SIZES[key_spec])
+    return _p.random_bytes(SYMMETRIC_SIZES[key_spec])
+
+
+def random_bytes(n: int) -> bytes:
+    return _p.random_bytes(n)
+
+
+def seal(key_spec: str, material: bytes, key_id: str, version_id: str, plaintext: bytes,
+         context: dict[str, str] | None) -> bytes:
+    """Encrypt under one key version; returns the raw blob."""
+    head = blob.header(key_id, version_id)
+    iv = _p.random_bytes(_p.NONCE_SIZE)
+    aad = head + blob.context_aad(context)
+    if key_spec == "Aliyun_SM4":
+        sealed = _p.sm4_gcm_seal(material, iv, plaintext, aad)
+    else:
+        sealed = _p.aes_gcm_seal(material, iv, plaintext, aad)
+    return head + iv + sealed
+
+
+def open_blob(key_spec: str, material: bytes, parsed: blob.Blob, context: dict[str, str] | None) -> bytes:
+    aad = parsed.header + blob.context_aad(context)
+    try:
+        if key_spec == "Aliyun_SM4":
+            return _p.sm4_gcm_open(material, parsed.iv, parsed.sealed, aad)
+        return _p.aes_gcm_open(material, parsed.iv, parsed.sealed, aad)
+    except _p.InvalidTag as exc:
+        raise DecryptError() from exc

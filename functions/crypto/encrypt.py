@@ -1,0 +1,41 @@
+"""Encrypt: encrypt up to 6 KB with the primary version of a symmetric key.
+
+The 6 KB limit is taken as 6144 bytes of decoded plaintext (the reference says "up to 6KB").
+Errors: MissingParameter, InvalidParameter (plaintext not base64, too long, bad context),
+Forbidden.KeyNotFound, UnsupportedOperation (not a symmetric ENCRYPT/DECRYPT key),
+Rejected.Disabled / PendingDeletion / PendingImport, DryRunOperationError.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from shared import envelope
+from shared.models import ApiModel, Base64Bytes, EncryptionContext, Flag, KeyIdParam, Response
+from shared.runtime import Context, api_handler
+
+MAX_PLAINTEXT = 6144
+
+
+class EncryptRequest(ApiModel):
+    key_id: KeyIdParam
+    plaintext: Annotated[Base64Bytes, Field(min_length=1, max_length=MAX_PLAINTEXT)]
+    encryption_context: EncryptionContext = None
+    dry_run: Flag = False
+
+
+class EncryptResponse(Response):
+    ciphertext_blob: str
+    key_id: str
+    key_version_id: str
+
+
+def encrypt(req: EncryptRequest, ctx: Context) -> EncryptResponse:
+    key = envelope.encryption_key(ctx, req.key_id)
+    blob = envelope.encrypt(ctx, key, req.plaintext, req.encryption_context)
+    return EncryptResponse(ciphertext_blob=blob, key_id=key["key_id"], key_version_id=key["primary_key_version"])
+
+
+handler = api_handler(__name__, EncryptRequest, encrypt)

@@ -1,0 +1,40 @@
+"""GenerateDataKeyWithoutPlaintext: like GenerateDataKey, but only the encrypted data key comes back.
+
+Errors: as GenerateDataKey.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from shared import crypto, envelope
+from shared.models import ApiModel, EncryptionContext, Flag, KeyIdParam, Response
+from shared.runtime import Context, api_handler
+
+
+class GenerateDataKeyWithoutPlaintextRequest(ApiModel):
+    key_id: KeyIdParam
+    key_spec: Literal["AES_256", "AES_128"] | None = None
+    number_of_bytes: Annotated[int, Field(ge=1, le=1024)] | None = None
+    encryption_context: EncryptionContext = None
+    dry_run: Flag = False
+
+
+class GenerateDataKeyWithoutPlaintextResponse(Response):
+    ciphertext_blob: str
+    key_id: str
+    key_version_id: str
+
+
+def generate_data_key_without_plaintext(req: GenerateDataKeyWithoutPlaintextRequest,
+                                        ctx: Context) -> GenerateDataKeyWithoutPlaintextResponse:
+    key = envelope.encryption_key(ctx, req.key_id)
+    data_key = crypto.random_bytes(envelope.data_key_size(req.number_of_bytes, req.key_spec))
+    blob = envelope.encrypt(ctx, key, data_key, req.encryption_context)
+    return GenerateDataKeyWithoutPlaintextResponse(ciphertext_blob=blob, key_id=key["key_id"],
+                                                   key_version_id=key["primary_key_version"])
+
+
+handler = api_handler(__name__, GenerateDataKeyWithoutPlaintextRequest, generate_data_key_without_plaintext)

@@ -1,0 +1,52 @@
+"""ReEncrypt: move a ciphertext to another key (or to the newest version of the same key) without
+the plaintext leaving the service.
+
+The response's KeyId / KeyVersionId name the destination key and the version that now protects the
+data (the reference leaves open whether source or destination ids come back; the destination is
+what a caller needs to keep). Asymmetric source ciphertexts (SourceKeyId, SourceKeyVersionId,
+SourceEncryptionAlgorithm) arrive with asymmetric keys; until then they get UnsupportedOperation.
+
+Errors: MissingParameter, InvalidParameter (bad source ciphertext or context),
+Forbidden.KeyNotFound (destination), UnsupportedOperation, Rejected.* key states on either side,
+DryRunOperationError.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from shared import envelope, errors
+from shared.models import ApiModel, EncryptionContext, Flag, KeyIdParam, Response
+from shared.runtime import Context, api_handler
+
+
+class ReEncryptRequest(ApiModel):
+    ciphertext_blob: Annotated[str, Field(min_length=1, max_length=16384)]
+    destination_key_id: KeyIdParam
+    destination_encryption_context: EncryptionContext = None
+    source_encryption_context: EncryptionContext = None
+    source_key_id: str | None = None
+    source_key_version_id: str | None = None
+    source_encryption_algorithm: str | None = None
+    dry_run: Flag = False
+
+
+class ReEncryptResponse(Response):
+    ciphertext_blob: str
+    key_id: str
+    key_version_id: str
+
+
+def re_encrypt(req: ReEncryptRequest, ctx: Context) -> ReEncryptResponse:
+    if req.source_key_id or req.source_key_version_id or req.source_encryption_algorithm:
+        raise errors.UnsupportedOperation()
+    destination = envelope.encryption_key(ctx, req.destination_key_id)
+    _, _, plaintext = envelope.decrypt(ctx, req.ciphertext_blob, req.source_encryption_context)
+    blob = envelope.encrypt(ctx, destination, plaintext, req.destination_encryption_context)
+    return ReEncryptResponse(ciphertext_blob=blob, key_id=destination["key_id"],
+                             key_version_id=destination["primary_key_version"])
+
+
+handler = api_handler(__name__, ReEncryptRequest, re_encrypt)

@@ -1,0 +1,28 @@
+"""DisableKey: Enabled or Disabled -> Disabled. A disabled key neither encrypts nor decrypts until
+it is enabled again; automatic rotation shows as Suspended meanwhile.
+
+Errors: MissingParameter, Forbidden.KeyNotFound, Rejected.StateModifiedFailed (PendingDeletion,
+PendingImport).
+"""
+
+from __future__ import annotations
+
+from shared import keys, lifecycle
+from shared.models import ApiModel, KeyIdParam, Response
+from shared.runtime import Context, api_handler
+
+
+class DisableKeyRequest(ApiModel):
+    key_id: KeyIdParam
+
+
+class DisableKeyResponse(Response):
+    pass
+
+
+def disable_key(req: DisableKeyRequest, ctx: Context) -> DisableKeyResponse:
+    keys.mutate(ctx, req.key_id, "enable_disable", lambda key: key.update(state=lifecycle.DISABLED))
+    return DisableKeyResponse()
+
+
+handler = api_handler(__name__, DisableKeyRequest, disable_key)

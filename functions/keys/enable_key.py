@@ -1,0 +1,27 @@
+"""EnableKey: Enabled or Disabled -> Enabled (enabling an enabled key succeeds).
+
+Errors: MissingParameter, Forbidden.KeyNotFound, Rejected.StateModifiedFailed (PendingDeletion,
+PendingImport).
+"""
+
+from __future__ import annotations
+
+from shared import keys, lifecycle
+from shared.models import ApiModel, KeyIdParam, Response
+from shared.runtime import Context, api_handler
+
+
+class EnableKeyRequest(ApiModel):
+    key_id: KeyIdParam
+
+
+class EnableKeyResponse(Response):
+    pass
+
+
+def enable_key(req: EnableKeyRequest, ctx: Context) -> EnableKeyResponse:
+    keys.mutate(ctx, req.key_id, "enable_disable", lambda key: key.update(state=lifecycle.ENABLED))
+    return EnableKeyResponse()
+
+
+handler = api_handler(__name__, EnableKeyRequest, enable_key)

@@ -1,0 +1,37 @@
+"""ScheduleKeyDeletion: PendingDeletion until now + PendingWindowInDays, then the deletion sweep
+removes the key with its versions, aliases and tags. There is no immediate deletion.
+
+PendingWindowInDays is required, 7-30 days: the 2021 reference (the later instance era allows
+7-366). Allowed from Enabled, Disabled and PendingImport.
+Errors: MissingParameter, InvalidParameter, Forbidden.KeyNotFound,
+Rejected.StateModifiedFailed (already PendingDeletion).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from shared import keys, lifecycle
+from shared.models import ApiModel, KeyIdParam, Response
+from shared.runtime import Context, api_handler
+
+
+class ScheduleKeyDeletionRequest(ApiModel):
+    key_id: KeyIdParam
+    pending_window_in_days: Annotated[int, Field(ge=7, le=30)]
+
+
+class ScheduleKeyDeletionResponse(Response):
+    pass
+
+
+def schedule_key_deletion(req: ScheduleKeyDeletionRequest, ctx: Context) -> ScheduleKeyDeletionResponse:
+    delete_date = int(ctx.now) + req.pending_window_in_days * 86400
+    keys.mutate(ctx, req.key_id, "schedule_deletion",
+                lambda key: key.update(state=lifecycle.PENDING_DELETION, delete_date=delete_date))
+    return ScheduleKeyDeletionResponse()
+
+
+handler = api_handler(__name__, ScheduleKeyDeletionRequest, schedule_key_deletion)

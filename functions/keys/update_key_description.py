@@ -1,0 +1,32 @@
+"""UpdateKeyDescription: replace a key's description (an empty one clears it).
+
+Errors: MissingParameter, InvalidParameter (over 8192 characters), Forbidden.KeyNotFound,
+Rejected.PendingDeletion.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from shared import keys
+from shared.models import ApiModel, KeyIdParam, Response
+from shared.runtime import Context, api_handler
+
+
+class UpdateKeyDescriptionRequest(ApiModel):
+    key_id: KeyIdParam
+    description: Annotated[str, Field(max_length=8192)]
+
+
+class UpdateKeyDescriptionResponse(Response):
+    pass
+
+
+def update_key_description(req: UpdateKeyDescriptionRequest, ctx: Context) -> UpdateKeyDescriptionResponse:
+    keys.mutate(ctx, req.key_id, "update_description", lambda key: key.update(description=req.description))
+    return UpdateKeyDescriptionResponse()
+
+
+handler = api_handler(__name__, UpdateKeyDescriptionRequest, update_key_description)

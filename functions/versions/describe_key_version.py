@@ -1,0 +1,33 @@
+"""DescribeKeyVersion: one version of a key (any key state).
+
+Errors: MissingParameter, Forbidden.KeyNotFound, Forbidden.KeyVersionNotFound.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from shared import keys, versions
+from shared.models import ApiModel, KeyIdParam, Response
+from shared.runtime import Context, api_handler
+
+
+class DescribeKeyVersionRequest(ApiModel):
+    key_id: KeyIdParam
+    key_version_id: Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class DescribeKeyVersionResponse(Response):
+    key_version: dict
+
+
+def describe_key_version(req: DescribeKeyVersionRequest, ctx: Context) -> DescribeKeyVersionResponse:
+    key, _ = keys.get_key(ctx, req.key_id)
+    row = versions.get(ctx, key["key_id"], req.key_version_id)
+    return DescribeKeyVersionResponse(key_version={"CreationDate": keys.iso(row["creation_date"]),
+                                                   "KeyId": key["key_id"], "KeyVersionId": row["version_id"]})
+
+
+handler = api_handler(__name__, DescribeKeyVersionRequest, describe_key_version)

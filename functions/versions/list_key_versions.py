@@ -1,0 +1,37 @@
+"""ListKeyVersions: a key's versions, oldest first, paged (PageSize 1-101 as documented, default 10).
+
+Errors: MissingParameter, InvalidParameter, Forbidden.KeyNotFound.
+"""
+
+from __future__ import annotations
+
+from shared import keys, versions
+from shared.models import ApiModel, KeyIdParam, PageNumber, PageSize101, Response
+from shared.runtime import Context, api_handler
+
+
+class ListKeyVersionsRequest(ApiModel):
+    key_id: KeyIdParam
+    page_number: PageNumber = 1
+    page_size: PageSize101 = 10
+
+
+class ListKeyVersionsResponse(Response):
+    key_versions: dict
+    total_count: int
+    page_number: int
+    page_size: int
+
+
+def list_key_versions(req: ListKeyVersionsRequest, ctx: Context) -> ListKeyVersionsResponse:
+    key, _ = keys.get_key(ctx, req.key_id)
+    rows = sorted((i.data for i in ctx.store.query_all("key_versions", versions.versions_pk(ctx, key["key_id"]))),
+                  key=lambda r: r["seq"])
+    start = (req.page_number - 1) * req.page_size
+    page = [{"CreationDate": keys.iso(r["creation_date"]), "KeyId": key["key_id"], "KeyVersionId": r["version_id"]}
+            for r in rows[start : start + req.page_size]]
+    return ListKeyVersionsResponse(key_versions={"KeyVersion": page}, total_count=len(rows),
+                                   page_number=req.page_number, page_size=req.page_size)
+
+
+handler = api_handler(__name__, ListKeyVersionsRequest, list_key_versions)

@@ -1,0 +1,55 @@
+"""UpdateRotationPolicy: turn automatic rotation on (with RotationInterval, 7-730 days as in the 2021
+reference) or off. NextRotationDate = LastRotationDate + interval; when that is already past, the
+key rotates now rather than waiting for the next sweep.
+
+Errors: MissingParameter (EnableAutomaticRotation; RotationInterval when enabling), InvalidParameter
+("RotationInterval"), Forbidden.KeyNotFound, Rejected.UnsupportedOperation (imported or asymmetric
+keys), Rejected.Disabled / PendingDeletion / PendingImport.
+"""
+
+from __future__ import annotations
+
+from pydantic import field_validator
+
+from shared import envelope, errors, keys, versions
+from shared.models import ApiModel, Duration, Flag, KeyIdParam, Response
+from shared.runtime import Context, api_handler
+
+ROTATION_MIN, ROTATION_MAX = 7 * 86400, 730 * 86400
+
+
+class UpdateRotationPolicyRequest(ApiModel):
+    key_id: KeyIdParam
+    enable_automatic_rotation: Flag
+    rotation_interval: Duration | None = None
+
+    @field_validator("rotation_interval")
+    @classmethod
+    def _interval(cls, v: int | None) -> int | None:
+        if v is not None and not ROTATION_MIN <= v <= ROTATION_MAX:
+            raise ValueError("RotationInterval")
+        return v
+
+
+class UpdateRotationPolicyResponse(Response):
+    pass
+
+
+def _apply(req: UpdateRotationPolicyRequest, key: dict) -> None:
+    if key["origin"] == "EXTERNAL" or key["key_spec"] not in envelope.SYMMETRIC_SPECS:
+        raise errors.RejectedUnsupportedOperation()
+    if req.enable_automatic_rotation:
+        key.update(automatic_rotation=True, rotation_interval=req.rotation_interval)
+    else:
+        key.update(automatic_rotation=False, rotation_interval=None)
+
+
+def update_rotation_policy(req: UpdateRotationPolicyRequest, ctx: Context) -> UpdateRotationPolicyResponse:
+    if req.enable_automatic_rotation and req.rotation_interval is None:
+        raise errors.MissingParameter(name="RotationInterval")
+    key = keys.mutate(ctx, req.key_id, "rotation_policy", lambda k: _apply(req, k))
+    versions.rotate(ctx, key["key_id"], ctx.now, guard=lambda k: versions.rotation_due(k, ctx.now))
+    return UpdateRotationPolicyResponse()
+
+
+handler = api_handler(__name__, UpdateRotationPolicyRequest, update_rotation_policy)

@@ -1,0 +1,69 @@
+"""Symmetric encryption under a key's primary version, and decryption of our blobs.
+
+Shared by Encrypt, Decrypt, GenerateDataKey*, ReEncrypt and (later) secret values. A blob that does
+not parse, names a key or version this caller cannot see, or fails authentication (including a
+different EncryptionContext) gets one detail-free error: InvalidParameter on CiphertextBlob.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from . import crypto, errors, keys, lifecycle, versions
+from .crypto import blob
+from .runtime import Context
+
+SYMMETRIC_SPECS = ("Aliyun_AES_256", "Aliyun_AES_128", "Aliyun_AES_192", "Aliyun_SM4")
+ENCRYPT_DECRYPT = "ENCRYPT/DECRYPT"
+DATA_KEY_BYTES = {"AES_256": 32, "AES_128": 16}
+
+
+def data_key_size(number_of_bytes: int | None, key_spec: str | None) -> int:
+    """NumberOfBytes wins over KeySpec; neither means 32 bytes."""
+    return number_of_bytes or DATA_KEY_BYTES[key_spec or "AES_256"]
+
+
+def bad_ciphertext() -> errors.KmsError:
+    return errors.InvalidParameter(name="CiphertextBlob")
+
+
+def require_symmetric(key: dict) -> None:
+    """Only symmetric ENCRYPT/DECRYPT keys take part in envelope encryption."""
+    if key["key_spec"] not in SYMMETRIC_SPECS or key["key_usage"] != ENCRYPT_DECRYPT:
+        raise errors.UnsupportedOperation()
+
+
+def encryption_key(ctx: Context, key_id_param: str) -> dict:
+    """The key named by a KeyId parameter, checked usable for symmetric encryption."""
+    key, _ = keys.get_key(ctx, key_id_param)
+    require_symmetric(key)
+    lifecycle.require("use", key)
+    return key
+
+
+def encrypt(ctx: Context, key: dict, plaintext: bytes, context: dict[str, str] | None) -> str:
+    vid = key["primary_key_version"]
+    material = versions.material(ctx, key["key_id"], vid)
+    raw = crypto.seal(key["key_spec"], material, key["key_id"], vid, plaintext, context)
+    return base64.b64encode(raw).decode()
+
+
+def decrypt(ctx: Context, ciphertext_b64: str, context: dict[str, str] | None) -> tuple[dict, str, bytes]:
+    """(key, version id, plaintext) of one of our blobs."""
+    try:
+        parsed = blob.parse(base64.b64decode(ciphertext_b64, validate=True))
+    except (binascii.Error, ValueError, blob.InvalidBlob):
+        raise bad_ciphertext() from None
+    item = ctx.store.get("keys", ctx.scope, parsed.key_id)
+    if item is None or lifecycle.is_gone(item.data, ctx.now):
+        raise bad_ciphertext()
+    key = item.data
+    require_symmetric(key)
+    lifecycle.require("use", key)
+    try:
+        material = versions.material(ctx, key["key_id"], parsed.version_id)
+        plaintext = crypto.open_blob(key["key_spec"], material, parsed, context)
+    except (errors.KeyVersionNotFound, crypto.DecryptError, crypto.UnwrapError):
+        raise bad_ciphertext() from None
+    return key, parsed.version_id, plaintext

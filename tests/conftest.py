@@ -1,0 +1,83 @@
+"""Shared fixtures: a running local runner per test session (per xdist worker), and in-process
+handler invocation against either store."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from tests import support
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """One local runner (SQLite) shared by the SDK tests of this worker."""
+    srv = support.start_server(tmp_path_factory.mktemp("kms-data"))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def server_factory(tmp_path):
+    """Start runners with custom environment; all are stopped after the test."""
+    started = []
+
+    def start(env=None, **kw):
+        srv = support.start_server(tmp_path / f"data{len(started)}", env, **kw)
+        started.append(srv)
+        return srv
+
+    yield start
+    for srv in started:
+        srv.stop()
+
+
+def reset_caches() -> None:
+    """Forget per-instance caches so each in-process test sees its own configuration."""
+    from shared import accounts
+    from shared.config import get_config
+    from shared.store import get_store
+
+    get_config.cache_clear()
+    get_store.cache_clear()
+    accounts._opened.clear()
+
+
+@pytest.fixture
+def local_env(tmp_path, monkeypatch):
+    """Environment of a local instance (SQLite in tmp_path, test credentials)."""
+    monkeypatch.setenv("KMS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("KMS_ACCESS_KEY_ID", support.TEST_AK)
+    monkeypatch.setenv("KMS_ACCESS_KEY_SECRET", support.TEST_SECRET)
+    monkeypatch.setenv("KMS_ACCOUNT_ID", support.TEST_ACCOUNT)
+    for name in ("KMS_STORE", "KMS_ROOT_KEY", "KMS_REGION", "KMS_AUTO_OPEN"):
+        monkeypatch.delenv(name, raising=False)
+    reset_caches()
+    yield tmp_path / "data"
+    reset_caches()
+
+
+def make_event(action: str, params: dict, method: str = "POST", **sign) -> bytes:
+    """An API Gateway event carrying a correctly signed RPC v1 request."""
+    query = support.sign_v1_params(action, params, support.TEST_AK, support.TEST_SECRET, method, **sign)
+    return json.dumps({"path": "/", "httpMethod": method, "headers": {"host": "kms.test", "x-acs-action": action},
+                       "queryParameters": query, "pathParameters": {}, "body": "",
+                       "isBase64Encoded": False}).encode()
+
+
+@pytest.fixture
+def invoke(local_env):
+    """Call an action's FC handler in process: invoke("CreateKey", {...}) -> (status, body dict)."""
+    import importlib
+
+    from shared import registry
+
+    def call(action: str, params: dict | None = None, **sign):
+        spec = registry.action(action)
+        handler = importlib.import_module(spec.module).handler
+        result = handler(make_event(action, {k: str(v) for k, v in (params or {}).items()}, **sign), None)
+        return result["statusCode"], json.loads(result["body"])
+
+    return call
