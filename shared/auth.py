@@ -9,6 +9,7 @@ the same request at once accept it only once.
 from __future__ import annotations
 
 import calendar
+import datetime
 import hashlib
 import hmac
 import re
@@ -49,8 +50,11 @@ def parse_timestamp(value: str) -> int:
     m = _TIMESTAMP.match(value or "")
     if not m:
         raise errors.IllegalTimestamp()
+    fields = tuple(int(g) for g in m.groups())
     try:
-        return calendar.timegm(tuple(int(g) for g in m.groups()) + (0, 0, 0))  # type: ignore[arg-type]
+        # timegm alone would roll 2024-02-30 or 24:00 over into a real instant; refuse them instead.
+        datetime.datetime(*fields)
+        return calendar.timegm(fields + (0, 0, 0))  # type: ignore[arg-type]
     except ValueError as exc:
         raise errors.IllegalTimestamp() from exc
 

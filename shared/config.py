@@ -39,6 +39,7 @@ class Config:
     clock_skew: int  # seconds a request timestamp may differ from now
     max_body: int  # bytes
     key_quota: int  # keys per account and region (documented quota: 200)
+    alias_quota: int  # aliases per account and region (documented quota: 300)
 
     @property
     def primary_root_key_id(self) -> str:
@@ -126,4 +127,5 @@ def get_config() -> Config:
         clock_skew=int(env.get("KMS_CLOCK_SKEW", "900")),
         max_body=int(env.get("KMS_MAX_BODY", str(128 * 1024))),
         key_quota=int(env.get("KMS_KEY_QUOTA", "200")),
+        alias_quota=int(env.get("KMS_ALIAS_QUOTA", "300")),
     )

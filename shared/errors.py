@@ -91,6 +91,7 @@ LimitExceeded = _error(
 AliasAlreadyExists = _error("AliasAlreadyExists", 400, "AliasName Already Exists.")
 UnsupportedOperation = _error("UnsupportedOperation", 400, "This action is not supported.")
 RejectedUnsupportedOperation = _error("Rejected.UnsupportedOperation", 400, "Unsupported operation.")
+UnsupportedAlias = _error("Unsupported.Alias", 400, "Alias is not valid for this api.")
 UnsupportedOrigin = _error("Unsupported.Origin", 400, "This key origin is not valid for this api.")
 ForbiddenDKMSInstanceNotFound = _error(
     "Forbidden.DKMSInstanceNotFound", 403, "The specified DKMS instance is not found."

@@ -20,13 +20,26 @@ def iso(ts: float | None) -> str | None:
 
 
 def key_id_from(ctx: Context, value: str) -> str:
-    """A key id from a KeyId parameter: the id itself or this account's key ARN."""
+    """The key id a KeyId parameter names: a key id, this account's key ARN, or (where the action's
+    reference allows it, see `registry.Action.key_aliases`) an alias name or alias ARN."""
     if value.startswith(ARN_PREFIX):
         parts = value.split(":", 4)
         # Another region's or account's ARN names nothing this caller can see.
-        if len(parts) != 5 or parts[2] != ctx.region or parts[3] != ctx.account_id or not parts[4].startswith("key/"):
+        if len(parts) != 5 or parts[2] != ctx.region or parts[3] != ctx.account_id:
             raise errors.KeyNotFound()
-        return parts[4][4:]
+        kind, _, name = parts[4].partition("/")
+        if kind == "key":
+            return name
+        if kind != "alias":
+            raise errors.KeyNotFound()
+        value = "alias/" + name
+    if value.startswith("alias/"):
+        if ctx.action is not None and not ctx.action.key_aliases:
+            raise errors.UnsupportedAlias()
+        item = ctx.store.get("aliases", ctx.scope, value)
+        if item is None:
+            raise errors.AliasNotFound()
+        return item.data["key_id"]
     return value
 
 

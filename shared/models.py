@@ -145,3 +145,6 @@ Base64Bytes = Annotated[bytes, BeforeValidator(_base64)]
 
 # A KeyId parameter: key id, key ARN or alias name; resolved in `shared.keys`.
 KeyIdParam = Annotated[str, Field(min_length=1, max_length=512)]
+
+# `alias/` + 1-255 of letters, digits, `_`, `-`, `/`.
+AliasName = Annotated[str, Field(pattern=r"^alias/[A-Za-z0-9_/-]{1,255}$")]

@@ -23,6 +23,9 @@ class Action:
     resources: tuple[tuple[str, str | None], ...] = ()
     # Actions a caller may use before the account has opened KMS.
     before_open: bool = False
+    # Whether its KeyId accepts an alias name (the reference lists which actions do); a key id and
+    # a key ARN are always accepted.
+    key_aliases: bool = False
 
     @property
     def module(self) -> str:
@@ -50,12 +53,14 @@ def snake(name: str) -> str:
 
 KEY = ("key", "KeyId")
 ALL_KEYS = ("key", None)
+ALIAS = ("alias", "AliasName")
+SECRET = ("secret", "SecretName")
 BLOB_KEY = ("key", "CiphertextBlob")  # the key named inside a ciphertext
 
 ACTIONS: tuple[Action, ...] = (
     # keys
     Action("CreateKey", "keys", (ALL_KEYS,)),
-    Action("DescribeKey", "keys", (KEY,)),
+    Action("DescribeKey", "keys", (KEY,), key_aliases=True),
     Action("ListKeys", "keys", (ALL_KEYS,)),
     Action("EnableKey", "keys", (KEY,)),
     Action("DisableKey", "keys", (KEY,)),
@@ -63,16 +68,26 @@ ACTIONS: tuple[Action, ...] = (
     Action("CancelKeyDeletion", "keys", (KEY,)),
     Action("UpdateKeyDescription", "keys", (KEY,)),
     # versions
-    Action("DescribeKeyVersion", "versions", (KEY,)),
-    Action("ListKeyVersions", "versions", (KEY,)),
+    Action("DescribeKeyVersion", "versions", (KEY,), key_aliases=True),
+    Action("ListKeyVersions", "versions", (KEY,), key_aliases=True),
     Action("UpdateRotationPolicy", "versions", (KEY,)),
-    Action("CreateKeyVersion", "versions", (KEY,)),
+    Action("CreateKeyVersion", "versions", (KEY,), key_aliases=True),
     # cryptography
-    Action("Encrypt", "crypto", (KEY,)),
+    Action("Encrypt", "crypto", (KEY,), key_aliases=True),
     Action("Decrypt", "crypto", (BLOB_KEY,)),
-    Action("GenerateDataKey", "crypto", (KEY,)),
-    Action("GenerateDataKeyWithoutPlaintext", "crypto", (KEY,)),
-    Action("ReEncrypt", "crypto", (BLOB_KEY, ("key", "DestinationKeyId"))),
+    Action("GenerateDataKey", "crypto", (KEY,), key_aliases=True),
+    Action("GenerateDataKeyWithoutPlaintext", "crypto", (KEY,), key_aliases=True),
+    Action("ReEncrypt", "crypto", (BLOB_KEY, ("key", "DestinationKeyId")), key_aliases=True),
+    # aliases
+    Action("CreateAlias", "aliases", (KEY, ALIAS)),
+    Action("UpdateAlias", "aliases", (KEY, ALIAS)),
+    Action("DeleteAlias", "aliases", (ALIAS,)),
+    Action("ListAliases", "aliases", (("alias", None),)),
+    Action("ListAliasesByKeyId", "aliases", (KEY,)),
+    # tags
+    Action("TagResource", "tags", (KEY, SECRET), key_aliases=True),
+    Action("UntagResource", "tags", (KEY, SECRET)),
+    Action("ListResourceTags", "tags", (KEY,)),
     # other
     Action("DescribeRegions", "other", before_open=True),
     Action("OpenKmsService", "other", before_open=True),

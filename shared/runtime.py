@@ -34,6 +34,7 @@ class Context:
     now: float  # epoch seconds; timer jobs take it from the trigger time
     store: Store
     config: Config
+    action: registry.Action | None = None  # None for timer jobs
 
     @property
     def scope(self) -> str:
@@ -71,7 +72,7 @@ def api_handler(module: str, request_model: type[ApiModel], run: Callable[[Any, 
             if not spec.before_open:
                 accounts.require_open(store, cfg, caller.account_id)
             ctx = Context(request_id, caller.account_id, cfg.region, caller.access_key_id, caller.source_ip,
-                          now, store, cfg)
+                          now, store, cfg, spec)
             if dry_run_capable and params.get("DryRun", "").lower() == "true":
                 _dry_run(request_model, run, params, ctx)
             body = run(parse_request(request_model, params), ctx).to_wire()

@@ -1,0 +1,33 @@
+"""DeleteAlias: remove an alias (the key is untouched), whatever the key's state.
+
+Errors: MissingParameter, InvalidParameter, Forbidden.AliasNotFound.
+"""
+
+from __future__ import annotations
+
+from shared import errors
+from shared.models import AliasName, ApiModel, Response
+from shared.runtime import Context, api_handler
+from shared.store import Conflict
+
+
+class DeleteAliasRequest(ApiModel):
+    alias_name: AliasName
+
+
+class DeleteAliasResponse(Response):
+    pass
+
+
+def delete_alias(req: DeleteAliasRequest, ctx: Context) -> DeleteAliasResponse:
+    alias = ctx.store.get("aliases", ctx.scope, req.alias_name)
+    if alias is None:
+        raise errors.AliasNotFound()
+    try:
+        ctx.store.delete("aliases", ctx.scope, req.alias_name, alias.rev)
+    except Conflict:  # deleted or re-pointed meanwhile: a concurrent delete already won
+        raise errors.AliasNotFound() from None
+    return DeleteAliasResponse()
+
+
+handler = api_handler(__name__, DeleteAliasRequest, delete_alias)

@@ -1,0 +1,33 @@
+"""ListAliases: the account's aliases in this region, by name, paged (PageSize 1-100, default 10).
+
+Aliases of keys past their deletion date are left out: the key is already gone.
+Errors: InvalidParameter.
+"""
+
+from __future__ import annotations
+
+from shared import aliases
+from shared.models import ApiModel, PageNumber, PageSize100, Response
+from shared.runtime import Context, api_handler
+
+
+class ListAliasesRequest(ApiModel):
+    page_number: PageNumber = 1
+    page_size: PageSize100 = 10
+
+
+class ListAliasesResponse(Response):
+    aliases: dict
+    total_count: int
+    page_number: int
+    page_size: int
+
+
+def list_aliases(req: ListAliasesRequest, ctx: Context) -> ListAliasesResponse:
+    rows = aliases.live(ctx)
+    start = (req.page_number - 1) * req.page_size
+    return ListAliasesResponse(aliases={"Alias": [aliases.entry(ctx, r) for r in rows[start : start + req.page_size]]},
+                               total_count=len(rows), page_number=req.page_number, page_size=req.page_size)
+
+
+handler = api_handler(__name__, ListAliasesRequest, list_aliases)

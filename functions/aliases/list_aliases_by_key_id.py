@@ -1,0 +1,35 @@
+"""ListAliasesByKeyId: the aliases of one key, by name, paged (PageSize 1-101 as documented, default 10).
+
+KeyId is a key id or key ARN. Errors: MissingParameter, InvalidParameter, Forbidden.KeyNotFound.
+"""
+
+from __future__ import annotations
+
+from shared import aliases, keys
+from shared.models import ApiModel, KeyIdParam, PageNumber, PageSize101, Response
+from shared.runtime import Context, api_handler
+
+
+class ListAliasesByKeyIdRequest(ApiModel):
+    key_id: KeyIdParam
+    page_number: PageNumber = 1
+    page_size: PageSize101 = 10
+
+
+class ListAliasesByKeyIdResponse(Response):
+    aliases: dict
+    total_count: int
+    page_number: int
+    page_size: int
+
+
+def list_aliases_by_key_id(req: ListAliasesByKeyIdRequest, ctx: Context) -> ListAliasesByKeyIdResponse:
+    key, _ = keys.get_key(ctx, req.key_id)
+    rows = [r for r in ctx.store.query_all("aliases", ctx.scope) if r.data["key_id"] == key["key_id"]]
+    start = (req.page_number - 1) * req.page_size
+    return ListAliasesByKeyIdResponse(
+        aliases={"Alias": [aliases.entry(ctx, r) for r in rows[start : start + req.page_size]]},
+        total_count=len(rows), page_number=req.page_number, page_size=req.page_size)
+
+
+handler = api_handler(__name__, ListAliasesByKeyIdRequest, list_aliases_by_key_id)

@@ -1,0 +1,27 @@
+"""ListResourceTags: the tags of a key (KeyId: id or ARN), in every key state, sorted by tag key.
+
+Errors: MissingParameter, InvalidParameter, Forbidden.KeyNotFound.
+"""
+
+from __future__ import annotations
+
+from shared import keys
+from shared.models import ApiModel, KeyIdParam, Response
+from shared.runtime import Context, api_handler
+
+
+class ListResourceTagsRequest(ApiModel):
+    key_id: KeyIdParam
+
+
+class ListResourceTagsResponse(Response):
+    tags: dict
+
+
+def list_resource_tags(req: ListResourceTagsRequest, ctx: Context) -> ListResourceTagsResponse:
+    key, _ = keys.get_key(ctx, req.key_id)
+    items = [{"KeyId": key["key_id"], "TagKey": k, "TagValue": v} for k, v in sorted((key.get("tags") or {}).items())]
+    return ListResourceTagsResponse(tags={"Tag": items})
+
+
+handler = api_handler(__name__, ListResourceTagsRequest, list_resource_tags)
