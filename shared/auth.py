@@ -21,6 +21,7 @@ from .store import Store
 from .wire import HttpRequest
 
 _TIMESTAMP = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?Z$")
+_ACS3_MUST_SIGN = ("x-acs-action", "x-acs-date", "x-acs-signature-nonce")
 _ACS3 = re.compile(r"^ACS3-HMAC-SHA256 Credential=([^,]+),SignedHeaders=([^,]*),Signature=([0-9a-f]+)$")
 
 
@@ -72,6 +73,9 @@ def authenticate(req: HttpRequest, query: dict[str, str], params: dict[str, str]
         ak_id, signed, given = m.group(1), m.group(2).split(";"), m.group(3)
         if "host" not in signed or any(h not in req.headers for h in signed):
             raise errors.IncompleteSignature()
+        if any(h in req.headers and h not in signed for h in _ACS3_MUST_SIGN):
+            # Unsigned, the action could be swapped and the date and nonce renewed in transit.
+            raise errors.IncompleteSignature()
         timestamp, nonce = req.headers.get("x-acs-date", ""), req.headers.get("x-acs-signature-nonce", "")
         key = _lookup(cfg, ak_id)
         ts = parse_timestamp(timestamp)
@@ -86,6 +90,11 @@ def authenticate(req: HttpRequest, query: dict[str, str], params: dict[str, str]
         timestamp, nonce = params.get("Timestamp", ""), params.get("SignatureNonce", "")
         if not ak_id:
             raise errors.MissingParameter(name="AccessKeyId")
+        # v1 signs the Action parameter, not the x-acs-action header that routed the request here.
+        if not params.get("Action"):
+            raise errors.MissingParameter(name="Action")
+        if (req.headers.get("x-acs-action") or params["Action"]) != params["Action"]:
+            raise errors.InvalidAction()
         key = _lookup(cfg, ak_id)
         ts = parse_timestamp(timestamp)
         sts = signing.rpc_v1_string_to_sign(req.method, params)

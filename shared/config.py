@@ -40,6 +40,7 @@ class Config:
     max_body: int  # bytes
     key_quota: int  # keys per account and region (documented quota: 200)
     alias_quota: int  # aliases per account and region (documented quota: 300)
+    secret_quota: int  # secrets per account and region
 
     @property
     def primary_root_key_id(self) -> str:
@@ -128,4 +129,5 @@ def get_config() -> Config:
         max_body=int(env.get("KMS_MAX_BODY", str(128 * 1024))),
         key_quota=int(env.get("KMS_KEY_QUOTA", "200")),
         alias_quota=int(env.get("KMS_ALIAS_QUOTA", "300")),
+        secret_quota=int(env.get("KMS_SECRET_QUOTA", "1000")),
     )

@@ -89,8 +89,16 @@ LimitExceeded = _error(
     "Rejected.LimitExceeded", 400, "The request was rejected because user create resource limit was exceeded."
 )
 AliasAlreadyExists = _error("AliasAlreadyExists", 400, "AliasName Already Exists.")
+ResourceExist = _error("Rejected.ResourceExist", 409, "The resource already exists.")
+ResourceInDeleteWindow = _error("Rejected.ResourceInDeleteWindow", 409, "The secret is planned to be deleted.")
+ResourceInUse = _error("Rejected.ResourceInUse", 409, "The secret is not scheduled for deletion.")
+InvalidRequest = _error("Rejected.InvalidRequest", 400, "param mismatch")
 UnsupportedOperation = _error("UnsupportedOperation", 400, "This action is not supported.")
-RejectedUnsupportedOperation = _error("Rejected.UnsupportedOperation", 400, "Unsupported operation.")
+RejectedResourceExist = _error("Rejected.ResourceExist", 409, "The resource already exists.")
+ResourceInDeleteWindow = _error("Rejected.ResourceInDeleteWindow", 409, "The secret is planned to be deleted.")
+ResourceInUse = _error("Rejected.ResourceInUse", 409, "The secret is not scheduled for deletion.")
+InvalidRequest = _error("Rejected.InvalidRequest", 400, "param mismatch")
+UnsupportedOperation = _error("Rejected.UnsupportedOperation", 400, "Unsupported operation.")
 UnsupportedAlias = _error("Unsupported.Alias", 400, "Alias is not valid for this api.")
 UnsupportedOrigin = _error("Unsupported.Origin", 400, "This key origin is not valid for this api.")
 ForbiddenDKMSInstanceNotFound = _error(

@@ -148,3 +148,8 @@ KeyIdParam = Annotated[str, Field(min_length=1, max_length=512)]
 
 # `alias/` + 1-255 of letters, digits, `_`, `-`, `/`.
 AliasName = Annotated[str, Field(pattern=r"^alias/[A-Za-z0-9_/-]{1,255}$")]
+
+# Secret names: up to 192 of letters, digits and `_ / + = . - @`; `acs/` is reserved for services.
+SecretName = Annotated[str, Field(min_length=1, max_length=512)]  # name or ARN; rules checked on create
+SecretVersionId = Annotated[str, Field(min_length=1, max_length=64)]
+StageLabel = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]

@@ -84,6 +84,18 @@ ACTIONS: tuple[Action, ...] = (
     Action("DeleteAlias", "aliases", (ALIAS,)),
     Action("ListAliases", "aliases", (("alias", None),)),
     Action("ListAliasesByKeyId", "aliases", (KEY,)),
+    # secrets
+    Action("CreateSecret", "secrets", (SECRET, ("key", "EncryptionKeyId"))),
+    Action("ListSecrets", "secrets", (("secret", None),)),
+    Action("DeleteSecret", "secrets", (SECRET,)),
+    Action("DescribeSecret", "secrets", (SECRET,)),
+    Action("GetSecretValue", "secrets", (SECRET,)),
+    Action("PutSecretValue", "secrets", (SECRET,)),
+    Action("UpdateSecret", "secrets", (SECRET,)),
+    Action("UpdateSecretVersionStage", "secrets", (SECRET,)),
+    Action("RestoreSecret", "secrets", (SECRET,)),
+    Action("ListSecretVersionIds", "secrets", (SECRET,)),
+    Action("GetRandomPassword", "secrets"),
     # tags
     Action("TagResource", "tags", (KEY, SECRET), key_aliases=True),
     Action("UntagResource", "tags", (KEY, SECRET)),
@@ -97,6 +109,7 @@ ACTIONS: tuple[Action, ...] = (
 JOBS: tuple[Job, ...] = (
     Job("RotateKeys", "0 */10 * * * *"),
     Job("DeleteExpiredKeys", "0 5 * * * *"),
+    Job("DeleteExpiredSecrets", "0 15 * * * *"),
 )
 
 _BY_NAME = {a.name: a for a in ACTIONS}

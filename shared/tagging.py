@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from . import errors, keys
+from . import errors, keys, secrets
 from .runtime import Context
 
 
@@ -32,8 +32,12 @@ def change_key_tags(ctx: Context, key_id_param: str, change: Callable[[dict[str,
 
 
 def change_secret_tags(ctx: Context, secret_name: str, change: Callable[[dict[str, str]], None]) -> None:
-    """Secrets are not stored yet in this build: every name is unknown."""
-    raise errors.ResourceNotFound()
+    def apply(secret: dict) -> None:
+        tags = dict(secret["tags"])
+        change(tags)
+        secret["tags"] = tags
+
+    secrets.mutate(ctx, secret_name, apply)
 
 
 def merge(limit: int, new: dict[str, str]) -> Callable[[dict[str, str]], None]:

@@ -1,0 +1,101 @@
+"""CreateSecret: a Generic secret with its first version (labelled ACSCurrent).
+
+The value is envelope-encrypted under EncryptionKeyId (a symmetric key of this account: id or ARN),
+or under the account's service-created secrets key when none is given. SecretData is at
+most 30720 bytes; `binary` data must be base64 text. Managed secret types (Rds, RAMCredentials, ECS,
+Redis, PolarDB) rotate through other Alibaba services this deployment does not have.
+Errors: MissingParameter, InvalidParameter, UnsupportedOperation (managed types, rotation),
+Rejected.ResourceExist, Rejected.ResourceInDeleteWindow, Rejected.LimitExceeded (KMS_SECRET_QUOTA,
+default 1000), Forbidden.KeyNotFound, Unsupported.Alias, Rejected.Disabled (key state),
+Forbidden.DKMSInstanceNotFound.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, field_validator
+
+from shared import errors, secrets, tags
+from shared.models import ApiModel, Flag, Response, SecretVersionId
+from shared.runtime import Context, api_handler
+from shared.store import Conflict
+
+_NAME = re.compile(r"^[A-Za-z0-9_/+=.@\-]{1,192}$")
+
+
+def _json_object(value: Any) -> Any:
+    doc = json.loads(value) if isinstance(value, str) else value
+    if not isinstance(doc, dict):
+        raise ValueError("not an object")
+    return doc
+
+
+class CreateSecretRequest(ApiModel):
+    secret_name: str
+    version_id: SecretVersionId
+    secret_data: Annotated[str, Field(min_length=1)]
+    secret_data_type: Literal["text", "binary"] = "text"
+    encryption_key_id: str | None = None
+    description: Annotated[str, Field(max_length=8192)] = ""
+    tags: Annotated[dict[str, str], BeforeValidator(lambda v: tags.parse_tags(v, tags.MAX_ON_CREATE))] = {}
+    secret_type: Literal["Generic", "Rds", "RAMCredentials", "ECS", "Redis", "PolarDB", "RDS"] = "Generic"
+    extended_config: Annotated[dict | None, BeforeValidator(_json_object)] = None
+    enable_automatic_rotation: Flag = False
+    rotation_interval: str | None = None
+    dkms_instance_id: str | None = Field(None, alias="DKMSInstanceId")
+    policy: Annotated[dict | None, BeforeValidator(_json_object)] = None
+
+    @field_validator("secret_name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.match(v) or v.startswith("acs/"):
+            raise ValueError("SecretName")
+        return v
+
+
+class CreateSecretResponse(Response):
+    arn: str
+    secret_name: str
+    version_id: str
+    secret_type: str
+
+
+def create_secret(req: CreateSecretRequest, ctx: Context) -> CreateSecretResponse:
+    if req.dkms_instance_id is not None:
+        raise errors.ForbiddenDKMSInstanceNotFound()
+    if req.secret_type != "Generic" or req.enable_automatic_rotation:
+        raise errors.UnsupportedOperation()
+    secrets.check_data(req.secret_data, req.secret_data_type)
+    existing = ctx.store.get("secrets", ctx.scope, req.secret_name)
+    if existing is not None and not secrets.is_gone(existing.data, ctx.now):
+        raise errors.ResourceInDeleteWindow() if secrets.in_window(existing.data) else errors.ResourceExist()
+    if ctx.store.count("secrets", ctx.scope) >= ctx.config.secret_quota:
+        raise errors.LimitExceeded()
+    key = secrets.encryption_key(ctx, req.encryption_key_id)
+    now = int(ctx.now)
+    secret = {"name": req.secret_name, "secret_type": "Generic", "creator": ctx.account_id, "description": req.description,
+              "encryption_key_id": key["key_id"], "create_time": now, "update_time": now,
+              "planned_delete_time": None, "tags": req.tags, "policy": req.policy, "versions": [], "stages": {}}
+    if existing is not None:  # an overdue secret the sweep has not removed yet: clear its values first
+        secrets.delete_version_rows(ctx, req.secret_name, None)
+    created = secrets.write_version(ctx, secret, req.version_id, req.secret_data, req.secret_data_type, key)
+    secrets.attach(secret, req.version_id, [secrets.CURRENT], now)
+    try:
+        if existing is not None:
+            ctx.store.update("secrets", ctx.scope, req.secret_name, secret, existing.rev)
+        else:
+            ctx.store.put_new("secrets", ctx.scope, req.secret_name, secret)
+    except Conflict:
+        # Another CreateSecret of this name won. Drop the value row we wrote unless it is theirs.
+        winner = ctx.store.get("secrets", ctx.scope, req.secret_name)
+        if created and (winner is None or all(v["id"] != req.version_id for v in winner.data["versions"])):
+            secrets.delete_version_rows(ctx, req.secret_name, [req.version_id])
+        raise errors.ResourceExist() from None
+    return CreateSecretResponse(arn=ctx.arn("secret", req.secret_name), secret_name=req.secret_name,
+                                version_id=req.version_id, secret_type="Generic")
+
+
+handler = api_handler(__name__, CreateSecretRequest, create_secret)

@@ -1,0 +1,42 @@
+"""ListSecretVersionIds: a secret's versions, oldest first; unlabelled versions only with
+IncludeDeprecated=true. Paged, 20 per page by default (1-100). Values are never returned.
+
+Errors: MissingParameter, InvalidParameter, Forbidden.ResourceNotFound.
+"""
+
+from __future__ import annotations
+
+from shared import keys, secrets
+from shared.models import ApiModel, Flag, PageNumber, PageSize100, Response, SecretName
+from shared.runtime import Context, api_handler
+
+
+class ListSecretVersionIdsRequest(ApiModel):
+    secret_name: SecretName
+    include_deprecated: Flag = False
+    page_number: PageNumber = 1
+    page_size: PageSize100 = 20
+
+
+class ListSecretVersionIdsResponse(Response):
+    secret_name: str
+    version_ids: dict
+    total_count: int
+    page_number: int
+    page_size: int
+
+
+def list_secret_version_ids(req: ListSecretVersionIdsRequest, ctx: Context) -> ListSecretVersionIdsResponse:
+    secret, _ = secrets.get(ctx, req.secret_name)
+    entries = [{"VersionId": v["id"], "CreateTime": keys.iso(v["created"]),
+                "VersionStages": {"VersionStage": secrets.labels_of(secret, v["id"])}}
+               for v in secret["versions"]]
+    if not req.include_deprecated:
+        entries = [e for e in entries if e["VersionStages"]["VersionStage"]]
+    start = (req.page_number - 1) * req.page_size
+    return ListSecretVersionIdsResponse(secret_name=secret["name"],
+                                        version_ids={"VersionId": entries[start : start + req.page_size]},
+                                        total_count=len(entries), page_number=req.page_number, page_size=req.page_size)
+
+
+handler = api_handler(__name__, ListSecretVersionIdsRequest, list_secret_version_ids)

@@ -1,0 +1,80 @@
+"""ListSecrets: the account's secrets in this region, by name, paged (PageSize 1-100, default 10).
+
+Filters: up to 10 `{"Key", "Values"}`; Keys SecretName and Description match when a value is a
+substring (the console's fuzzy search), TagKey, TagValue, SecretType, Creator and DKMSInstanceId
+match exactly. Values of one Key are OR-ed, Keys AND-ed. Secrets in their recovery window are
+listed with PlannedDeleteTime.
+Errors: InvalidParameter.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator
+
+from shared import secrets
+from shared.models import ApiModel, Flag, PageNumber, PageSize100, Response
+from shared.runtime import Context, api_handler
+
+_FIELDS = {
+    "SecretName": lambda s: [s["name"]],
+    "Description": lambda s: [s["description"]],
+    "TagKey": lambda s: list(s["tags"]),
+    "TagValue": lambda s: list(s["tags"].values()),
+    "SecretType": lambda s: [s["secret_type"]],
+    "Creator": lambda s: [s.get("creator", "")],
+    "DKMSInstanceId": lambda s: [],
+}
+_FUZZY = ("SecretName", "Description")
+
+
+def _filters(value: Any) -> Any:
+    items = json.loads(value) if isinstance(value, str) else value
+    if not isinstance(items, list) or len(items) > 10:
+        raise ValueError("Filters")
+    merged: dict[str, set[str]] = {}
+    for item in items:
+        if not isinstance(item, dict) or set(item) - {"Key", "Values"} or item.get("Key") not in _FIELDS:
+            raise ValueError("Filters")
+        values = item.get("Values", [])
+        if not isinstance(values, list) or len(values) > 10 or \
+                not all(isinstance(v, str) and 1 <= len(v) <= 256 for v in values):
+            raise ValueError("Filters")
+        if values:
+            merged.setdefault(item["Key"], set()).update(values)
+    return merged
+
+
+def _matches(secret: dict, name: str, wanted: set[str]) -> bool:
+    have = _FIELDS[name](secret)
+    if name in _FUZZY:
+        return any(w in h for w in wanted for h in have)
+    return bool(set(have) & wanted)
+
+
+class ListSecretsRequest(ApiModel):
+    page_number: PageNumber = 1
+    page_size: PageSize100 = 10
+    fetch_tags: Flag = False
+    filters: Annotated[dict[str, set[str]], BeforeValidator(_filters)] = {}
+
+
+class ListSecretsResponse(Response):
+    secret_list: dict
+    total_count: int
+    page_number: int
+    page_size: int
+
+
+def list_secrets(req: ListSecretsRequest, ctx: Context) -> ListSecretsResponse:
+    rows = [s for s in (i.data for i in ctx.store.query_all("secrets", ctx.scope))
+            if not secrets.is_gone(s, ctx.now) and all(_matches(s, n, w) for n, w in req.filters.items())]
+    start = (req.page_number - 1) * req.page_size
+    page = [secrets.public(ctx, s, req.fetch_tags) for s in rows[start : start + req.page_size]]
+    return ListSecretsResponse(secret_list={"Secret": page}, total_count=len(rows), page_number=req.page_number,
+                               page_size=req.page_size)
+
+
+handler = api_handler(__name__, ListSecretsRequest, list_secrets)

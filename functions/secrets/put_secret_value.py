@@ -1,0 +1,70 @@
+"""PutSecretValue: store a new version of a Generic secret.
+
+Without VersionStages the new version becomes ACSCurrent and the old current becomes ACSPrevious.
+VersionStages is a JSON array (`["ACSCurrent","MyLabel"]`); the 2021 example's
+`{"VersionStage": [...]}` form is accepted too. The same VersionId with the same data succeeds
+again without change; with other data it is refused. Beyond 10 versions the oldest unlabelled one
+is dropped (2021 rule).
+Errors: MissingParameter, InvalidParameter, Forbidden.ResourceNotFound, Rejected.ResourceExist,
+Rejected.ResourceInDeleteWindow, Rejected.LimitExceeded, key errors as GetSecretValue.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field
+
+from shared import errors, secrets
+from shared.models import ApiModel, Response, SecretName, SecretVersionId, StageLabel
+from shared.runtime import Context, api_handler
+
+
+def _stages(value: Any) -> Any:
+    doc = json.loads(value) if isinstance(value, str) else value
+    if isinstance(doc, dict) and set(doc) == {"VersionStage"}:
+        doc = doc["VersionStage"]
+    if not isinstance(doc, list) or not doc or len(doc) != len(set(doc)):
+        raise ValueError("VersionStages")
+    return doc
+
+
+class PutSecretValueRequest(ApiModel):
+    secret_name: SecretName
+    version_id: SecretVersionId
+    secret_data: Annotated[str, Field(min_length=1)]
+    secret_data_type: Literal["text", "binary"] = "text"
+    version_stages: Annotated[list[StageLabel] | None, BeforeValidator(_stages)] = None
+
+
+class PutSecretValueResponse(Response):
+    secret_name: str
+    version_id: str
+    version_stages: dict
+
+
+def put_secret_value(req: PutSecretValueRequest, ctx: Context) -> PutSecretValueResponse:
+    secrets.check_data(req.secret_data, req.secret_data_type)
+    secret, _ = secrets.get_live(ctx, req.secret_name)
+    if secret["secret_type"] != "Generic":
+        raise errors.UnsupportedOperation()
+    key = secrets.encryption_key(ctx, secret["encryption_key_id"])
+    # The value row first: if the stage update below never lands, the row is invisible and a retry
+    # with the same VersionId and data adopts it.
+    secrets.write_version(ctx, secret, req.version_id, req.secret_data, req.secret_data_type, key)
+    stages = req.version_stages or [secrets.CURRENT]
+    dropped: list[str] = []
+
+    def add(row: dict) -> None:
+        if any(v["id"] == req.version_id for v in row["versions"]):
+            return  # the same version was stored before: an idempotent repeat changes nothing
+        dropped[:] = secrets.attach(row, req.version_id, stages, int(ctx.now))
+
+    secret = secrets.mutate(ctx, req.secret_name, add)
+    secrets.delete_version_rows(ctx, secret["name"], dropped)
+    return PutSecretValueResponse(secret_name=secret["name"], version_id=req.version_id,
+                                  version_stages={"VersionStage": secrets.labels_of(secret, req.version_id)})
+
+
+handler = api_handler(__name__, PutSecretValueRequest, put_secret_value)

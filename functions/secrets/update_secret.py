@@ -1,0 +1,44 @@
+"""UpdateSecret: change a secret's description. `ExtendedConfig.CustomData` belongs to managed secret
+types (RDS, RAM, ECS...), which this service does not run; on a Generic secret it is refused.
+
+Errors: MissingParameter, InvalidParameter, Forbidden.ResourceNotFound, Rejected.ResourceInDeleteWindow.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field, model_validator
+
+from shared import errors, secrets
+from shared.models import ApiModel, Response, SecretName
+from shared.runtime import Context, api_handler
+
+
+class UpdateSecretRequest(ApiModel):
+    secret_name: SecretName
+    description: Annotated[str, Field(max_length=8192)] | None = None
+    # Tea flattens the model to ExtendedConfig.CustomData.<k>; the classic SDK sends one JSON field.
+    extended_config_custom_data: str | None = Field(None, alias="ExtendedConfig.CustomData")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flattened(cls, data: Any) -> Any:
+        if isinstance(data, dict) and any(str(k).startswith("ExtendedConfig.CustomData.") for k in data):
+            data = {**data, "ExtendedConfig.CustomData": "{}"}
+        return data
+
+
+class UpdateSecretResponse(Response):
+    secret_name: str
+
+
+def update_secret(req: UpdateSecretRequest, ctx: Context) -> UpdateSecretResponse:
+    if req.extended_config_custom_data is not None:
+        raise errors.InvalidParameter(name="ExtendedConfig.CustomData")
+    secret = secrets.mutate(ctx, req.secret_name,
+                            lambda row: row.update(description=req.description) if req.description is not None else None)
+    return UpdateSecretResponse(secret_name=secret["name"])
+
+
+handler = api_handler(__name__, UpdateSecretRequest, update_secret)
