@@ -81,3 +81,39 @@ def invoke(local_env):
         return result["statusCode"], json.loads(result["body"])
 
     return call
+
+
+from tests.fakes.tablestore_fixtures import *  # noqa: E402,F401,F403 - ots_backend, tablestore_store, ots_http
+
+
+class Kms:
+    """In-process access to the service on one store: call actions, fire timer jobs."""
+
+    def __init__(self, store, call):
+        self.store = store
+        self.call = call
+
+    def fire(self, job: str, when: float) -> dict:
+        import importlib
+        import time
+
+        from shared import registry
+
+        spec = next(j for j in registry.JOBS if j.name == job)
+        event = {"triggerTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when)),
+                 "triggerName": f"{job}-timer", "payload": spec.payload}
+        return importlib.import_module(spec.module).handler(json.dumps(event).encode(), None)
+
+
+@pytest.fixture(params=["sqlite", "tablestore"])
+def kms(request, local_env, invoke, monkeypatch):
+    """The service in process on each store backend in turn (SQLite, then the Tablestore wire fake)."""
+    if request.param == "tablestore":
+        store = request.getfixturevalue("tablestore_store")
+    else:
+        from shared.store.sqlite import SqliteStore
+
+        local_env.mkdir(parents=True, exist_ok=True)
+        store = SqliteStore(local_env / "kms.sqlite3")
+    monkeypatch.setattr("shared.runtime.get_store", lambda: store)
+    return Kms(store, invoke)
