@@ -10,12 +10,11 @@ from __future__ import annotations
 import base64
 import binascii
 
-from . import crypto, errors, keys, lifecycle, versions
+from . import crypto, errors, keys, keyspecs, lifecycle, versions
 from .crypto import blob
 from .runtime import Context
 
-SYMMETRIC_SPECS = ("Aliyun_AES_256", "Aliyun_AES_128", "Aliyun_AES_192", "Aliyun_SM4")
-ENCRYPT_DECRYPT = "ENCRYPT/DECRYPT"
+ENCRYPT_DECRYPT = keyspecs.ENCRYPT_DECRYPT
 DATA_KEY_BYTES = {"AES_256": 32, "AES_128": 16}
 
 
@@ -30,7 +29,7 @@ def bad_ciphertext() -> errors.KmsError:
 
 def require_symmetric(key: dict) -> None:
     """Only symmetric ENCRYPT/DECRYPT keys take part in envelope encryption."""
-    if key["key_spec"] not in SYMMETRIC_SPECS or key["key_usage"] != ENCRYPT_DECRYPT:
+    if key["key_spec"] not in keyspecs.SYMMETRIC or key["key_usage"] != ENCRYPT_DECRYPT:
         raise errors.UnsupportedOperation()
 
 
@@ -58,7 +57,7 @@ def decrypt(ctx: Context, ciphertext_b64: str, context: dict[str, str] | None) -
     item = ctx.store.get("keys", ctx.scope, parsed.key_id)
     if item is None or lifecycle.is_gone(item.data, ctx.now):
         raise bad_ciphertext()
-    key = item.data
+    key = lifecycle.effective(item.data, ctx.now)
     require_symmetric(key)
     lifecycle.require("use", key)
     try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from . import errors, lifecycle
+from . import errors, keyspecs, lifecycle
 from .runtime import Context
 from .store import Conflict
 
@@ -48,7 +48,7 @@ def get_key(ctx: Context, key_id_param: str) -> tuple[dict, int]:
     item = ctx.store.get("keys", ctx.scope, key_id_from(ctx, key_id_param))
     if item is None or lifecycle.is_gone(item.data, ctx.now):
         raise errors.KeyNotFound()
-    return item.data, item.rev
+    return lifecycle.effective(item.data, ctx.now), item.rev
 
 
 def mutate(ctx: Context, key_id_param: str, operation: str, change) -> dict:
@@ -84,7 +84,8 @@ def metadata(ctx: Context, key: dict, *, describe: bool = False) -> dict:
         "Origin": key["origin"],
         "ProtectionLevel": key["protection_level"],
     }
-    if key.get("primary_key_version"):
+    if key.get("primary_key_version") and key["key_spec"] in keyspecs.SYMMETRIC:
+        # Asymmetric keys have no primary version (2021 model): every call names its version.
         md["PrimaryKeyVersion"] = key["primary_key_version"]
     if key["state"] == lifecycle.PENDING_DELETION:
         md["DeleteDate"] = iso(key["delete_date"])

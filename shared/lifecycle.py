@@ -44,6 +44,15 @@ def is_gone(key: dict, now: float) -> bool:
     return key["state"] == PENDING_DELETION and key.get("delete_date") is not None and key["delete_date"] <= now
 
 
+def effective(key: dict, now: float) -> dict:
+    """The key as callers see it now: imported material past its expiry leaves the key in
+    PendingImport until the material is imported again (the expiry sweep then makes it so)."""
+    expires = key.get("material_expire_time")
+    if expires is not None and expires <= now and key["state"] in (ENABLED, DISABLED):
+        return {**key, "state": PENDING_IMPORT}
+    return key
+
+
 def require(operation: str, key: dict) -> None:
     """Raise the documented error if `operation` is not allowed in the key's state."""
     error = RULES[operation][key["state"]]

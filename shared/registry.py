@@ -67,6 +67,9 @@ ACTIONS: tuple[Action, ...] = (
     Action("ScheduleKeyDeletion", "keys", (KEY,)),
     Action("CancelKeyDeletion", "keys", (KEY,)),
     Action("UpdateKeyDescription", "keys", (KEY,)),
+    Action("GetParametersForImport", "keys", (KEY,)),
+    Action("ImportKeyMaterial", "keys", (KEY,)),
+    Action("DeleteKeyMaterial", "keys", (KEY,)),
     # versions
     Action("DescribeKeyVersion", "versions", (KEY,), key_aliases=True),
     Action("ListKeyVersions", "versions", (KEY,), key_aliases=True),
@@ -77,7 +80,14 @@ ACTIONS: tuple[Action, ...] = (
     Action("Decrypt", "crypto", (BLOB_KEY,)),
     Action("GenerateDataKey", "crypto", (KEY,), key_aliases=True),
     Action("GenerateDataKeyWithoutPlaintext", "crypto", (KEY,), key_aliases=True),
-    Action("ReEncrypt", "crypto", (BLOB_KEY, ("key", "DestinationKeyId")), key_aliases=True),
+    Action("ReEncrypt", "crypto", (BLOB_KEY, ("key", "DestinationKeyId"), ("key", "SourceKeyId")), key_aliases=True),
+    Action("AsymmetricSign", "crypto", (KEY,), key_aliases=True),
+    Action("AsymmetricVerify", "crypto", (KEY,), key_aliases=True),
+    Action("AsymmetricEncrypt", "crypto", (KEY,), key_aliases=True),
+    Action("AsymmetricDecrypt", "crypto", (KEY,), key_aliases=True),
+    Action("GetPublicKey", "crypto", (KEY,), key_aliases=True),
+    Action("ExportDataKey", "crypto", (BLOB_KEY,)),
+    Action("GenerateAndExportDataKey", "crypto", (KEY,), key_aliases=True),
     # aliases
     Action("CreateAlias", "aliases", (KEY, ALIAS)),
     Action("UpdateAlias", "aliases", (KEY, ALIAS)),
@@ -110,6 +120,7 @@ JOBS: tuple[Job, ...] = (
     Job("RotateKeys", "0 */10 * * * *"),
     Job("DeleteExpiredKeys", "0 5 * * * *"),
     Job("DeleteExpiredSecrets", "0 15 * * * *"),
+    Job("ExpireKeyMaterial", "0 */5 * * * *"),
 )
 
 _BY_NAME = {a.name: a for a in ACTIONS}

@@ -155,7 +155,7 @@ def open_value(ctx: Context, secret: dict, row: dict) -> str:
     item = ctx.store.get("keys", ctx.scope, row["key_id"])
     if item is None or lifecycle.is_gone(item.data, ctx.now):
         raise errors.KeyNotFound()
-    lifecycle.require("use", item.data)
+    lifecycle.require("use", lifecycle.effective(item.data, ctx.now))
     try:
         _, _, data_key = envelope.decrypt(ctx, row["data_key"], _value_context(secret["name"], row["version_id"]))
         plain = _primitives.aes_gcm_open(data_key, base64.b64decode(row["iv"]), base64.b64decode(row["value"]),

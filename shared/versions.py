@@ -23,6 +23,7 @@ _CACHE_SIZE = 4096
 # Unwrapped material of versions this warm instance has used. Versions never change, so entries
 # never go stale; the key row (state) is still read on every call.
 _material: OrderedDict[tuple[str, str, str], bytes] = OrderedDict()
+_loaded: OrderedDict[tuple[str, str, str], object] = OrderedDict()
 
 
 def version_id(key_id: str, seq: int) -> str:
@@ -50,14 +51,14 @@ def create(ctx: Context, key: dict, seq: int, material: bytes, now: float) -> st
 
 
 def rotate(ctx: Context, key_id: str, now: float, guard=lambda key: True) -> str | None:
-    """Make a new primary version for a symmetric key if `guard(key)` holds on the current row
+    """Make a new primary version for a key if `guard(key)` holds on the current row
     (it may also raise); None if it does not, or if another writer changed the key meanwhile."""
     item = ctx.store.get("keys", ctx.scope, key_id)
     if item is None or lifecycle.is_gone(item.data, now) or not guard(item.data):
         return None
     key, rev = item.data, item.rev
     seq = key["version_count"] + 1
-    vid = create(ctx, key, seq, crypto.new_symmetric_material(key["key_spec"]), now)
+    vid = create(ctx, key, seq, crypto.new_key_material(key["key_spec"]), now)
     key.update(primary_key_version=vid, version_count=seq, last_rotation_date=int(now))
     try:
         ctx.store.update("keys", ctx.scope, key_id, key, rev)
@@ -88,9 +89,35 @@ def material(ctx: Context, key_id: str, vid: str) -> bytes:
     return plain
 
 
+def private_key(ctx: Context, key_id: str, key_spec: str, vid: str):
+    """The loaded private key object of an asymmetric version, cached per warm instance so a
+    signature costs what the primitive costs, not a DER parse."""
+    cache_key = (ctx.scope, key_id, vid)
+    found = _loaded.get(cache_key)
+    if found is None:
+        from .crypto import _asymmetric
+
+        found = _loaded[cache_key] = _asymmetric.load_private(key_spec, material(ctx, key_id, vid))
+        if len(_loaded) > _CACHE_SIZE:
+            _loaded.popitem(last=False)
+    else:
+        _loaded.move_to_end(cache_key)
+    return found
+
+
 def rotation_due(key: dict, now: float) -> bool:
     return (
         bool(key.get("automatic_rotation")) and key["state"] == lifecycle.ENABLED
         and key.get("last_rotation_date") is not None
         and key["last_rotation_date"] + key["rotation_interval"] <= now
     )
+
+
+def delete_all(ctx: Context, key_id: str) -> None:
+    """Remove every version row of a key (imported material being deleted or expiring) and forget
+    cached copies in this instance."""
+    pk = versions_pk(ctx, key_id)
+    for item in ctx.store.query_all("key_versions", pk):
+        ctx.store.delete("key_versions", pk, item.sk)
+        _material.pop((ctx.scope, key_id, item.sk), None)
+        _loaded.pop((ctx.scope, key_id, item.sk), None)

@@ -4,7 +4,8 @@ the plaintext leaving the service.
 The response's KeyId / KeyVersionId name the destination key and the version that now protects the
 data (the reference leaves open whether source or destination ids come back; the destination is
 what a caller needs to keep). Asymmetric source ciphertexts (SourceKeyId, SourceKeyVersionId,
-SourceEncryptionAlgorithm) arrive with asymmetric keys; until then they get UnsupportedOperation.
+SourceEncryptionAlgorithm, all three required together) are decrypted with that key version's
+private key: for example an ExportedDataKey or anything encrypted outside with the public key.
 
 Errors: MissingParameter, InvalidParameter (bad source ciphertext or context),
 Forbidden.KeyNotFound (destination), UnsupportedOperation, Rejected.* key states on either side,
@@ -17,7 +18,10 @@ from typing import Annotated
 
 from pydantic import Field
 
-from shared import envelope, errors
+import base64
+import binascii
+
+from shared import asymmetric, envelope, errors, keyspecs
 from shared.models import ApiModel, EncryptionContext, Flag, KeyIdParam, Response
 from shared.runtime import Context, api_handler
 
@@ -40,10 +44,21 @@ class ReEncryptResponse(Response):
 
 
 def re_encrypt(req: ReEncryptRequest, ctx: Context) -> ReEncryptResponse:
-    if req.source_key_id or req.source_key_version_id or req.source_encryption_algorithm:
-        raise errors.UnsupportedOperation()
     destination = envelope.encryption_key(ctx, req.destination_key_id)
-    _, _, plaintext = envelope.decrypt(ctx, req.ciphertext_blob, req.source_encryption_context)
+    source = (req.source_key_id, req.source_key_version_id, req.source_encryption_algorithm)
+    if any(v is not None for v in source):
+        if any(v is None for v in source):
+            raise errors.MissingParameter(name=("SourceKeyId", "SourceKeyVersionId", "SourceEncryptionAlgorithm")
+                                          [source.index(None)])
+        _, private = asymmetric.usable(ctx, req.source_key_id, req.source_key_version_id,
+                                       keyspecs.ENCRYPT_DECRYPT, req.source_encryption_algorithm)
+        try:
+            raw = base64.b64decode(req.ciphertext_blob, validate=True)
+        except (binascii.Error, ValueError):
+            raise envelope.bad_ciphertext() from None
+        plaintext = asymmetric.decrypt(private, req.source_encryption_algorithm, raw)
+    else:
+        _, _, plaintext = envelope.decrypt(ctx, req.ciphertext_blob, req.source_encryption_context)
     blob = envelope.encrypt(ctx, destination, plaintext, req.destination_encryption_context)
     return ReEncryptResponse(ciphertext_blob=blob, key_id=destination["key_id"],
                              key_version_id=destination["primary_key_version"])

@@ -1,4 +1,5 @@
-"""CancelKeyDeletion: PendingDeletion -> Enabled (always Enabled, whatever the state before).
+"""CancelKeyDeletion: PendingDeletion -> Enabled (whatever the state before), except that a key whose
+imported material is absent returns to PendingImport: it cannot be used until material arrives.
 
 Errors: MissingParameter, Forbidden.KeyNotFound (also once the window has passed),
 Rejected.StateModifiedFailed (not PendingDeletion).
@@ -20,8 +21,11 @@ class CancelKeyDeletionResponse(Response):
 
 
 def cancel_key_deletion(req: CancelKeyDeletionRequest, ctx: Context) -> CancelKeyDeletionResponse:
-    keys.mutate(ctx, req.key_id, "cancel_deletion",
-                lambda key: key.update(state=lifecycle.ENABLED, delete_date=None))
+    def cancel(key: dict) -> None:
+        state = lifecycle.ENABLED if key.get("primary_key_version") else lifecycle.PENDING_IMPORT
+        key.update(state=state, delete_date=None)
+
+    keys.mutate(ctx, req.key_id, "cancel_deletion", cancel)
     return CancelKeyDeletionResponse()
 
 

@@ -1,13 +1,15 @@
 """CreateKey: create a customer master key in this account and region.
 
-Symmetric specs (Aliyun_AES_256 default, Aliyun_AES_128, Aliyun_AES_192, Aliyun_SM4) get a first
-version whose material is generated here and stored wrapped under the root key; `Origin=EXTERNAL`
-keys start in PendingImport with no version. Rotation interval 7-730 days and the 200-key quota
-follow the 2021 documentation (the later instance era allows 365 days only).
+Every spec gets a first version whose material is generated here and stored wrapped under the root
+key: symmetric (Aliyun_AES_256 default, Aliyun_AES_128, Aliyun_AES_192, Aliyun_SM4) and asymmetric
+(RSA_2048, RSA_3072 for either usage; EC_P256, EC_P256K to sign; EC_SM2 for either). KeyUsage
+defaults to ENCRYPT/DECRYPT where the spec allows it, else SIGN/VERIFY. `Origin=EXTERNAL` (symmetric
+only) starts in PendingImport with no version. Automatic rotation (7-730 days, the 2021 range) is
+for symmetric keys of service origin. The 200-key quota is the 2021 one (KMS_KEY_QUOTA).
 
 Errors: InvalidParameter, MissingParameter (RotationInterval when rotation is enabled),
-UnsupportedOperation (a spec or rotation this service cannot give the key yet),
-Unsupported.ProtectionLevel (HSM), Forbidden.DKMSInstanceNotFound, Rejected.LimitExceeded.
+UnsupportedOperation (rotation of imported or asymmetric keys), Unsupported.ProtectionLevel (HSM:
+there is none here), Forbidden.DKMSInstanceNotFound, Rejected.LimitExceeded.
 """
 
 from __future__ import annotations
@@ -18,12 +20,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator
 
-from shared import crypto, envelope, errors, keys, lifecycle, tags, versions
+from shared import crypto, errors, keys, keyspecs, lifecycle, tags, versions
 from shared.models import ApiModel, Duration, Flag, Response
 from shared.runtime import Context, api_handler
 
-SYMMETRIC = envelope.SYMMETRIC_SPECS
-ASYMMETRIC = ("RSA_2048", "RSA_3072", "EC_P256", "EC_P256K", "EC_SM2")
 ROTATION_MIN, ROTATION_MAX = 7 * 86400, 730 * 86400
 MAX_POLICY_BYTES = 32768
 
@@ -39,7 +39,7 @@ def _policy(value: Any) -> Any:
 
 class CreateKeyRequest(ApiModel):
     description: Annotated[str, Field(max_length=8192)] = ""
-    key_spec: Literal[SYMMETRIC + ASYMMETRIC] = "Aliyun_AES_256"  # type: ignore[valid-type]
+    key_spec: Literal[keyspecs.SYMMETRIC + keyspecs.ASYMMETRIC] = "Aliyun_AES_256"  # type: ignore[valid-type]
     key_usage: Literal["ENCRYPT/DECRYPT", "SIGN/VERIFY"] | None = None
     origin: Literal["Aliyun_KMS", "EXTERNAL"] = "Aliyun_KMS"
     protection_level: Literal["SOFTWARE", "HSM"] = "SOFTWARE"
@@ -53,8 +53,9 @@ class CreateKeyRequest(ApiModel):
     @field_validator("key_usage")
     @classmethod
     def _usage(cls, v: str | None, info: Any) -> str | None:
-        # Symmetric keys can only encrypt; checked here because it is a shape rule of the pair.
-        if v == "SIGN/VERIFY" and info.data.get("key_spec") in SYMMETRIC:
+        # A usage the spec cannot serve is a shape rule of the pair.
+        spec = keyspecs.SPECS.get(info.data.get("key_spec", ""))
+        if v is not None and spec is not None and v not in spec.usages:
             raise ValueError("KeyUsage")
         return v
 
@@ -77,12 +78,13 @@ def create_key(req: CreateKeyRequest, ctx: Context) -> CreateKeyResponse:
         raise errors.InvalidParameter(name="KeyStorageMechanism")
     if req.protection_level == "HSM":
         raise errors.UnsupportedProtectionLevel()
-    if req.key_spec not in SYMMETRIC:
-        raise errors.UnsupportedOperation()
+    spec = keyspecs.SPECS[req.key_spec]
+    if req.origin == "EXTERNAL" and not spec.symmetric:  # only symmetric material can be imported
+        raise errors.InvalidParameter(name="Origin")
     if req.enable_automatic_rotation:
         if req.rotation_interval is None:
             raise errors.MissingParameter(name="RotationInterval")
-        if req.origin == "EXTERNAL":  # imported material cannot be rotated by the service
+        if req.origin == "EXTERNAL" or not spec.symmetric:  # the service cannot rotate these
             raise errors.UnsupportedOperation()
     if ctx.store.count("keys", ctx.scope) >= ctx.config.key_quota:
         raise errors.LimitExceeded()
@@ -94,7 +96,7 @@ def create_key(req: CreateKeyRequest, ctx: Context) -> CreateKeyResponse:
         "creator": ctx.account_id,
         "description": req.description,
         "key_spec": req.key_spec,
-        "key_usage": req.key_usage or "ENCRYPT/DECRYPT",
+        "key_usage": req.key_usage or spec.default_usage,
         "origin": req.origin,
         "protection_level": req.protection_level,
         "state": lifecycle.PENDING_IMPORT if req.origin == "EXTERNAL" else lifecycle.ENABLED,
@@ -110,7 +112,7 @@ def create_key(req: CreateKeyRequest, ctx: Context) -> CreateKeyResponse:
     }
     if req.origin == "Aliyun_KMS":
         # The version row goes first: if the key row then fails, an orphan version is invisible.
-        vid = versions.create(ctx, key, 1, crypto.new_symmetric_material(req.key_spec), now)
+        vid = versions.create(ctx, key, 1, crypto.new_key_material(req.key_spec), now)
         key.update(primary_key_version=vid, version_count=1, last_rotation_date=now)
     ctx.store.put_new("keys", ctx.scope, key["key_id"], key)
     return CreateKeyResponse(key_metadata=keys.metadata(ctx, key))

@@ -1,18 +1,23 @@
-"""CreateKeyVersion: a new version of a symmetric key, which becomes its primary version (manual
-rotation); LastRotationDate moves to now.
+"""CreateKeyVersion: a new version of a key, created here with fresh material.
 
-The sources disagree: the 2021 reference allows this for asymmetric keys only, the later one for
-symmetric keys only. Symmetric keys follow the later rule (Enabled, service-generated material; no
-waiting period); asymmetric keys get the 2021 rules when they arrive.
-Errors: MissingParameter, Forbidden.KeyNotFound, Rejected.UnsupportedOperation (imported material or
-a non-symmetric key), Rejected.Disabled / PendingDeletion / PendingImport.
+The sources disagree on scope. Asymmetric keys follow the 2021 reference: the key must be Enabled,
+at least 7 days after its last version (LastRotationDate), at most 50 versions; the new version is
+used by naming its KeyVersionId. Symmetric keys follow the later reference (the 2021 one did not
+allow them): the new version becomes the primary version at once (manual rotation), no waiting
+period. LastRotationDate moves to now either way. Keys with imported material cannot get versions.
+Errors: MissingParameter, Forbidden.KeyNotFound, Forbidden.AliasNotFound,
+Rejected.UnsupportedOperation (imported material; a new asymmetric version within 7 days),
+Rejected.LimitExceeded (50 asymmetric versions), Rejected.Disabled / PendingDeletion / PendingImport.
 """
 
 from __future__ import annotations
 
-from shared import envelope, errors, keys, lifecycle, versions
+from shared import errors, keys, keyspecs, lifecycle, versions
 from shared.models import ApiModel, KeyIdParam, Response
 from shared.runtime import Context, api_handler
+
+MIN_ASYMMETRIC_GAP = 7 * 86400
+MAX_ASYMMETRIC_VERSIONS = 50
 
 
 class CreateKeyVersionRequest(ApiModel):
@@ -23,17 +28,22 @@ class CreateKeyVersionResponse(Response):
     key_version: dict
 
 
-def _allowed(key: dict) -> bool:
-    if key["origin"] == "EXTERNAL" or key["key_spec"] not in envelope.SYMMETRIC_SPECS:
+def _allowed(key: dict, now: float) -> bool:
+    if key["origin"] == "EXTERNAL":
         raise errors.RejectedUnsupportedOperation()
     lifecycle.require("use", key)
+    if key["key_spec"] in keyspecs.ASYMMETRIC:
+        if key["last_rotation_date"] + MIN_ASYMMETRIC_GAP > now:
+            raise errors.RejectedUnsupportedOperation("A new version needs 7 days since the last one.")
+        if key["version_count"] >= MAX_ASYMMETRIC_VERSIONS:
+            raise errors.LimitExceeded()
     return True
 
 
 def create_key_version(req: CreateKeyVersionRequest, ctx: Context) -> CreateKeyVersionResponse:
     key, _ = keys.get_key(ctx, req.key_id)
     for _ in range(8):
-        vid = versions.rotate(ctx, key["key_id"], ctx.now, guard=_allowed)
+        vid = versions.rotate(ctx, key["key_id"], ctx.now, guard=lambda k: _allowed(k, ctx.now))
         if vid is not None:
             return CreateKeyVersionResponse(key_version={"CreationDate": keys.iso(ctx.now), "KeyId": key["key_id"],
                                                          "KeyVersionId": vid})

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pydantic import field_validator
 
-from shared import envelope, errors, keys, versions
+from shared import errors, keys, keyspecs, versions
 from shared.models import ApiModel, Duration, Flag, KeyIdParam, Response
 from shared.runtime import Context, api_handler
 
@@ -36,7 +36,7 @@ class UpdateRotationPolicyResponse(Response):
 
 
 def _apply(req: UpdateRotationPolicyRequest, key: dict) -> None:
-    if key["origin"] == "EXTERNAL" or key["key_spec"] not in envelope.SYMMETRIC_SPECS:
+    if key["origin"] == "EXTERNAL" or key["key_spec"] not in keyspecs.SYMMETRIC:
         raise errors.RejectedUnsupportedOperation()
     if req.enable_automatic_rotation:
         key.update(automatic_rotation=True, rotation_interval=req.rotation_interval)

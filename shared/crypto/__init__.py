@@ -10,8 +10,8 @@ from . import _primitives as _p
 from . import blob
 from .root import UnwrapError, unwrap, wrap
 
-__all__ = ["DecryptError", "UnwrapError", "wrap", "unwrap", "new_symmetric_material", "random_bytes",
-           "seal", "open_blob", "blob"]
+__all__ = ["DecryptError", "UnwrapError", "wrap", "unwrap", "new_symmetric_material", "new_key_material",
+           "random_bytes", "seal", "open_blob", "blob"]
 
 # Key material length per symmetric KeySpec.
 SYMMETRIC_SIZES = {"Aliyun_AES_256": 32, "Aliyun_AES_192": 24, "Aliyun_AES_128": 16, "Aliyun_SM4": 16}
@@ -23,6 +23,15 @@ class DecryptError(Exception):
 
 def new_symmetric_material(key_spec: str) -> bytes:
     return _p.random_bytes(SYMMETRIC_SIZES[key_spec])
+
+
+def new_key_material(key_spec: str) -> bytes:
+    """Fresh material for a key version: random bytes (symmetric) or a PKCS#8 private key."""
+    if key_spec in SYMMETRIC_SIZES:
+        return new_symmetric_material(key_spec)
+    from . import _asymmetric
+
+    return _asymmetric.generate(key_spec)
 
 
 def random_bytes(n: int) -> bytes:

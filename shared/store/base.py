@@ -26,6 +26,7 @@ TABLES = {
     "secret_versions": "kms_secret_versions",  # pk=scope/secret name, sk=version id
     "access_keys": "kms_access_keys",  # pk=access key id, sk=""
     "nonces": "kms_nonces",  # pk=access key id/nonce, sk=""
+    "import_tokens": "kms_import_tokens",  # pk=scope/key id, sk=token
 }
 
 

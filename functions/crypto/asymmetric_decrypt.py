@@ -1,0 +1,45 @@
+"""AsymmetricDecrypt: decrypt an RSA-OAEP or SM2 ciphertext with an ENCRYPT/DECRYPT key version.
+
+Any ciphertext that does not decrypt gets one detail-free InvalidParameter on CiphertextBlob.
+Errors: MissingParameter, InvalidParameter, Forbidden.KeyNotFound, Forbidden.AliasNotFound,
+Forbidden.KeyVersionNotFound, Rejected.UnsupportedOperation (also Recipient: it needs an attestation
+service this deployment lacks), Rejected.Disabled / PendingDeletion / PendingImport, DryRunOperationError.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from pydantic import Field
+from typing import Annotated
+
+from shared import asymmetric, errors, keyspecs
+from shared.models import ApiModel, Base64Bytes, Flag, KeyIdParam, Response
+from shared.runtime import Context, api_handler
+
+
+class AsymmetricDecryptRequest(ApiModel):
+    key_id: KeyIdParam
+    key_version_id: KeyIdParam
+    algorithm: str
+    ciphertext_blob: Annotated[Base64Bytes, Field(min_length=1, max_length=8192)]
+    dry_run: Flag = False
+    recipient: str | None = None
+
+
+class AsymmetricDecryptResponse(Response):
+    key_id: str
+    key_version_id: str
+    plaintext: str
+
+
+def asymmetric_decrypt(req: AsymmetricDecryptRequest, ctx: Context) -> AsymmetricDecryptResponse:
+    if req.recipient is not None:
+        raise errors.RejectedUnsupportedOperation()
+    key, private = asymmetric.usable(ctx, req.key_id, req.key_version_id, keyspecs.ENCRYPT_DECRYPT, req.algorithm)
+    plaintext = asymmetric.decrypt(private, req.algorithm, req.ciphertext_blob)
+    return AsymmetricDecryptResponse(key_id=key["key_id"], key_version_id=req.key_version_id,
+                                     plaintext=base64.b64encode(plaintext).decode())
+
+
+handler = api_handler(__name__, AsymmetricDecryptRequest, asymmetric_decrypt)

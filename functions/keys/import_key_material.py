@@ -1,0 +1,58 @@
+"""ImportKeyMaterial: import key material wrapped with GetParametersForImport's public key.
+
+Material size per spec: Aliyun_AES_256 32 bytes, Aliyun_AES_192 24, Aliyun_AES_128 and Aliyun_SM4 16.
+KeyMaterialExpireUnix: 0 or omitted means never; otherwise not in the past. Import moves
+PendingImport to Enabled; importing again (to change the expiry, or after expiry or
+DeleteKeyMaterial) is allowed with the same material only. The material always becomes version 1
+with the same id, so ciphertexts made before an expiry decrypt again after a re-import.
+Errors: MissingParameter, InvalidParameter, InvalidKeyMaterial, InvalidImportToken,
+ExpiredImportToken, Unsupported.Origin, Forbidden.KeyNotFound, Rejected.StateModifiedFailed
+(PendingDeletion).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from shared import byok, errors, keys, lifecycle, versions
+from shared.models import ApiModel, KeyIdParam, Response
+from shared.runtime import Context, api_handler
+
+
+class ImportKeyMaterialRequest(ApiModel):
+    key_id: KeyIdParam
+    encrypted_key_material: Annotated[str, Field(min_length=1, max_length=8192)]
+    import_token: Annotated[str, Field(min_length=1, max_length=256)]
+    key_material_expire_unix: Annotated[int, Field(ge=0)] = 0
+
+
+class ImportKeyMaterialResponse(Response):
+    pass
+
+
+def import_key_material(req: ImportKeyMaterialRequest, ctx: Context) -> ImportKeyMaterialResponse:
+    key, _ = keys.get_key(ctx, req.key_id)
+    if key["origin"] != "EXTERNAL":
+        raise errors.UnsupportedOrigin()
+    lifecycle.require("import_material", key)
+    if req.key_material_expire_unix and req.key_material_expire_unix < ctx.now:
+        raise errors.InvalidParameter(name="KeyMaterialExpireUnix")
+    material = byok.unwrap_material(ctx, key, req.import_token, req.encrypted_key_material)
+    vid = versions.create(ctx, key, 1, material, ctx.now)
+    fingerprint = key.get("material_fingerprint") or byok.fingerprint(ctx, key["key_id"], material)
+
+    def imported(row: dict) -> None:
+        if row.get("material_fingerprint") not in (None, fingerprint):
+            raise errors.InvalidKeyMaterial()  # another import of different material won the race
+        state = lifecycle.ENABLED if row["state"] == lifecycle.PENDING_IMPORT else row["state"]
+        row.update(state=state, primary_key_version=vid, version_count=1, material_fingerprint=fingerprint,
+                   last_rotation_date=row.get("last_rotation_date") or int(ctx.now),
+                   material_expire_time=req.key_material_expire_unix or None)
+
+    keys.mutate(ctx, key["key_id"], "import_material", imported)
+    return ImportKeyMaterialResponse()
+
+
+handler = api_handler(__name__, ImportKeyMaterialRequest, import_key_material)
