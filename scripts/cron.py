@@ -41,7 +41,9 @@ class Schedule:
         text = text.strip()
         if text.startswith("@every "):
             spec = text[7:].strip()
-            mult = {"s": 1, "m": 60, "h": 3600}[spec[-1]]
+            mult = {"s": 1, "m": 60, "h": 3600}.get(spec[-1:])
+            if mult is None or not spec[:-1].isdigit() or int(spec[:-1]) < 1:
+                raise ValueError(f"bad interval {text!r}: use @every <n>s|m|h with n >= 1")
             return cls(None, int(spec[:-1]) * mult)
         parts = text.split()
         if len(parts) != 6:
