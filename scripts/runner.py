@@ -151,6 +151,10 @@ def serve(args: argparse.Namespace) -> None:
 
     first_start = not (args.data_dir and os.path.exists(os.path.join(args.data_dir, "credentials.json")))
     cfg = get_config()  # creates the data dir, bootstrap credentials and root key on first start
+    from shared import identity
+    from shared.store import get_store
+
+    identity.ensure_bootstrap(get_store(), cfg, time.time())  # the first admin key, listed by scripts/admin
     print(f"KMS (API 2016-01-20) on http://{args.host}:{args.port}  region {cfg.region}  account {cfg.account_id}"
           f"  store {cfg.store}" + (f"  data {cfg.data_dir}" if cfg.data_dir else ""), flush=True)
     if first_start and not os.environ.get("KMS_ACCESS_KEY_SECRET"):
@@ -206,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.data_dir:
         os.environ["KMS_DATA_DIR"] = os.path.abspath(args.data_dir)
+    if args.command == "invoke":
+        # stdout carries the function's result; audit records still go to the data directory.
+        os.environ.setdefault("KMS_AUDIT_STDOUT", "false")
     if args.command == "serve":
         serve(args)
         return 0

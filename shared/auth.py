@@ -15,7 +15,7 @@ import hmac
 import re
 from dataclasses import dataclass
 
-from . import errors, signing
+from . import errors, identity, signing
 from .config import Config
 from .store import Store
 from .wire import HttpRequest
@@ -30,21 +30,7 @@ class Caller:
     account_id: str
     access_key_id: str
     source_ip: str
-
-
-@dataclass(frozen=True)
-class AccessKey:
-    access_key_id: str
-    secret: str
-    account_id: str
-    enabled: bool = True
-
-
-def find_access_key(cfg: Config, access_key_id: str) -> AccessKey | None:
-    """The bootstrap key pair from configuration."""
-    if cfg.access_key_id and hmac.compare_digest(access_key_id.encode(), cfg.access_key_id.encode()):
-        return AccessKey(cfg.access_key_id, cfg.access_key_secret, cfg.account_id)
-    return None
+    policies: tuple | None  # None: the account's own key, no policy check
 
 
 def parse_timestamp(value: str) -> int:
@@ -77,7 +63,7 @@ def authenticate(req: HttpRequest, query: dict[str, str], params: dict[str, str]
             # Unsigned, the action could be swapped and the date and nonce renewed in transit.
             raise errors.IncompleteSignature()
         timestamp, nonce = req.headers.get("x-acs-date", ""), req.headers.get("x-acs-signature-nonce", "")
-        key = _lookup(cfg, ak_id)
+        key = _lookup(cfg, store, ak_id)
         ts = parse_timestamp(timestamp)
         body_hash = hashlib.sha256(req.body).hexdigest() if req.body else signing.EMPTY_SHA256
         canonical = signing.acs3_canonical_request(req.method, req.path, query, req.headers, signed, body_hash)
@@ -95,7 +81,7 @@ def authenticate(req: HttpRequest, query: dict[str, str], params: dict[str, str]
             raise errors.MissingParameter(name="Action")
         if (req.headers.get("x-acs-action") or params["Action"]) != params["Action"]:
             raise errors.InvalidAction()
-        key = _lookup(cfg, ak_id)
+        key = _lookup(cfg, store, ak_id)
         ts = parse_timestamp(timestamp)
         sts = signing.rpc_v1_string_to_sign(req.method, params)
         expected = signing.rpc_v1_signature(key.secret, sts)
@@ -111,11 +97,11 @@ def authenticate(req: HttpRequest, query: dict[str, str], params: dict[str, str]
     # acceptable until `skew` after its stamp.
     if not store.remember_nonce(f"{ak_id}/{nonce}", int(now), 2 * cfg.clock_skew):
         raise errors.SignatureNonceUsed()
-    return Caller(key.account_id, ak_id, req.source_ip)
+    return Caller(key.account_id, ak_id, req.source_ip, key.policies)
 
 
-def _lookup(cfg: Config, ak_id: str) -> AccessKey:
-    key = find_access_key(cfg, ak_id)
+def _lookup(cfg: Config, store: Store, ak_id: str) -> identity.AccessKey:
+    key = identity.lookup(store, cfg, ak_id)
     if key is None:
         raise errors.InvalidAccessKeyIdNotFound()
     if not key.enabled:

@@ -36,7 +36,7 @@ def new_token(ctx: Context, key_id: str, spec: str, algorithm: str) -> tuple[str
     expires = int(ctx.now) + TOKEN_LIFETIME
     ctx.store.put_new("import_tokens", _pk(ctx, key_id), token, {
         "spec": spec, "algorithm": algorithm, "expires": expires,
-        "private": crypto.wrap(ctx.config, der, f"import/{key_id}/{token}".encode())})
+        "private": crypto.wrap(ctx.config, der, token_aad(key_id, token))})
     return token, _asymmetric.public_der(_asymmetric.load_private(spec, der)), expires
 
 
@@ -49,7 +49,7 @@ def unwrap_material(ctx: Context, key: dict, token: str, encrypted_b64: str) -> 
         raise errors.ExpiredImportToken()
     try:
         encrypted = base64.b64decode(encrypted_b64, validate=True)
-        der = crypto.unwrap(ctx.config, item.data["private"], f"import/{key['key_id']}/{token}".encode())
+        der = crypto.unwrap(ctx.config, item.data["private"], token_aad(key["key_id"], token))
         private = _asymmetric.load_private(item.data["spec"], der)
         material = _asymmetric.decrypt(private, item.data["algorithm"], encrypted)
     except (binascii.Error, ValueError, _asymmetric.CryptoFailure):
@@ -57,15 +57,19 @@ def unwrap_material(ctx: Context, key: dict, token: str, encrypted_b64: str) -> 
     if len(material) != MATERIAL_BYTES[key["key_spec"]]:
         raise errors.InvalidKeyMaterial()
     if key.get("material_fingerprint"):
-        seen = crypto.unwrap(ctx.config, key["material_fingerprint"], _fingerprint_aad(key["key_id"]))
+        seen = crypto.unwrap(ctx.config, key["material_fingerprint"], fingerprint_aad(key["key_id"]))
         if not hmac.compare_digest(seen, hashlib.sha256(material).digest()):
             raise errors.InvalidKeyMaterial()
     return material
 
 
 def fingerprint(ctx: Context, key_id: str, material: bytes) -> str:
-    return crypto.wrap(ctx.config, hashlib.sha256(material).digest(), _fingerprint_aad(key_id))
+    return crypto.wrap(ctx.config, hashlib.sha256(material).digest(), fingerprint_aad(key_id))
 
 
-def _fingerprint_aad(key_id: str) -> bytes:
+def fingerprint_aad(key_id: str) -> bytes:
     return f"fingerprint/{key_id}".encode()
+
+
+def token_aad(key_id: str, token: str) -> bytes:
+    return f"import/{key_id}/{token}".encode()

@@ -41,6 +41,7 @@ class Config:
     key_quota: int  # keys per account and region (documented quota: 200)
     alias_quota: int  # aliases per account and region (documented quota: 300)
     secret_quota: int  # secrets per account and region
+    audit_stdout: bool  # audit records as JSON lines on stdout (FC ships them to its log service)
 
     @property
     def primary_root_key_id(self) -> str:
@@ -79,19 +80,28 @@ def _bootstrap_credentials(data_dir: Path | None) -> dict:
     return json.loads(path.read_text())
 
 
+def root_key_file(data_dir: Path | None) -> Path | None:
+    """The root key file of a local instance (created on first use), or None when KMS_ROOT_KEY is set."""
+    if os.environ.get("KMS_ROOT_KEY") or data_dir is None:
+        return None
+    path = data_dir / ROOT_KEY_FILE
+    if not path.exists():
+        try:
+            _write_private(path, "r1:" + base64.b64encode(secrets.token_bytes(32)).decode())
+        except FileExistsError:
+            pass
+    return path
+
+
 def _root_keys(data_dir: Path | None) -> dict[str, bytes]:
-    """Root keys by id. KMS_ROOT_KEY is `base64` or `id:base64[,id:base64...]` (first one is primary)."""
-    raw = os.environ.get("KMS_ROOT_KEY", "")
-    if not raw and data_dir is not None:
-        path = data_dir / ROOT_KEY_FILE
-        if not path.exists():
-            try:
-                _write_private(path, "r1:" + base64.b64encode(secrets.token_bytes(32)).decode())
-            except FileExistsError:
-                pass
-        raw = path.read_text().strip()
+    path = root_key_file(data_dir)
+    return parse_root_keys(path.read_text() if path else os.environ.get("KMS_ROOT_KEY", ""))
+
+
+def parse_root_keys(raw: str) -> dict[str, bytes]:
+    """Root keys by id from `base64` or `id:base64[,id:base64...]`; the first one wraps new data."""
     keys: dict[str, bytes] = {}
-    for part in filter(None, (p.strip() for p in raw.split(","))):
+    for part in filter(None, (p.strip() for p in raw.strip().split(","))):
         kid, _, b64 = part.rpartition(":")
         key = base64.b64decode(b64, validate=True)
         if len(key) != 32:
@@ -130,4 +140,5 @@ def get_config() -> Config:
         key_quota=int(env.get("KMS_KEY_QUOTA", "200")),
         alias_quota=int(env.get("KMS_ALIAS_QUOTA", "300")),
         secret_quota=int(env.get("KMS_SECRET_QUOTA", "1000")),
+        audit_stdout=env.get("KMS_AUDIT_STDOUT", "true").lower() == "true",
     )

@@ -18,10 +18,11 @@ class KmsError(Exception):
     status = 500
     message = "Internal Failure."
 
-    def __init__(self, message: str | None = None, **fmt: str) -> None:
+    def __init__(self, message: str | None = None, extra: dict | None = None, **fmt: str) -> None:
         if message is None:
             message = self.message.format(**fmt) if fmt else self.message
         self.detail = message
+        self.extra = extra or {}  # more body fields, e.g. AccessDeniedDetail on a 403
         super().__init__(message)
 
     def to_body(self, request_id: str, host: str) -> dict:
@@ -32,6 +33,7 @@ class KmsError(Exception):
             "Message": self.detail,
             "Recommend": f"https://api.aliyun.com/troubleshoot?q={self.code}&product=Kms&requestId={request_id}",
             "HttpStatus": self.status,
+            **self.extra,
         }
 
 

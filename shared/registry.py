@@ -6,8 +6,10 @@ name), the local runner routes on it, and `scripts/gen_template.py` writes `temp
 `InvalidAction.NotFound` until their issue lands.
 
 Each action names its RAM action (`kms:<Name>`) and the resources a call touches, as
-`(kind, parameter)` pairs: the parameter that names the resource (`None` = the call addresses the
-kind as a whole, `acs:kms:REGION:ACCOUNT:key/*`). Authorization resolves these in one place.
+`(kind, parameter[, ram action])`: the parameter that names the resource (`None` = the call
+addresses the kind as a whole, `acs:kms:REGION:ACCOUNT:key/*`), and the RAM action checked on it
+when it is not the action's own (ReEncrypt checks kms:ReEncryptFrom and kms:ReEncryptTo).
+`shared.authz` resolves these in one place.
 """
 
 from __future__ import annotations
@@ -80,7 +82,8 @@ ACTIONS: tuple[Action, ...] = (
     Action("Decrypt", "crypto", (BLOB_KEY,)),
     Action("GenerateDataKey", "crypto", (KEY,), key_aliases=True),
     Action("GenerateDataKeyWithoutPlaintext", "crypto", (KEY,), key_aliases=True),
-    Action("ReEncrypt", "crypto", (BLOB_KEY, ("key", "DestinationKeyId"), ("key", "SourceKeyId")), key_aliases=True),
+    Action("ReEncrypt", "crypto", (BLOB_KEY + ("kms:ReEncryptFrom",), ("key", "DestinationKeyId", "kms:ReEncryptTo"),
+                                   ("key", "SourceKeyId", "kms:ReEncryptFrom")), key_aliases=True),
     Action("AsymmetricSign", "crypto", (KEY,), key_aliases=True),
     Action("AsymmetricVerify", "crypto", (KEY,), key_aliases=True),
     Action("AsymmetricEncrypt", "crypto", (KEY,), key_aliases=True),
@@ -95,7 +98,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("ListAliases", "aliases", (("alias", None),)),
     Action("ListAliasesByKeyId", "aliases", (KEY,)),
     # secrets
-    Action("CreateSecret", "secrets", (SECRET, ("key", "EncryptionKeyId"))),
+    Action("CreateSecret", "secrets", (SECRET, ("key", "EncryptionKeyId", "kms:GenerateDataKey"))),
     Action("ListSecrets", "secrets", (("secret", None),)),
     Action("DeleteSecret", "secrets", (SECRET,)),
     Action("DescribeSecret", "secrets", (SECRET,)),

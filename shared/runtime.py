@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable
 
-from . import accounts, auth, errors, registry, wire
+from . import accounts, audit, auth, authz, errors, registry, wire
 from .config import Config, get_config
 from .models import ApiModel, Response, parse_request
 from .store import Store, get_store
@@ -57,7 +57,8 @@ def api_handler(module: str, request_model: type[ApiModel], run: Callable[[Any, 
 
     def handler(event: bytes, context: Any = None) -> dict:
         request_id = _request_id(context)
-        host = "kms.local"
+        host, cfg, caller, params = "kms.local", None, None, {}
+        code, status = "OK", 200
         try:
             cfg = get_config()
             host = f"kms.{cfg.region}.aliyuncs.com"
@@ -73,34 +74,39 @@ def api_handler(module: str, request_model: type[ApiModel], run: Callable[[Any, 
                 accounts.require_open(store, cfg, caller.account_id)
             ctx = Context(request_id, caller.account_id, cfg.region, caller.access_key_id, caller.source_ip,
                           now, store, cfg, spec)
-            if dry_run_capable and params.get("DryRun", "").lower() == "true":
-                _dry_run(request_model, run, params, ctx)
-            body = run(parse_request(request_model, params), ctx).to_wire()
+            dry_run = dry_run_capable and params.get("DryRun", "").lower() == "true"
+            try:
+                request = parse_request(request_model, params)
+                authz.check(caller, spec, params, cfg.region, store)
+            except (errors.MissingParameter, errors.InvalidParameter) as exc:
+                raise errors.ValidationError(exc.detail) if dry_run else exc from None
+            except errors.ForbiddenNoPermission as exc:
+                raise errors.AccessDeniedError() if dry_run else exc from None
+            body = run(request, ctx).to_wire()
+            if dry_run:
+                # DryRun always fails (kms-api.md §1.5). Every DryRun-capable action is read-only, so
+                # the call ran for real, with every state and ciphertext check, and its result is dropped.
+                raise errors.DryRunOperationError()
             body["RequestId"] = request_id
             return wire.response(200, body, request_id)
         except errors.KmsError as exc:
+            code, status = exc.code, exc.status
             return wire.error_response(exc, request_id, host)
         except Exception as exc:  # noqa: BLE001 - the one central catch
+            code, status = errors.InternalFailure.code, 500
             log.error("request %s failed with %s", request_id, type(exc).__name__)
             return wire.error_response(errors.InternalFailure(), request_id, host)
+        finally:
+            if cfg is not None:
+                account = caller.account_id if caller else ""
+                arns = [arn for _, arn in authz.resources(spec, params, account, cfg.region)] if caller else []
+                audit.record(cfg, audit.entry(request_id, spec.name, account, caller.access_key_id if caller else "",
+                                              caller.source_ip if caller else "", arns, code, status))
 
     handler.action = spec  # type: ignore[attr-defined]
     handler.run = run  # type: ignore[attr-defined]
     handler.request_model = request_model  # type: ignore[attr-defined]
     return handler
-
-
-def _dry_run(request_model: type[ApiModel], run: Callable, params: dict[str, str], ctx: Context) -> None:
-    """DryRun always fails (kms-api.md §1.5): ValidationError for bad parameters, AccessDeniedError
-    without permission, else DryRunOperationError. Every DryRun-capable action is read-only, so the
-    call runs for real (all state and ciphertext checks included) and its result is dropped."""
-    try:
-        run(parse_request(request_model, params), ctx)
-    except (errors.MissingParameter, errors.InvalidParameter) as exc:
-        raise errors.ValidationError(exc.detail) from None
-    except errors.ForbiddenNoPermission:
-        raise errors.AccessDeniedError() from None
-    raise errors.DryRunOperationError()
 
 
 def trigger_time(event: dict) -> float:

@@ -36,13 +36,14 @@ def server_factory(tmp_path):
 
 def reset_caches() -> None:
     """Forget per-instance caches so each in-process test sees its own configuration."""
-    from shared import accounts
+    from shared import accounts, identity
     from shared.config import get_config
     from shared.store import get_store
 
     get_config.cache_clear()
     get_store.cache_clear()
     accounts._opened.clear()
+    identity._cache.clear()
 
 
 @pytest.fixture

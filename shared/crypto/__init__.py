@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from . import _primitives as _p
 from . import blob
-from .root import UnwrapError, unwrap, wrap
+from .root import UnwrapError, root_key_id_of, unwrap, wrap
 
-__all__ = ["DecryptError", "UnwrapError", "wrap", "unwrap", "new_symmetric_material", "new_key_material",
+__all__ = ["DecryptError", "UnwrapError", "wrap", "unwrap", "root_key_id_of", "new_symmetric_material", "new_key_material",
            "random_bytes", "seal", "open_blob", "blob"]
 
 # Key material length per symmetric KeySpec.

@@ -9,8 +9,10 @@ lets the service read under old root keys while a root-key rotation re-wraps eve
 from __future__ import annotations
 
 import base64
+import os
+import time
 
-from ..config import Config
+from ..config import Config, parse_root_keys, root_key_file
 from . import _primitives as p
 
 FORMAT = 1
@@ -20,10 +22,32 @@ class UnwrapError(Exception):
     """A stored blob did not unwrap: wrong root key, corrupted row, or moved between rows."""
 
 
+# A local instance re-reads its root key file when it changes (checked at most once a second), so
+# a root-key rotation run by `scripts/admin rotate-root-key` reaches running workers: they read
+# under both keys and wrap new data under the new one. A deployment rolls KMS_ROOT_KEY instead.
+_file_state: dict[str, tuple[float, int, dict[str, bytes]]] = {}
+
+
+def keys(cfg: Config, force: bool = False) -> dict[str, bytes]:
+    path = root_key_file(cfg.data_dir) if cfg.data_dir is not None else None
+    if path is None:
+        return cfg.root_keys
+    checked, mtime, found = _file_state.get(str(path), (0.0, -1, cfg.root_keys))
+    now = time.monotonic()
+    if force or now - checked >= 1.0:
+        current = os.stat(path).st_mtime_ns
+        if current != mtime:
+            found = parse_root_keys(path.read_text())
+        _file_state[str(path)] = (now, current, found)
+    return found
+
+
 def wrap(cfg: Config, plaintext: bytes, aad: bytes) -> str:
-    kid = cfg.primary_root_key_id.encode()
+    ring = keys(cfg)
+    primary = next(iter(ring))
+    kid = primary.encode()
     nonce = p.random_bytes(p.NONCE_SIZE)
-    sealed = p.aes_gcm_seal(cfg.root_keys[cfg.primary_root_key_id], nonce, plaintext, aad)
+    sealed = p.aes_gcm_seal(ring[primary], nonce, plaintext, aad)
     return base64.b64encode(bytes([FORMAT, len(kid)]) + kid + nonce + sealed).decode()
 
 
@@ -37,7 +61,8 @@ def unwrap(cfg: Config, wrapped: str, aad: bytes) -> bytes:
     if len(raw) < 2 or raw[0] != FORMAT or len(raw) < 2 + raw[1] + p.NONCE_SIZE + p.TAG_SIZE:
         raise UnwrapError()
     end = 2 + raw[1]
-    key = cfg.root_keys.get(raw[2:end].decode(errors="replace"))
+    kid = raw[2:end].decode(errors="replace")
+    key = keys(cfg).get(kid) or keys(cfg, force=True).get(kid)
     if key is None:
         raise UnwrapError()
     try:

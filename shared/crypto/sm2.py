@@ -30,7 +30,6 @@ import ctypes
 import ctypes.util
 import hashlib
 import threading
-from typing import Optional
 
 __all__ = ["SM2Error", "PrivateKey", "PublicKey", "available", "generate", "za_digest",
            "DEFAULT_UID", "DIGEST_SIZE"]
@@ -107,10 +106,10 @@ class _Lib:
             setattr(self, name, fn)
 
 
-_lib: Optional[_Lib] = None
-_lib_error: Optional[str] = None
+_lib: _Lib | None = None
+_lib_error: str | None = None
 _lib_lock = threading.Lock()
-_available: Optional[bool] = None
+_available: bool | None = None
 
 
 def _candidates() -> list[str]:
@@ -272,7 +271,7 @@ class _Key:
     __slots__ = ("_pkey", "_lock", "__weakref__")
 
     def __init__(self, pkey: int):
-        self._pkey: Optional[int] = pkey
+        self._pkey: int | None = pkey
         self._lock = threading.Lock()
 
     def _acquire(self, lib: _Lib) -> int:
@@ -321,10 +320,10 @@ class PublicKey(_Key):
 
     def __init__(self, pkey: int):
         super().__init__(pkey)
-        self._xy: Optional[bytes] = None
+        self._xy: bytes | None = None
 
     @classmethod
-    def from_der(cls, spki_der) -> "PublicKey":
+    def from_der(cls, spki_der) -> PublicKey:
         """Load a SubjectPublicKeyInfo DER. Raises SM2Error for bad DER or a key that is not SM2."""
         der = _as_bytes(spki_der, "spki_der")
         with _Op() as lib:
@@ -373,7 +372,10 @@ class PublicKey(_Key):
         return self._xy
 
     def verify_digest(self, digest, signature_der) -> bool:
-        """True if `signature_der` (DER r,s) is valid for the 32-byte `digest`. False for any bad or malformed signature."""
+        """True if `signature_der` (DER r, s) is valid for the 32-byte `digest`.
+
+        False for any wrong or malformed signature; ValueError only for a digest that is not 32 bytes.
+        """
         digest = _check_digest(digest)
         sig = _as_bytes(signature_der, "signature_der")
         if not sig:
@@ -424,10 +426,10 @@ class PrivateKey(_Key):
 
     def __init__(self, pkey: int):
         super().__init__(pkey)
-        self._public: Optional[PublicKey] = None
+        self._public: PublicKey | None = None
 
     @classmethod
-    def from_der(cls, pkcs8_der) -> "PrivateKey":
+    def from_der(cls, pkcs8_der) -> PrivateKey:
         """Load a PKCS#8 PrivateKeyInfo DER (unencrypted). Raises SM2Error for bad DER or a key that is not SM2."""
         der = _as_bytes(pkcs8_der, "pkcs8_der")
         with _Op() as lib:
@@ -495,7 +497,10 @@ class PrivateKey(_Key):
                 lib.EVP_PKEY_free(pkey)
 
     def decrypt(self, ciphertext_der) -> bytes:
-        """Decrypt a GM/T 0009 DER ciphertext. Any malformed or tampered input (C3 mismatch included) raises SM2Error."""
+        """Decrypt a GM/T 0009 DER ciphertext.
+
+        Any malformed, truncated, extended or tampered input (a C3 mismatch included) raises SM2Error.
+        """
         data = _as_bytes(ciphertext_der, "ciphertext_der")
         # OpenSSL's parser stops at the end of the SEQUENCE and ignores what follows; we do not.
         if not _der_length_ok(data):
