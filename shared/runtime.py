@@ -78,11 +78,11 @@ def api_handler(module: str, request_model: type[ApiModel], run: Callable[[Any, 
             try:
                 request = parse_request(request_model, params)
                 authz.check(caller, spec, params, cfg.region, store)
+                body = run(request, ctx).to_wire()
             except (errors.MissingParameter, errors.InvalidParameter) as exc:
                 raise errors.ValidationError(exc.detail) if dry_run else exc from None
             except errors.ForbiddenNoPermission as exc:
                 raise errors.AccessDeniedError() if dry_run else exc from None
-            body = run(request, ctx).to_wire()
             if dry_run:
                 # DryRun always fails (kms-api.md §1.5). Every DryRun-capable action is read-only, so
                 # the call ran for real, with every state and ciphertext check, and its result is dropped.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pydantic import field_validator
 
-from shared import errors, keys, lifecycle
+from shared import aliases, errors, keys, lifecycle
 from shared.models import AliasName, ApiModel, KeyIdParam, Response
 from shared.runtime import Context, api_handler
 from shared.store import Conflict
@@ -36,15 +36,25 @@ class CreateAliasResponse(Response):
 def create_alias(req: CreateAliasRequest, ctx: Context) -> CreateAliasResponse:
     key, _ = keys.get_key(ctx, req.key_id)
     lifecycle.require("create_alias", key)
-    if ctx.store.get("aliases", ctx.scope, req.alias_name) is not None:
+    row = {"key_id": key["key_id"], "creation_date": int(ctx.now)}
+    existing = ctx.store.get("aliases", ctx.scope, req.alias_name)
+    if existing is not None and _points_at_live_key(ctx, existing.data["key_id"]):
         raise errors.AliasAlreadyExists()
-    if ctx.store.count("aliases", ctx.scope) >= ctx.config.alias_quota:
+    if existing is None and len(aliases.live(ctx)) >= ctx.config.alias_quota:
         raise errors.LimitExceeded()
     try:
-        ctx.store.put_new("aliases", ctx.scope, req.alias_name, {"key_id": key["key_id"], "creation_date": int(ctx.now)})
+        if existing is None:
+            ctx.store.put_new("aliases", ctx.scope, req.alias_name, row)
+        else:  # the name still belongs to a key past its deletion date: the sweep just has not run
+            ctx.store.update("aliases", ctx.scope, req.alias_name, row, existing.rev)
     except Conflict:
         raise errors.AliasAlreadyExists() from None
     return CreateAliasResponse()
+
+
+def _points_at_live_key(ctx: Context, key_id: str) -> bool:
+    item = ctx.store.get("keys", ctx.scope, key_id)
+    return item is not None and not lifecycle.is_gone(item.data, ctx.now)
 
 
 handler = api_handler(__name__, CreateAliasRequest, create_alias)

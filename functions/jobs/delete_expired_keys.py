@@ -18,10 +18,10 @@ def delete_expired_keys(ctx: Context, payload: dict) -> dict:
     store = ctx.store
     for item in store.scan_all("keys"):
         seen += 1
-        if not lifecycle.is_gone(item.data, ctx.now):
-            continue
         key_id = item.sk
         try:
+            if not lifecycle.is_gone(item.data, ctx.now):
+                continue
             for alias in store.query_all("aliases", item.pk):
                 if alias.data.get("key_id") == key_id:
                     store.delete("aliases", item.pk, alias.sk, alias.rev)

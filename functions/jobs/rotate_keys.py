@@ -17,11 +17,11 @@ def rotate_keys(ctx: Context, payload: dict) -> dict:
     rotated, failed, seen = [], [], 0
     for item in ctx.store.scan_all("keys"):
         seen += 1
-        if not versions.rotation_due(item.data, ctx.now):
-            continue
-        account, _, region = item.pk.partition("/")
-        key_ctx = replace(ctx, account_id=account, region=region)
         try:
+            if not versions.rotation_due(item.data, ctx.now):
+                continue
+            account, _, region = item.pk.partition("/")
+            key_ctx = replace(ctx, account_id=account, region=region)
             vid = versions.rotate(key_ctx, item.sk, ctx.now, guard=lambda k: versions.rotation_due(k, ctx.now))
             if vid is not None:
                 rotated.append(item.sk)

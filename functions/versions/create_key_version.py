@@ -29,9 +29,9 @@ class CreateKeyVersionResponse(Response):
 
 
 def _allowed(key: dict, now: float) -> bool:
+    lifecycle.require("use", lifecycle.effective(key, now))  # the key-state table comes first
     if key["origin"] == "EXTERNAL":
         raise errors.RejectedUnsupportedOperation()
-    lifecycle.require("use", key)
     if key["key_spec"] in keyspecs.ASYMMETRIC:
         if key["last_rotation_date"] + MIN_ASYMMETRIC_GAP > now:
             raise errors.RejectedUnsupportedOperation("A new version needs 7 days since the last one.")

@@ -1,0 +1,180 @@
+"""Helpers for the key tests: calls that assert their outcome, keys built in a given state, store
+edits that move a key in time, and raw views of what a key owns (versions, aliases, tags)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+
+from tests import support
+
+REGION = "cn-hangzhou"
+SCOPE = f"{support.TEST_ACCOUNT}/{REGION}"
+DAY = 86400
+STATES = ("Enabled", "Disabled", "PendingDeletion", "PendingImport")
+BAD_BLOB_MESSAGE = 'The specified parameter "CiphertextBlob" is not valid.'
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def unb64(text: str) -> bytes:
+    return base64.b64decode(text)
+
+
+def ok(kms, action: str, params: dict | None = None) -> dict:
+    status, body = kms.call(action, params or {})
+    assert status == 200, (action, body)
+    assert body["RequestId"]
+    return body
+
+
+def err(kms, action: str, params: dict | None, code: str, status: int, param: str | None = None) -> dict:
+    """Assert a call fails with `code` / `status` (and, if given, names parameter `param`)."""
+    got_status, body = kms.call(action, params or {})
+    assert (got_status, body.get("Code")) == (status, code), (action, params, got_status, body)
+    assert body["HttpStatus"] == status and body["RequestId"]
+    if param is not None:
+        assert f'"{param}"' in body["Message"], body["Message"]
+    return body
+
+
+def create_key(kms, **params) -> str:
+    return ok(kms, "CreateKey", {k: v for k, v in params.items()})["KeyMetadata"]["KeyId"]
+
+
+def describe(kms, key_id: str) -> dict:
+    return ok(kms, "DescribeKey", {"KeyId": key_id})["KeyMetadata"]
+
+
+def key_in_state(kms, state: str, **params) -> str:
+    """A fresh key in `state` (PendingImport: an EXTERNAL key without material)."""
+    if state == "PendingImport":
+        params["Origin"] = "EXTERNAL"
+    key_id = create_key(kms, **params)
+    to_state(kms, key_id, state)
+    return key_id
+
+
+def to_state(kms, key_id: str, state: str) -> None:
+    if state == "Disabled":
+        ok(kms, "DisableKey", {"KeyId": key_id})
+    elif state == "PendingDeletion":
+        ok(kms, "ScheduleKeyDeletion", {"KeyId": key_id, "PendingWindowInDays": "7"})
+    assert describe(kms, key_id)["KeyState"] == state
+
+
+def encrypt(kms, key_id: str, plaintext: bytes = b"secret data", context: dict | None = None) -> dict:
+    params = {"KeyId": key_id, "Plaintext": b64(plaintext)}
+    if context is not None:
+        params["EncryptionContext"] = json.dumps(context, separators=(",", ":"))
+    return ok(kms, "Encrypt", params)
+
+
+def decrypt(kms, blob: str, context: dict | None = None) -> dict:
+    params = {"CiphertextBlob": blob}
+    if context is not None:
+        params["EncryptionContext"] = json.dumps(context, separators=(",", ":"))
+    body = ok(kms, "Decrypt", params)
+    body["raw"] = unb64(body["Plaintext"])
+    return body
+
+
+def versions(kms, key_id: str) -> list[str]:
+    body = ok(kms, "ListKeyVersions", {"KeyId": key_id, "PageSize": "101"})
+    assert body["TotalCount"] == len(body["KeyVersions"]["KeyVersion"])
+    return [v["KeyVersionId"] for v in body["KeyVersions"]["KeyVersion"]]
+
+
+def tags(kms, key_id: str) -> dict[str, str]:
+    body = ok(kms, "ListResourceTags", {"KeyId": key_id})
+    return {t["TagKey"]: t["TagValue"] for t in body["Tags"]["Tag"]}
+
+
+def all_aliases(kms) -> dict[str, str]:
+    body = ok(kms, "ListAliases", {"PageSize": "100"})
+    return {a["AliasName"]: a["KeyId"] for a in body["Aliases"]["Alias"]}
+
+
+def tag_json(pairs: dict[str, str]) -> str:
+    return json.dumps([{"TagKey": k, "TagValue": v} for k, v in pairs.items()])
+
+
+# --- the store underneath ----------------------------------------------------------------------
+
+def key_row(store, key_id: str):
+    return store.get("keys", SCOPE, key_id)
+
+
+def edit_key(store, key_id: str, **fields) -> None:
+    """Rewrite fields of a key row directly (moves a key in time without waiting)."""
+    item = key_row(store, key_id)
+    store.update("keys", SCOPE, key_id, {**item.data, **fields}, item.rev)
+
+
+def make_overdue(store, key_id: str, seconds_ago: int = 60) -> None:
+    edit_key(store, key_id, delete_date=int(time.time()) - seconds_ago)
+
+
+def version_rows(store, key_id: str) -> list:
+    return list(store.query_all("key_versions", f"{SCOPE}/{key_id}"))
+
+
+def alias_rows(store) -> dict[str, str]:
+    return {a.sk: a.data["key_id"] for a in store.query_all("aliases", SCOPE)}
+
+
+def job_context(store, when: float):
+    """The Context a timer job gets, on a given store object, with "now" = `when`."""
+    from shared.config import get_config
+    from shared.runtime import Context
+
+    cfg = get_config()
+    return Context("job-test", "", cfg.region, "", "", when, store, cfg)
+
+
+def run_together(functions, timeout: float = 30) -> list:
+    """Run callables in threads released at the same instant; return results (or raised exceptions)."""
+    start = threading.Barrier(len(functions))
+    results: list = [None] * len(functions)
+
+    def body(i, fn):
+        start.wait(timeout)
+        try:
+            results[i] = fn()
+        except BaseException as exc:  # noqa: BLE001 - reported to the test
+            results[i] = exc
+
+    threads = [threading.Thread(target=body, args=(i, fn)) for i, fn in enumerate(functions)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+        assert not t.is_alive(), "thread hung"
+    return results
+
+
+class Rendezvous:
+    """Wraps a store so that N users meet right before a chosen write: every one of them has done its
+    reads by then, which forces the race the conditional writes must settle."""
+
+    def __init__(self, store, barrier: threading.Barrier, method: str, table: str) -> None:
+        self._store, self._barrier, self._method, self._table = store, barrier, method, table
+
+    def __getattr__(self, name):
+        attr = getattr(self._store, name)
+        if name != self._method:
+            return attr
+
+        def wrapped(table, *args, **kwargs):
+            if table == self._table:
+                try:
+                    self._barrier.wait(10)
+                except threading.BrokenBarrierError:
+                    pass  # a partner never got here (it lost earlier): go on alone
+            return attr(table, *args, **kwargs)
+
+        return wrapped
