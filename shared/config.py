@@ -49,10 +49,17 @@ class Config:
 
 
 def _write_private(path: Path, data: str) -> None:
-    # Create with 0600 from the start so the secret is never readable by others, even briefly.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(data)
+    """Create `path` with `data`, mode 0600, all at once: written under a temporary name and linked
+    into place, so a concurrent reader sees no file or the whole file, never an empty one.
+    FileExistsError if another process created it first."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(data)
+        os.link(tmp, path)
+    finally:
+        os.unlink(tmp)
 
 
 def _bootstrap_credentials(data_dir: Path | None) -> dict:

@@ -52,7 +52,7 @@ def put_secret_value(req: PutSecretValueRequest, ctx: Context) -> PutSecretValue
     key = secrets.encryption_key(ctx, secret["encryption_key_id"])
     # The value row first: if the stage update below never lands, the row is invisible and a retry
     # with the same VersionId and data adopts it.
-    secrets.write_version(ctx, secret, req.version_id, req.secret_data, req.secret_data_type, key)
+    created = secrets.write_version(ctx, secret, req.version_id, req.secret_data, req.secret_data_type, key)
     stages = req.version_stages or [secrets.CURRENT]
     dropped: list[str] = []
 
@@ -61,7 +61,12 @@ def put_secret_value(req: PutSecretValueRequest, ctx: Context) -> PutSecretValue
             return  # the same version was stored before: an idempotent repeat changes nothing
         dropped[:] = secrets.attach(row, req.version_id, stages, int(ctx.now))
 
-    secret = secrets.mutate(ctx, req.secret_name, add)
+    try:
+        secret = secrets.mutate(ctx, req.secret_name, add)
+    except errors.KmsError:
+        if created:  # a refused put leaves nothing behind, not even the value row it wrote
+            secrets.delete_version_rows(ctx, secret["name"], [req.version_id])
+        raise
     secrets.delete_version_rows(ctx, secret["name"], dropped)
     return PutSecretValueResponse(secret_name=secret["name"], version_id=req.version_id,
                                   version_stages={"VersionStage": secrets.labels_of(secret, req.version_id)})

@@ -1,0 +1,1251 @@
+"""Throughput benchmark: signed KMS calls through the local runner against a trivial endpoint on the
+same HTTP stack, the handlers in process, and (when installed) moto's KMS server.
+
+`scripts/bench [--quick] [--json PATH] [--only NAME,...] [--profile]` (the bash wrapper installs
+what is needed). Everything runs on 127.0.0.1 in one invocation, so every ratio compares numbers
+taken minutes apart on the same machine. Nothing here asserts a timing; the table marks each
+ratio's target met or not met.
+
+Method:
+* Load comes from one generator for every server: wrk replaying pre-built raw HTTP/1.1 requests
+  (`scripts/bench_replay.lua`) over keep-alive connections. Signed requests are ACS3-HMAC-SHA256
+  with a fresh nonce each, signed before the timed window, so signing costs the client nothing
+  while it is timed. A list that runs out would replay nonces; the Lua script counts wraps and
+  the run is then redone with a longer list. Non-2xx answers are counted; a run with any is
+  invalid and is reported as such.
+* The trivial endpoint is a raw ASGI app served with the runner's uvicorn settings (httptools,
+  uvloop, the same worker count, one shared listening socket) and is sent the very same signed
+  DescribeKey requests, so request sizes and parsing match.
+* Scenarios are interleaved round by round (each round runs every scenario once), so slow drift
+  of the machine hits all of them alike; the table shows the median round and the spread.
+* With 2 workers and a few long-lived connections one worker can accept most of them (see
+  docs/performance.md §4). Each run records the CPU each worker used; a run where one worker did
+  less than half of the other's work is redone (up to twice) and the count is reported.
+* Keys: each data set has its own runner and data directory. `10 keys` are created through the
+  API; the large set is bulk-seeded in process with the CreateKey function's own code inside one
+  SQLite transaction (rows are exactly what CreateKey writes), and requests pick keys at random.
+  DescribeKey at 10 keys and at 100k keys run on separate runners whose nonce tables grow alike;
+  the crypto actions use a third one.
+* Nonce store: the runner as built, the same runner with the nonce store swapped for a per-worker
+  set (a lower bound: not replay-safe across workers), and `scripts/bench_nonce.py` microbenchmarks.
+
+Adding an action is one `Scenario(...)` line in SCENARIOS (plus a setup function if it needs
+resources) and, if it has a target, one `Ratio(...)` line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import dataclasses
+import hashlib
+import hmac
+import http.client
+import importlib
+import json
+import math
+import os
+import platform
+import random
+import resource
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import quote, urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+LUA = Path(__file__).resolve().parent / "bench_replay.lua"
+AK = "LTAIbenchAccessKey0001"
+SECRET = "BenchAccessKeySecret0123456789"
+ACCOUNT = "1234567890123456"
+REGION = "cn-hangzhou"
+FORM = "application/x-www-form-urlencoded"
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+PLAINTEXT = base64.b64encode(b"bench plaintext: 32 bytes long!!").decode()
+DIGEST = base64.b64encode(hashlib.sha256(b"bench").digest()).decode()
+SECRET_VALUE = "s" * 4096
+
+# ---------------------------------------------------------------------------------------------
+# Served apps (imported by uvicorn workers: keep this module's top level light)
+# ---------------------------------------------------------------------------------------------
+
+_TRIVIAL_BODY = b'{"RequestId":"4A3D2F6E-0000-4000-8000-000000000000","Ok":true}'
+_TRIVIAL_HEADERS = [(b"content-type", b"application/json;charset=utf-8"),
+                    (b"content-length", str(len(_TRIVIAL_BODY)).encode())]
+
+
+async def trivial_app(scope, receive, send) -> None:
+    """The baseline: read the request body like the runner does, answer a small fixed JSON body."""
+    more = True
+    while more:
+        msg = await receive()
+        more = msg.get("more_body", False)
+    await send({"type": "http.response.start", "status": 200, "headers": _TRIVIAL_HEADERS})
+    await send({"type": "http.response.body", "body": _TRIVIAL_BODY})
+
+
+def nonce_off_app():
+    """uvicorn factory: the runner's app with the nonce store replaced by a per-worker set.
+
+    Only for measuring what the nonce store costs: a replay to the other worker would pass.
+    """
+    from shared.store import sqlite
+
+    seen: set[str] = set()
+
+    def remember_nonce(self, key: str, now: int, ttl: int) -> bool:
+        if key in seen:
+            return False
+        seen.add(key)
+        return True
+
+    sqlite.SqliteStore.remember_nonce = remember_nonce  # this worker process only
+    from scripts import runner
+
+    return runner.app
+
+
+def serve(app: str, port: int, workers: int, factory: bool) -> None:
+    """Serve `app` exactly as `scripts/runner.py serve` serves the runner (same uvicorn settings)."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, workers=workers, http="httptools", loop="uvloop",
+                            log_level="warning", access_log=False, lifespan="off", server_header=False,
+                            factory=factory)
+    if workers > 1:
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+    else:
+        uvicorn.Server(config).run()
+
+
+# ---------------------------------------------------------------------------------------------
+# Requests: ACS3-signed KMS calls and AWS JSON calls, as raw bytes (wrk) and as FC events
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Call:
+    """One KMS RPC call: parameters go in the query (as the Tea SDK sends them), or in a form body."""
+    action: str
+    query: dict[str, str]
+    form: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class AwsCall:
+    """One AWS JSON 1.1 call (moto)."""
+    operation: str
+    body: dict
+
+
+@dataclass(frozen=True)
+class Wire:
+    method: str
+    target: str  # path and query
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def raw(self, close: bool = False) -> bytes:
+        head = "".join(f"{k}: {v}\r\n" for k, v in self.headers)
+        if close:  # not signed; the server answers and closes, wrk reconnects
+            head += "connection: close\r\n"
+        return (f"{self.method} {self.target} HTTP/1.1\r\n{head}content-length: {len(self.body)}\r\n\r\n"
+                .encode("latin-1") + self.body)
+
+
+def _pct(value: str) -> str:
+    return quote(value, safe="-_.~")
+
+
+def sign_acs3(call: Call, host: str, nonce: str, date: str) -> Wire:
+    """ACS3-HMAC-SHA256 as the Alibaba Cloud SDKs send it (headers signed, params in the query)."""
+    payload = urlencode(call.form).encode() if call.form else b""
+    body_hash = hashlib.sha256(payload).hexdigest() if payload else EMPTY_SHA256
+    hdrs = {"host": host, "x-acs-action": call.action, "x-acs-version": "2016-01-20", "x-acs-date": date,
+            "x-acs-signature-nonce": nonce, "x-acs-content-sha256": body_hash}
+    if payload:
+        hdrs["content-type"] = FORM
+    signed = sorted(hdrs)
+    canonical_query = "&".join(f"{_pct(k)}={_pct(v)}" for k, v in sorted(call.query.items()))
+    canonical = "\n".join(("POST", "/", canonical_query, "".join(f"{h}:{hdrs[h]}\n" for h in signed),
+                           ";".join(signed), body_hash))
+    sts = "ACS3-HMAC-SHA256\n" + hashlib.sha256(canonical.encode()).hexdigest()
+    sig = hmac.new(SECRET.encode(), sts.encode(), hashlib.sha256).hexdigest()
+    hdrs["authorization"] = f"ACS3-HMAC-SHA256 Credential={AK},SignedHeaders={';'.join(signed)},Signature={sig}"
+    qs = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in call.query.items())
+    return Wire("POST", "/?" + qs if qs else "/", list(hdrs.items()), payload)
+
+
+def aws_json(call: AwsCall, host: str) -> Wire:
+    """What boto3 sends for a KMS call (SigV4 header included; moto does not check it)."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    body = json.dumps(call.body).encode()
+    req = AWSRequest(method="POST", url=f"http://{host}/", data=body,
+                     headers={"Content-Type": "application/x-amz-json-1.1",
+                              "X-Amz-Target": f"TrentService.{call.operation}", "Host": host})
+    SigV4Auth(Credentials("testing", "testing"), "kms", "us-east-1").add_auth(req)
+    headers = [(k, v) for k, v in req.headers.items() if k.lower() != "content-length"]
+    return Wire("POST", "/", headers, body)
+
+
+def utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def sign_many(calls, host: str) -> list[Wire]:
+    """Sign each call with its own nonce (unique across the whole run: random prefix + counter)."""
+    prefix, date = secrets.token_hex(8), utc_now()
+    return [sign_acs3(c, host, f"{prefix}{n:010d}", date) for n, c in enumerate(calls)]
+
+
+def send(port: int, wire: Wire, timeout: float = 30) -> tuple[int, dict]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(wire.method, wire.target, body=wire.body, headers=dict(wire.headers))
+        resp = conn.getresponse()
+        data = resp.read()
+        try:
+            return resp.status, json.loads(data) if data else {}
+        except ValueError:
+            return resp.status, {"raw": data[:200].decode(errors="replace")}
+    finally:
+        conn.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes: servers in their own process group, stopped on every exit path
+# ---------------------------------------------------------------------------------------------
+
+_LIVE: list["Server"] = []
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _proc_stat(pid: int) -> tuple[int, int] | None:
+    """(process group, CPU ticks user+system) of a live process."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            text = f.read()
+    except OSError:
+        return None
+    fields = text[text.rfind(")") + 2:].split()
+    return int(fields[2]), int(fields[11]) + int(fields[12])
+
+
+def machine_busy() -> float:
+    """CPU seconds all processes have used since boot (user, nice, system, irq, softirq, steal)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / CLK
+
+
+def wait_quiet(limit: float, max_wait: float) -> tuple[float, float]:
+    """Wait (up to max_wait s) until processes other than ours use less than `limit` cores (our servers are
+    idle between runs, so everything busy then is foreign). Returns (seconds waited, last foreign load)."""
+    t0 = time.monotonic()
+    while True:
+        b0, s0 = machine_busy(), time.monotonic()
+        time.sleep(0.5)
+        load = (machine_busy() - b0) / (time.monotonic() - s0)
+        waited = time.monotonic() - t0
+        if load < limit or waited >= max_wait:
+            return waited, load
+
+
+def group_cpu(pgid: int) -> dict[int, int]:
+    """CPU ticks of every process in a process group."""
+    out = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            st = _proc_stat(int(name))
+            if st and st[0] == pgid:
+                out[int(name)] = st[1]
+    return out
+
+
+class Server:
+    def __init__(self, name: str, argv: list[str], env: dict, port: int, log_dir: Path, workers: int) -> None:
+        self.name, self.argv, self.env, self.port, self.workers = name, argv, env, port, workers
+        self.log_path = log_dir / f"server-{name.replace(' ', '_').replace('/', '_')}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60) -> "Server":
+        log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        _LIVE.append(self)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited at start:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            raise RuntimeError(f"{self.name} did not listen on {self.port}")
+        # uvicorn's supervisor listens before its workers are up: wait until they are all there.
+        while self.workers > 1 and len(group_cpu(self.proc.pid)) < self.workers + 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def cpu(self) -> dict[int, int]:
+        return group_cpu(self.proc.pid) if self.proc else {}
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        pgid = self.proc.pid
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(0.05)
+            if self.proc.poll() is not None and not group_cpu(pgid):
+                break
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+            self.proc.wait()
+        self.proc = None
+        if self in _LIVE:
+            _LIVE.remove(self)
+
+
+def stop_all() -> None:
+    for srv in list(_LIVE):
+        srv.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# Data sets, fixture, scenario table
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Dataset:
+    name: str
+    dir: Path
+    keys: list[str] = field(default_factory=list)
+    server: Server | None = None
+
+    def env(self) -> dict:
+        return {"KMS_DATA_DIR": str(self.dir)}
+
+
+@dataclass
+class Fixture:
+    """What the scenarios' request builders and setups read: data sets, servers, resources made in setup."""
+    sets: dict[str, Dataset]
+    servers: dict[str, Server]
+    rng: random.Random = field(default_factory=lambda: random.Random(1))
+    blobs: list[str] = field(default_factory=list)
+    secret_name: str = ""
+    rsa_key: str = ""
+    rsa_version: str = ""
+    moto_key: str = ""
+    moto_blob: str = ""
+
+    def key(self, ds: str, i: int) -> str:
+        keys = self.sets[ds].keys
+        return keys[i % len(keys)]
+
+    def random_key(self, ds: str, i: int) -> str:
+        keys = self.sets[ds].keys
+        return keys[self.rng.randrange(len(keys))]
+
+    def call(self, server: str, call: Call) -> dict:
+        """One signed call through a runner (setup only); raises unless it succeeds."""
+        srv = self.servers[server]
+        status, body = send(srv.port, sign_many([call], srv.host)[0])
+        if status != 200:
+            raise RuntimeError(f"{call.action} -> {status} {body}")
+        return body
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    server: str  # key in Fixture.servers: trivial, kms10, kms100k, kms10-nonce-off, crypto, moto
+    build: Callable[[Fixture, int], Call | AwsCall]  # the i-th request
+    actions: tuple[str, ...] = ()  # registered actions it needs (else skipped)
+    setup: Callable[[Fixture], None] | None = None
+    unique: bool = True  # requests carry nonces: never replay one
+    in_process: bool = False  # also time the FC handler in process (on the server's data set)
+    quick: bool = True  # part of --quick
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Ratio:
+    name: str
+    num: str
+    den: str
+    target: float | None  # met when value >= target
+    target_text: str = ""
+    source: str = "http"  # http: req/s through the servers; inproc: handler calls/s in process
+
+
+def setup_blobs(fx: Fixture) -> None:
+    fx.blobs = [fx.call("crypto", Call("Encrypt", {"KeyId": k, "Plaintext": PLAINTEXT}))["CiphertextBlob"]
+                for k in fx.sets["crypto"].keys]
+
+
+def setup_secret(fx: Fixture) -> None:
+    fx.secret_name = "bench-secret-" + secrets.token_hex(4)
+    fx.call("crypto", Call("CreateSecret", {"SecretName": fx.secret_name, "VersionId": "v1",
+                                            "EncryptionKeyId": fx.sets["crypto"].keys[0]},
+                           {"SecretData": SECRET_VALUE}))
+
+
+def setup_rsa(fx: Fixture) -> None:
+    md = fx.call("crypto", Call("CreateKey", {"KeySpec": "RSA_2048", "KeyUsage": "SIGN/VERIFY"}))["KeyMetadata"]
+    fx.rsa_key, fx.rsa_version = md["KeyId"], md.get("PrimaryKeyVersion", "")
+    if not fx.rsa_version:
+        versions = fx.call("crypto", Call("ListKeyVersions", {"KeyId": fx.rsa_key}))
+        fx.rsa_version = versions["KeyVersions"]["KeyVersion"][0]["KeyVersionId"]
+
+
+def setup_moto(fx: Fixture) -> None:
+    if fx.moto_key:
+        return
+    srv = fx.servers["moto"]
+    status, body = send(srv.port, aws_json(AwsCall("CreateKey", {}), srv.host))
+    if status != 200:
+        raise RuntimeError(f"moto CreateKey -> {status} {body}")
+    fx.moto_key = body["KeyMetadata"]["KeyId"]
+    status, body = send(srv.port, aws_json(AwsCall("Encrypt", {"KeyId": fx.moto_key, "Plaintext": PLAINTEXT}),
+                                           srv.host))
+    if status != 200:
+        raise RuntimeError(f"moto Encrypt -> {status} {body}")
+    fx.moto_blob = body["CiphertextBlob"]
+
+
+def _describe(ds: str) -> Callable[[Fixture, int], Call]:
+    return lambda fx, i: Call("DescribeKey", {"KeyId": fx.key(ds, i)})
+
+
+# The scenario table. `server` names which process answers; see main() for what each one is.
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("trivial", "trivial", _describe("kms10"), unique=False,
+             note="raw ASGI app, same uvicorn config, sent the same signed DescribeKey requests"),
+    Scenario("DescribeKey", "kms10", _describe("kms10"), ("DescribeKey",), in_process=True, note="10 keys"),
+    Scenario("DescribeKey@100k", "kms100k", lambda fx, i: Call("DescribeKey", {"KeyId": fx.random_key("kms100k", i)}),
+             ("DescribeKey",), in_process=True, note="random key of the large set"),
+    Scenario("DescribeKey nonce-off", "kms10-nonce-off", _describe("kms10"), ("DescribeKey",),
+             note="runner app, nonce store swapped for a per-worker set"),
+    Scenario("Encrypt", "crypto", lambda fx, i: Call("Encrypt", {"KeyId": fx.key("crypto", i), "Plaintext": PLAINTEXT}),
+             ("Encrypt",), in_process=True, note="32 B"),
+    Scenario("Decrypt", "crypto", lambda fx, i: Call("Decrypt", {"CiphertextBlob": fx.blobs[i % len(fx.blobs)]}),
+             ("Encrypt", "Decrypt"), setup=setup_blobs, in_process=True, note="32 B"),
+    Scenario("GenerateDataKey", "crypto",
+             lambda fx, i: Call("GenerateDataKey", {"KeyId": fx.key("crypto", i), "NumberOfBytes": "32"}),
+             ("GenerateDataKey",), in_process=True, note="32 B"),
+    Scenario("GetSecretValue", "crypto", lambda fx, i: Call("GetSecretValue", {"SecretName": fx.secret_name}),
+             ("CreateSecret", "GetSecretValue"), setup=setup_secret, in_process=True, note="4 KB value"),
+    Scenario("AsymmetricSign", "crypto",
+             lambda fx, i: Call("AsymmetricSign", {"KeyId": fx.rsa_key, "KeyVersionId": fx.rsa_version,
+                                                   "Algorithm": "RSA_PSS_SHA_256", "Digest": DIGEST}),
+             ("CreateKey", "AsymmetricSign"), setup=setup_rsa, in_process=True, note="RSA_2048 PSS"),
+    Scenario("moto Encrypt", "moto", lambda fx, i: AwsCall("Encrypt", {"KeyId": fx.moto_key, "Plaintext": PLAINTEXT}),
+             setup=setup_moto, unique=False, note="moto_server, AWS JSON"),
+    Scenario("moto Decrypt", "moto", lambda fx, i: AwsCall("Decrypt", {"CiphertextBlob": fx.moto_blob}),
+             setup=setup_moto, unique=False, quick=False),
+    Scenario("moto GenerateDataKey", "moto",
+             lambda fx, i: AwsCall("GenerateDataKey", {"KeyId": fx.moto_key, "NumberOfBytes": 32}),
+             setup=setup_moto, unique=False, quick=False),
+)
+
+RATIOS: tuple[Ratio, ...] = (
+    Ratio("DescribeKey / trivial", "DescribeKey", "trivial", 0.25, ">= 0.25"),
+    Ratio("DescribeKey 100k keys / 10 keys", "DescribeKey@100k", "DescribeKey", 0.90, "~1.0 (>= 0.90)"),
+    Ratio("DescribeKey 100k / 10 keys, in process", "DescribeKey@100k", "DescribeKey", 0.90, "~1.0 (>= 0.90)",
+          "inproc"),
+    Ratio("DescribeKey nonce store on / off", "DescribeKey", "DescribeKey nonce-off", None, "(cost of the store)"),
+    Ratio("Encrypt / trivial", "Encrypt", "trivial", 0.25, ">= 0.25"),
+    Ratio("Encrypt / moto Encrypt", "Encrypt", "moto Encrypt", 10.0, ">= 10"),
+    Ratio("Decrypt / moto Decrypt", "Decrypt", "moto Decrypt", 10.0, ">= 10"),
+    Ratio("GenerateDataKey / moto GenerateDataKey", "GenerateDataKey", "moto GenerateDataKey", 10.0, ">= 10"),
+    Ratio("GetSecretValue / trivial", "GetSecretValue", "trivial", None, ""),
+    Ratio("AsymmetricSign / trivial", "AsymmetricSign", "trivial", None, ""),
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# In-process helpers: the environment a runner worker has, the handlers, bulk seeding
+# ---------------------------------------------------------------------------------------------
+
+BASE_ENV = {
+    "KMS_ACCESS_KEY_ID": AK,
+    "KMS_ACCESS_KEY_SECRET": SECRET,
+    "KMS_ACCOUNT_ID": ACCOUNT,
+    "KMS_REGION": REGION,
+    "KMS_KEY_QUOTA": "10000000",
+    "KMS_STORE": "sqlite",
+}
+
+
+def use_dataset(ds: Dataset, root_key: str) -> None:
+    """Point this process's warm-instance caches at a data set (as a runner worker with that env)."""
+    os.environ.update(BASE_ENV, KMS_ROOT_KEY=root_key, **ds.env())
+    from shared import accounts
+    from shared.config import get_config
+    from shared.store import get_store
+
+    with contextlib.suppress(Exception):
+        get_store().close()
+    get_config.cache_clear()
+    get_store.cache_clear()
+    accounts._opened.clear()
+
+
+def handler_for(action: str):
+    from shared import registry
+
+    return importlib.import_module(registry.action(action).module).handler
+
+
+def registered(action: str) -> bool:
+    from shared import registry
+
+    return registry.action(action) is not None
+
+
+def bulk_seed(ds: Dataset, root_key: str, count: int) -> float:
+    """Add `count` Aliyun_AES_256 keys with CreateKey's own code, in one SQLite transaction."""
+    from shared.config import get_config
+    from shared.models import parse_request
+    from shared.runtime import Context
+    from shared.store import get_store
+
+    use_dataset(ds, root_key)
+    handler = handler_for("CreateKey")
+    store, cfg = get_store(), get_config()
+    store.count = lambda table, pk: 0  # the quota check counts the partition: O(n) per key
+    values = {"request_id": "bench-seed", "account_id": cfg.account_id, "region": cfg.region,
+              "access_key_id": AK, "source_ip": "127.0.0.1", "now": time.time(), "store": store, "config": cfg,
+              "action": handler.action}
+    ctx = Context(**{f.name: values[f.name] for f in dataclasses.fields(Context)
+                     if f.name in values or f.default is dataclasses.MISSING})
+    request = parse_request(handler.request_model, {})
+    conn = store._conn()
+    t0 = time.perf_counter()
+    conn.execute("BEGIN")
+    try:
+        for _ in range(count):
+            ds.keys.append(handler.run(request, ctx).key_metadata["KeyId"])
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    elapsed = time.perf_counter() - t0
+    use_dataset(ds, root_key)  # drop the patched store
+    return elapsed
+
+
+def asgi_scope(wire: Wire) -> tuple[dict, bytes]:
+    path, _, qs = wire.target.partition("?")
+    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in wire.headers]
+    headers.append((b"content-length", str(len(wire.body)).encode()))
+    return ({"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": wire.method,
+             "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": qs.encode("latin-1"),
+             "headers": headers, "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 8080)}, wire.body)
+
+
+def fc_event(wire: Wire) -> bytes:
+    """The API Gateway event the runner builds for this request (scripts.runner.build_event)."""
+    from scripts import runner
+
+    path, _, qs = wire.target.partition("?")
+    return json.dumps(runner.build_event(wire.method, path, qs, list(wire.headers), wire.body, "127.0.0.1")).encode()
+
+
+def time_handler(handler, events: list[bytes]) -> tuple[float, int]:
+    """(seconds, non-200 count) for calling the handler once per event."""
+    bad = 0
+    t0 = time.perf_counter()
+    for ev in events:
+        if handler(ev, None)["statusCode"] != 200:
+            bad += 1
+    secs = time.perf_counter() - t0
+    if bad:
+        global LAST_BAD
+        LAST_BAD = handler(events[-1], None).get("body", "")[:300]  # a replay, but shows the error
+    return secs, bad
+
+
+LAST_BAD = ""
+
+
+def time_asgi(app, items: list[tuple[dict, bytes]]) -> tuple[float, int]:
+    """(seconds, non-200 count) for driving the runner's ASGI app without a socket."""
+    import uvloop
+
+    async def drive() -> tuple[float, int]:
+        bad = 0
+        status = [0]
+
+        async def send_(msg):
+            if msg["type"] == "http.response.start":
+                status[0] = msg["status"]
+
+        t0 = time.perf_counter()
+        for scope, body in items:
+            msg = {"type": "http.request", "body": body, "more_body": False}
+
+            async def receive(m=msg):
+                return m
+
+            await app(scope, receive, send_)
+            if status[0] != 200:
+                bad += 1
+        return time.perf_counter() - t0, bad
+
+    return uvloop.run(drive())
+
+
+# ---------------------------------------------------------------------------------------------
+# Load runs
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Opts:
+    rounds: int
+    duration: int
+    warmup: int
+    threads: int
+    connections: int
+    workers: int
+    big_keys: int
+    inproc_seconds: float
+    recycle: int
+    quiet_wait: float
+    quick: bool
+    profile: bool
+    tmp: Path
+
+
+def write_lists(wires: list[Wire], prefix: Path, threads: int, recycle: int) -> None:
+    """One file per wrk thread. Every `recycle`-th request asks the server to close the connection
+    afterwards: wrk reconnects, and the listening socket hands the new connection to whichever worker
+    is free, so a few long-lived connections cannot stay piled on one worker for the whole run."""
+    for t in range(threads):
+        with open(f"{prefix}.{t}", "wb") as f:
+            f.write(b"".join(w.raw(close=recycle > 0 and n % recycle == recycle - 1) + b"\0"
+                             for n, w in enumerate(wires[t::threads])))
+
+
+def build_wires(sc: Scenario, fx: Fixture, n: int) -> list[Wire]:
+    srv = fx.servers[sc.server]
+    calls = [sc.build(fx, i) for i in range(n)]
+    if isinstance(calls[0], AwsCall):
+        return [aws_json(c, srv.host) for c in calls]
+    return sign_many(calls, srv.host)
+
+
+def wrk(srv: Server, prefix: Path, opts: Opts, duration: int) -> dict:
+    """One wrk run against srv replaying the lists at prefix; wrk's numbers plus CPU accounting."""
+    cmd = ["wrk", f"-t{opts.threads}", f"-c{opts.connections}", f"-d{duration}s", "--timeout", "5s",
+           "--latency", "-s", str(LUA), srv.url, "--", str(prefix)]
+    waited, idle_load = wait_quiet(0.25, opts.quiet_wait)
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy0 = machine_busy()
+    cpu0, t0 = srv.cpu(), time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=duration + 60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise RuntimeError("wrk did not finish")
+    wall = time.monotonic() - t0
+    cpu1 = srv.cpu()
+    busy1 = machine_busy()
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    line = next((ln for ln in out.decode().splitlines() if ln.startswith("BENCH_JSON ")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {err.decode()[-2000:]} {out.decode()[-2000:]}")
+    r = json.loads(line[len("BENCH_JSON "):])
+    per_pid = {pid: (cpu1.get(pid, 0) - cpu0.get(pid, 0)) / CLK for pid in cpu1}
+    busy = sorted((v for v in per_pid.values() if v > 0.02 * wall), reverse=True)
+    secs = r["duration_us"] / 1e6
+    r["rps"] = r["requests"] / secs if secs else 0.0
+    r["server_cores"] = sum(per_pid.values()) / wall
+    r["wrk_cores"] = (ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime) / wall
+    r["cpu_us_per_req"] = sum(per_pid.values()) / r["requests"] * 1e6 if r["requests"] else 0.0
+    r["worker_cores"] = [round(v / wall, 2) for v in busy]
+    r["non_2xx"] = r["status_errors"]
+    r["socket_errors"] = r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["timeouts"]
+    r["wall_s"] = wall
+    # Everything else the machine ran meanwhile (other people's tests, builds): a noisy run shows here.
+    r["other_cores"] = max(0.0, (busy1 - busy0) / wall - r["server_cores"] - r["wrk_cores"])
+    r["quiet_wait_s"] = waited
+    r["load_before"] = idle_load
+    return r
+
+
+def balanced(r: dict, workers: int) -> bool:
+    """False when one worker did less than half of what the busiest did (keep-alive imbalance)."""
+    w = r["worker_cores"][:workers]
+    if workers < 2:
+        return True
+    return len(w) >= workers and w[-1] >= 0.5 * w[0]
+
+
+@dataclass
+class Result:
+    scenario: Scenario
+    runs: list[dict] = field(default_factory=list)
+    discarded_imbalanced: int = 0
+    redone_wrapped: int = 0
+    warmup: dict | None = None
+    inproc: list[dict] = field(default_factory=list)
+    skipped: str = ""
+    error: str = ""
+
+    def valid_runs(self) -> list[dict]:
+        return [r for r in self.runs if r["non_2xx"] == 0 and r["socket_errors"] == 0
+                and not (self.scenario.unique and r["wraps"])]
+
+    def median(self, key: str = "rps") -> float | None:
+        runs = self.runs
+        return statistics.median(r[key] for r in runs) if runs else None
+
+    @property
+    def invalid(self) -> bool:
+        return bool(self.runs) and len(self.valid_runs()) != len(self.runs)
+
+
+def load_round(sc: Scenario, fx: Fixture, opts: Opts, res: Result, est: float, workers: int) -> float:
+    """One measured run (redone on wrapped lists or worker imbalance); returns the new rate estimate."""
+    srv = fx.servers[sc.server]
+    prefix = opts.tmp / f"req-{sc.name.replace(' ', '_').replace('@', '_')}"
+    n = 4000 if not sc.unique else int(est * opts.duration * 1.3) + 2000
+    attempts = 0
+    while True:
+        attempts += 1
+        write_lists(build_wires(sc, fx, n), prefix, opts.threads, opts.recycle)
+        r = wrk(srv, prefix, opts, opts.duration)
+        r["listed_n"] = n
+        if sc.unique and r["wraps"] and attempts < 4:
+            res.redone_wrapped += 1
+            n = int(n * 2.5)
+            continue
+        if not balanced(r, workers) and attempts < 3:
+            res.discarded_imbalanced += 1
+            continue
+        r["balanced"] = balanced(r, workers)
+        res.runs.append(r)
+        return max(est, r["rps"])
+
+
+def warm(sc: Scenario, fx: Fixture, opts: Opts, res: Result, cap: float) -> float:
+    """A first, untimed run: starts the function's cold path and gives the rate for sizing lists."""
+    srv = fx.servers[sc.server]
+    prefix = opts.tmp / "warm"
+    n = 4000 if not sc.unique else int(cap * opts.warmup * 1.1) + 2000
+    write_lists(build_wires(sc, fx, n), prefix, opts.threads, opts.recycle)
+    r = wrk(srv, prefix, opts, opts.warmup)
+    res.warmup = r
+    return r["rps"] if not r["wraps"] else cap
+
+
+def check_once(sc: Scenario, fx: Fixture) -> None:
+    """One request before any load: the scenario must answer 200 (a wrong setup fails loudly here)."""
+    srv = fx.servers[sc.server]
+    status, body = send(srv.port, build_wires(sc, fx, 1)[0])
+    if status != 200:
+        raise RuntimeError(f"{sc.name}: smoke request -> HTTP {status} {json.dumps(body)[:300]}")
+
+
+def measure_inproc(sc: Scenario, fx: Fixture, opts: Opts, root_key: str) -> list[dict]:
+    """The action's FC handler called in this process on pre-signed events (one core, no HTTP).
+
+    Extra layers for DescribeKey show where a call's time goes outside the handler and what two
+    candidate changes would save; they patch only this process's objects, never shared/.
+    """
+    ds = fx.sets[sc.server]
+    use_dataset(ds, root_key)
+    handler = handler_for(sc.build(fx, 0).action)
+
+    def events(n):
+        return [fc_event(w) for w in build_wires(sc, fx, n)]
+
+    def dict_events(n):
+        return [json.loads(fc_event(w)) for w in build_wires(sc, fx, n)]
+
+    def asgi_items(n):
+        return [asgi_scope(w) for w in build_wires(sc, fx, n)]
+
+    def nonce_off():
+        from shared.store import get_store
+
+        store = get_store()
+        store.remember_nonce = lambda key, now, ttl: True  # this process's store object only
+        return lambda: delattr(store, "remember_nonce")
+
+    def mmap_on():
+        from shared.store import get_store
+
+        get_store()._conn().execute("PRAGMA mmap_size=1073741824")
+        return lambda: use_dataset(ds, root_key)  # fresh store, default pragmas
+
+    from scripts import runner
+
+    layers: list[tuple[str, Callable, Callable, Callable | None]] = [("handler", events, time_handler, None)]
+    if sc.name == "DescribeKey":
+        layers += [("runner.app (ASGI, no socket)", asgi_items, lambda h, it: time_asgi(runner.app, it), None),
+                   ("handler, event as dict (no JSON)", dict_events, time_handler, None),
+                   ("handler, nonce store off", events, time_handler, nonce_off)]
+    if sc.name == "DescribeKey@100k":
+        layers += [("handler, PRAGMA mmap_size=1GB", events, time_handler, mmap_on)]
+
+    wait_quiet(0.25, opts.quiet_wait)
+    for _ in range(2):  # cold start + warm-up, then the rate that sizes the timed loops
+        secs, bad = time_handler(handler, events(300))
+        if bad:
+            raise RuntimeError(f"{sc.name}: in-process handler answered non-200 ({bad} of 300): {LAST_BAD}")
+    n = max(500, min(300_000, int(300 / secs * opts.inproc_seconds)))
+    out = []
+    for _ in range(opts.rounds):
+        for name, make, timer, patch in layers:
+            items = make(n)
+            undo = patch() if patch else None
+            try:
+                secs, bad = timer(handler, items)
+            finally:
+                if undo:
+                    undo()
+            out.append({"layer": name, "calls": n, "seconds": secs, "rate": n / secs, "us": secs / n * 1e6,
+                        "non_200": bad})
+    return out
+
+
+def profile_inproc(fx: Fixture, opts: Opts, root_key: str, n: int = 20000) -> str:
+    """cProfile of runner.app driving DescribeKey in process: where a call's time goes."""
+    import cProfile
+    import io
+    import pstats
+
+    from scripts import runner
+
+    sc = next(s for s in SCENARIOS if s.name == "DescribeKey")
+    use_dataset(fx.sets["kms10"], root_key)
+    time_asgi(runner.app, [asgi_scope(w) for w in build_wires(sc, fx, 500)])
+    items = [asgi_scope(w) for w in build_wires(sc, fx, n)]
+    prof = cProfile.Profile()
+    prof.enable()
+    time_asgi(runner.app, items)
+    prof.disable()
+    buf = io.StringIO()
+    st = pstats.Stats(prof, stream=buf)
+    st.sort_stats("tottime").print_stats(30)
+    st.sort_stats("cumulative").print_stats(45)
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------------------------
+
+
+def fmt_int(v: float | None) -> str:
+    return "-" if v is None else f"{v:,.0f}"
+
+
+def render(results: list[Result], ratios: list[dict], nonce: dict | None, meta: dict, opts: Opts) -> str:
+    lines = []
+    w = lines.append
+    w("")
+    w(f"KMS benchmark  {meta['when']}  {meta['cpus']} CPUs  Python {meta['python']}  workers {opts.workers}  "
+      f"wrk -t{opts.threads} -c{opts.connections} -d{opts.duration}s x {opts.rounds} rounds")
+    w("")
+    hdr = (f"{'scenario':<24} {'req/s':>9} {'spread':>7} {'p50 ms':>7} {'p99 ms':>7} {'srv cores':>9} "
+           f"{'CPU us/req':>10} {'wrk cores':>9} {'other':>6} {'non-2xx':>8}  notes")
+    w(hdr)
+    w("-" * len(hdr))
+    for res in results:  # columns: medians over rounds; "other" = most cores other processes used in a run
+        sc = res.scenario
+        if res.skipped or res.error:
+            w(f"{sc.name:<24} {'-':>9}  {res.skipped or 'ERROR: ' + res.error}")
+            continue
+        rps = [r["rps"] for r in res.runs]
+        med = statistics.median(rps)
+        spread = (max(rps) - min(rps)) / med * 100 if med else 0
+        notes = [sc.note] if sc.note else []
+        if res.discarded_imbalanced:
+            notes.append(f"{res.discarded_imbalanced} imbalanced run(s) redone")
+        if res.redone_wrapped:
+            notes.append(f"{res.redone_wrapped} run(s) redone: list too short")
+        if res.invalid:
+            notes.append("INVALID: errors or replays")
+        if max(r["other_cores"] for r in res.runs) > 0.3:
+            notes.append("NOISY: other processes were busy")
+        bad = sum(r["non_2xx"] + r["socket_errors"] for r in res.runs)
+        w(f"{sc.name:<24} {med:>9,.0f} {spread:>6.1f}% {res.median('p50_us') / 1000:>7.2f} "
+          f"{res.median('p99_us') / 1000:>7.2f} {res.median('server_cores'):>9.2f} "
+          f"{res.median('cpu_us_per_req'):>10.1f} {res.median('wrk_cores'):>9.2f} "
+          f"{max(r['other_cores'] for r in res.runs):>6.2f} {bad:>8}  {'; '.join(notes)}")
+    inproc = [(res.scenario.name, x) for res in results for x in res.inproc]
+    if inproc:
+        w("")
+        w("In process (this process, one core, no HTTP; median of rounds)")
+        hdr = f"{'scenario':<24} {'layer':<30} {'calls/s':>9} {'us/call':>8} {'non-200':>8}"
+        w(hdr)
+        w("-" * len(hdr))
+        seen = []
+        for name, x in inproc:
+            if (name, x["layer"]) in seen:
+                continue
+            seen.append((name, x["layer"]))
+            same = [y for n, y in inproc if n == name and y["layer"] == x["layer"]]
+            rate = statistics.median(y["rate"] for y in same)
+            w(f"{name:<24} {x['layer']:<30} {rate:>9,.0f} {1e6 / rate:>8.1f} {sum(y['non_200'] for y in same):>8}")
+    if nonce:
+        w("")
+        w("Nonce store (scripts/bench_nonce.py: remember_nonce alone; SQLite file, WAL, synchronous=OFF)")
+        hdr = (f"{'variant':<66} {'procs':>5} {'calls/s':>9} {'us/call':>8} {'p99 us':>8} {'max ms':>8} "
+               f"{'stalls':>7}")
+        w(hdr)
+        w("-" * len(hdr))
+        for row in nonce["rows"]:
+            w(f"{row['variant']:<66} {row['procs']:>5} {row['rate']:>9,.0f} {row['us_per_call']:>8.1f} "
+              f"{row['p99_us']:>8.1f} {row['max_ms']:>8.2f} {row['stalls_per_10k']:>7.1f}")
+        for note in nonce.get("notes", []):
+            w(f"  {note}")
+    w("")
+    w("Ratios (same run)")
+    hdr = f"{'ratio':<42} {'value':>8} {'target':>16}  status"
+    w(hdr)
+    w("-" * len(hdr))
+    for r in ratios:
+        val = "-" if r["value"] is None else f"{r['value']:.3f}" if r["value"] < 10 else f"{r['value']:.1f}"
+        w(f"{r['name']:<42} {val:>8} {r['target_text']:>16}  {r['status']}")
+    w("")
+    return "\n".join(lines)
+
+
+def inproc_rate(res: Result, layer: str = "handler") -> float | None:
+    rates = [x["rate"] for x in res.inproc if x["layer"] == layer]
+    return statistics.median(rates) if rates else None
+
+
+def compute_ratios(results: list[Result]) -> list[dict]:
+    by = {r.scenario.name: r for r in results if r.runs}
+    out = []
+    for ra in RATIOS:
+        num, den = by.get(ra.num), by.get(ra.den)
+        if ra.source == "inproc":
+            a, b = (inproc_rate(num) if num else None), (inproc_rate(den) if den else None)
+            value = a / b if a and b else None
+            status = "not measured" if value is None else "info" if ra.target is None else \
+                "met" if value >= ra.target else "NOT MET"
+            out.append({"name": ra.name, "value": value, "target": ra.target, "target_text": ra.target_text,
+                        "status": status, "source": "inproc"})
+            continue
+        if num is None or den is None:
+            missing = [n for n, r in ((ra.num, num), (ra.den, den)) if r is None]
+            out.append({"name": ra.name, "value": None, "target": ra.target, "target_text": ra.target_text,
+                        "status": f"not measured ({', '.join(missing)})"})
+            continue
+        value = num.median() / den.median()
+        # Per round too: each round's pair was taken within seconds of each other.
+        rounds = [a["rps"] / b["rps"] for a, b in zip(num.runs, den.runs)]
+        if num.invalid or den.invalid:
+            status = "INVALID (errors in a run)"
+        elif ra.target is None:
+            status = "info"
+        else:
+            status = "met" if value >= ra.target else "NOT MET"
+        out.append({"name": ra.name, "value": value, "per_round": rounds, "target": ra.target,
+                    "target_text": ra.target_text, "status": status,
+                    "cpu_per_req_ratio": num.median("cpu_us_per_req") / den.median("cpu_us_per_req")})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Main
+# ---------------------------------------------------------------------------------------------
+
+
+def tool_version(argv: list[str]) -> str:
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+        return (out.stdout or out.stderr).splitlines()[0].strip()
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        return "?"
+
+
+def pkg_version(name: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "-"
+
+
+def run(opts: Opts, only: set[str] | None, json_path: str | None) -> int:
+    started = time.time()
+    meta = {"when": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)), "cpus": os.cpu_count(),
+            "python": platform.python_version(), "wrk": tool_version(["wrk", "-v"]),
+            "uvicorn": pkg_version("uvicorn"), "httptools": pkg_version("httptools"),
+            "uvloop": pkg_version("uvloop"), "moto": pkg_version("moto"),
+            "git": tool_version(["git", "-C", str(ROOT), "describe", "--always", "--dirty"]),
+            "kernel": platform.release()}
+    scenarios = [s for s in SCENARIOS if (only is None or s.name in only or s.name == "trivial")
+                 and (s.quick or not opts.quick)]
+    results = [Result(s) for s in scenarios]
+    for res in results:
+        missing = [a for a in res.scenario.actions if not registered(a)]
+        if missing:
+            res.skipped = f"skipped: {', '.join(missing)} not registered in shared/registry.py"
+    need = {r.scenario.server for r in results if not r.skipped}
+    if "moto" in need:
+        try:
+            importlib.import_module("moto.server")
+            importlib.import_module("botocore.auth")
+        except ImportError as exc:
+            for r in results:
+                if r.scenario.server == "moto":
+                    r.skipped = f"skipped: moto[server] not installed ({exc})"
+            need.discard("moto")
+
+    root_key = "r1:" + base64.b64encode(secrets.token_bytes(32)).decode()
+    sets = {name: Dataset(name, opts.tmp / name) for name in ("kms10", "kms100k", "crypto")}
+    servers: dict[str, Server] = {}
+    py = sys.executable
+
+    def env_for(ds: Dataset | None) -> dict:
+        env = {**os.environ, **BASE_ENV, "KMS_ROOT_KEY": root_key, "PYTHONDONTWRITEBYTECODE": "1"}
+        env.pop("KMS_DATA_DIR", None)
+        return {**env, **(ds.env() if ds else {})}
+
+    def start(name: str, argv: list[str], ds: Dataset | None, port: int, workers: int) -> Server:
+        srv = Server(name, argv, env_for(ds), port, opts.tmp, workers).start()
+        servers[name] = srv
+        if ds is not None:
+            ds.server = srv
+        return srv
+
+    def runner_argv(ds: Dataset, port: int) -> list[str]:
+        return [py, "-m", "scripts.runner", "serve", "--port", str(port), "--data-dir", str(ds.dir),
+                "--workers", str(opts.workers), "--no-timers"]
+
+    fx = Fixture(sets, servers)
+    out = sys.stdout
+    print(f"bench: temp dir {opts.tmp}", file=out, flush=True)
+    for name in ("kms10", "kms100k", "crypto"):
+        if name in need or (name == "kms10" and ({"trivial", "kms10-nonce-off"} & need)):
+            port = free_port()
+            start(name, runner_argv(sets[name], port), sets[name], port, opts.workers)
+            for _ in range(10):
+                md = fx.call(name, Call("CreateKey", {"Description": "bench"}))["KeyMetadata"]
+                sets[name].keys.append(md["KeyId"])
+    if "kms100k" in need and opts.big_keys > 10:
+        print(f"bench: seeding {opts.big_keys - 10:,} more keys into the large set...", file=out, flush=True)
+        secs = bulk_seed(sets["kms100k"], root_key, opts.big_keys - 10)
+        meta["seed_seconds"] = secs
+        meta["seed_keys"] = opts.big_keys
+        print(f"bench: seeded in {secs:.1f} s ({(opts.big_keys - 10) / secs:,.0f} keys/s)", file=out, flush=True)
+    if "trivial" in need:
+        port = free_port()
+        start("trivial", [py, "-m", "scripts.bench", "serve", "scripts.bench:trivial_app", "--port", str(port),
+                          "--workers", str(opts.workers)], None, port, opts.workers)
+    if "kms10-nonce-off" in need:
+        port = free_port()
+        start("kms10-nonce-off", [py, "-m", "scripts.bench", "serve", "scripts.bench:nonce_off_app", "--factory",
+                                  "--port", str(port), "--workers", str(opts.workers)], sets["kms10"], port,
+              opts.workers)
+    if "moto" in need:
+        port = free_port()
+        start("moto", [py, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], None, port, 1)
+
+    # Setup and one smoke request per scenario, before any load.
+    for res in results:
+        if res.skipped:
+            continue
+        try:
+            if res.scenario.setup:
+                res.scenario.setup(fx)
+            check_once(res.scenario, fx)
+        except Exception as exc:  # noqa: BLE001 - report the scenario, go on with the rest
+            res.error = f"{type(exc).__name__}: {exc}"[:300]
+    live = [r for r in results if not r.skipped and not r.error]
+
+    # Warm-up (untimed), then interleaved rounds.
+    est: dict[str, float] = {}
+    cap = 60000.0
+    for res in live:
+        sc = res.scenario
+        print(f"bench: warm-up {sc.name}", file=out, flush=True)
+        est[sc.name] = warm(sc, fx, opts, res, cap)
+        if sc.name == "trivial":
+            cap = max(est[sc.name] * 1.2, 5000.0)
+    for rnd in range(opts.rounds):
+        for res in live:
+            sc = res.scenario
+            workers = fx.servers[sc.server].workers
+            est[sc.name] = load_round(sc, fx, opts, res, est[sc.name], workers)
+            r = res.runs[-1]
+            print(f"bench: round {rnd + 1}/{opts.rounds} {sc.name:<24} {r['rps']:>9,.0f} req/s  "
+                  f"p99 {r['p99_us'] / 1000:6.2f} ms  non-2xx {r['non_2xx']}  workers {r['worker_cores']}",
+                  file=out, flush=True)
+
+    # The FC handlers in process, on the same data sets (servers idle meanwhile).
+    # Handlers may log to stdout (audit records): send it to a file, as the runners' stdout is.
+    with open(opts.tmp / "in-process-stdout.log", "w") as sink, contextlib.redirect_stdout(sink):
+        for res in live:
+            if res.scenario.in_process:
+                print(f"bench: in process {res.scenario.name}", file=out, flush=True)
+                try:
+                    res.inproc = measure_inproc(res.scenario, fx, opts, root_key)
+                except Exception as exc:  # noqa: BLE001
+                    res.inproc = []
+                    res.error = res.error or f"in process: {type(exc).__name__}: {exc}"[:300]
+        profile = profile_inproc(fx, opts, root_key) if opts.profile and "kms10" in servers else None
+
+    nonce_sizes = {}
+    for name, ds in sets.items():
+        path = ds.dir / "kms-nonces.sqlite3"
+        if path.exists():
+            import sqlite3
+
+            with contextlib.closing(sqlite3.connect(path, timeout=30)) as c:
+                nonce_sizes[name] = c.execute("SELECT COUNT(*) FROM nonces").fetchone()[0]
+    stop_all()
+
+    nonce = None
+    if only is None or "nonce" in only:
+        print("bench: nonce store microbenchmarks", file=out, flush=True)
+        from scripts import bench_nonce
+
+        nonce = bench_nonce.run_all(opts.tmp / "nonce", quick=opts.quick, quiet_wait=opts.quiet_wait)
+        nonce.setdefault("notes", []).insert(
+            0, f"nonce rows left in the runners' nonce files after this run: {nonce_sizes}")
+
+    ratios = compute_ratios(results)
+    text = render(results, ratios, nonce, meta, opts)
+    print(text, file=out)
+    if profile:
+        print("cProfile: runner.app driving signed DescribeKey in process\n" + profile, file=out)
+    meta["elapsed_s"] = time.time() - started
+    print(f"bench: finished in {meta['elapsed_s']:.0f} s", file=out)
+    if json_path:
+        doc = {
+            "meta": meta,
+            "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(opts).items()},
+            "scenarios": [{
+                "name": r.scenario.name, "server": r.scenario.server, "note": r.scenario.note,
+                "skipped": r.skipped or None, "error": r.error or None, "invalid": r.invalid,
+                "rps_median": r.median() if r.runs else None,
+                "p50_ms": r.median("p50_us") / 1000 if r.runs else None,
+                "p99_ms": r.median("p99_us") / 1000 if r.runs else None,
+                "server_cores": r.median("server_cores") if r.runs else None,
+                "cpu_us_per_req": r.median("cpu_us_per_req") if r.runs else None,
+                "discarded_imbalanced": r.discarded_imbalanced, "redone_wrapped": r.redone_wrapped,
+                "runs": r.runs, "warmup": r.warmup, "in_process": r.inproc,
+            } for r in results],
+            "ratios": ratios,
+            "nonce": nonce,
+            "nonce_rows_after_run": nonce_sizes,
+            "profile": profile,
+        }
+        Path(json_path).write_text(json.dumps(doc, indent=2))
+        print(f"bench: JSON written to {json_path}", file=out)
+    return 1 if any(r.error for r in results) or any(r.invalid for r in results) else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command")
+    s = sub.add_parser("serve", help="(internal) serve an ASGI app with the runner's uvicorn settings")
+    s.add_argument("app")
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    s.add_argument("--factory", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="1 round of 3 s, shorter in-process and nonce runs")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
+    parser.add_argument("--rounds", type=int, help="measured runs per scenario (default 3, quick 1)")
+    parser.add_argument("--duration", type=int, help="seconds per measured wrk run (default 5, quick 3)")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of untimed load per scenario first")
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--connections", type=int, default=16, help="wrk keep-alive connections")
+    parser.add_argument("--recycle", type=int, default=200,
+                        help="every Nth request carries 'connection: close' so connections spread over the "
+                             "workers (0: never)")
+    parser.add_argument("--quiet-wait", type=float, default=10,
+                        help="before each run wait up to this many seconds for other processes to go idle")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="server worker processes")
+    parser.add_argument("--keys", type=int, default=100_000, help="keys in the large data set")
+    parser.add_argument("--only", help="comma-separated scenario names (trivial always runs); 'nonce' for the "
+                                       "nonce microbenchmarks")
+    parser.add_argument("--profile", action="store_true", help="print a cProfile of DescribeKey in process")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        serve(args.app, args.port, args.workers, args.factory)
+        return 0
+    if shutil.which("wrk") is None:
+        print("wrk not found: run scripts/bench (it installs wrk), or apt-get install wrk", file=sys.stderr)
+        return 2
+    tmp = Path(tempfile.mkdtemp(prefix="kms-bench-"))
+    opts = Opts(rounds=args.rounds or (1 if args.quick else 3), duration=args.duration or (3 if args.quick else 5),
+                warmup=1 if args.quick else args.warmup, threads=args.threads, connections=args.connections,
+                workers=args.workers, big_keys=args.keys, inproc_seconds=0.5 if args.quick else 1.0,
+                recycle=args.recycle, quiet_wait=args.quiet_wait,
+                quick=args.quick, profile=args.profile, tmp=tmp)
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    only = {x.strip() for x in args.only.split(",")} if args.only else None
+    try:
+        return run(opts, only, args.json)
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        stop_all()
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            print(f"bench: kept {tmp}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""Helpers of the secret tests: calls that assert their outcome, snapshots of what a caller can see
+of a secret, and raw views of the store underneath."""
+
+from __future__ import annotations
+
+import base64
+import calendar
+import json
+import time
+import uuid
+
+from tests import support
+
+REGION = "cn-hangzhou"
+SCOPE = f"{support.TEST_ACCOUNT}/{REGION}"
+DAY = 86400
+ARN_PREFIX = f"acs:kms:{REGION}:{support.TEST_ACCOUNT}:secret/"
+
+
+def ok(kms, action: str, params: dict | None = None) -> dict:
+    status, body = kms.call(action, params or {})
+    assert status == 200, (action, params, body)
+    assert body["RequestId"]
+    return body
+
+
+def err(kms, action: str, params: dict | None, code: str, status: int, param: str | None = None) -> dict:
+    """Assert the call fails with `code` / HTTP `status` (and, if given, names parameter `param`)."""
+    got_status, body = kms.call(action, params or {})
+    assert (got_status, body.get("Code")) == (status, code), (action, params, got_status, body)
+    assert body["HttpStatus"] == status and body["RequestId"]
+    if param is not None:
+        assert f'"{param}"' in body["Message"], body["Message"]
+    return body
+
+
+def unique(prefix: str = "s") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def create(kms, name: str | None = None, data: str | None = None, vid: str = "v0", **extra) -> tuple[str, str]:
+    """Create a secret; returns (name, data)."""
+    name = name or unique()
+    data = data if data is not None else "value-" + uuid.uuid4().hex
+    body = ok(kms, "CreateSecret", {"SecretName": name, "VersionId": vid, "SecretData": data, **extra})
+    assert body["SecretName"] == name and body["VersionId"] == vid
+    return name, data
+
+
+def put(kms, name: str, vid: str, data: str, **extra) -> dict:
+    return ok(kms, "PutSecretValue", {"SecretName": name, "VersionId": vid, "SecretData": data, **extra})
+
+
+def value(kms, name: str, **extra) -> dict:
+    return ok(kms, "GetSecretValue", {"SecretName": name, **extra})
+
+
+def describe(kms, name: str, **extra) -> dict:
+    return ok(kms, "DescribeSecret", {"SecretName": name, **extra})
+
+
+def versions(kms, name: str, deprecated: bool = True) -> dict[str, list[str]]:
+    """{version id: sorted stage labels}, every page, oldest first."""
+    out: dict[str, list[str]] = {}
+    page = 1
+    while True:
+        body = ok(kms, "ListSecretVersionIds", {"SecretName": name, "IncludeDeprecated": str(deprecated).lower(),
+                                               "PageSize": "100", "PageNumber": str(page)})
+        for v in body["VersionIds"]["VersionId"]:
+            assert v["VersionId"] not in out
+            out[v["VersionId"]] = sorted(v["VersionStages"]["VersionStage"])
+        if len(out) >= body["TotalCount"]:
+            assert len(out) == body["TotalCount"]
+            return out
+        page += 1
+
+
+def stages(kms, name: str) -> dict[str, str]:
+    """{label: version id}, asserting that no label sits on two versions."""
+    out: dict[str, str] = {}
+    for vid, labels in versions(kms, name).items():
+        for label in labels:
+            assert label not in out, f"label {label} on {out[label]} and {vid}"
+            out[label] = vid
+    return out
+
+
+def snapshot(kms, name: str) -> tuple[dict, dict]:
+    """Everything a caller can see of a secret without reading values."""
+    desc = describe(kms, name, FetchTags="true")
+    desc.pop("RequestId")
+    return desc, versions(kms, name)
+
+
+def parse_iso(text: str) -> int:
+    return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def create_key(kms, **params) -> str:
+    return ok(kms, "CreateKey", params)["KeyMetadata"]["KeyId"]
+
+
+# --- the store underneath ----------------------------------------------------------------------
+
+def secret_row(store, name: str):
+    return store.get("secrets", SCOPE, name)
+
+
+def edit_secret(store, name: str, **fields) -> None:
+    item = secret_row(store, name)
+    store.update("secrets", SCOPE, name, {**item.data, **fields}, item.rev)
+
+
+def edit_key(store, key_id: str, **fields) -> None:
+    item = store.get("keys", SCOPE, key_id)
+    store.update("keys", SCOPE, key_id, {**item.data, **fields}, item.rev)
+
+
+def value_rows(store, name: str) -> dict[str, dict]:
+    return {i.sk: i.data for i in store.query_all("secret_versions", f"{SCOPE}/{name}")}
+
+
+def all_rows_text(store) -> str:
+    """Every row of every table (keys, values, metadata) as one JSON text."""
+    from shared.store.base import TABLES
+
+    parts = []
+    for table in TABLES:
+        for item in store.scan_all(table):
+            parts.append(json.dumps([item.pk, item.sk, item.data], ensure_ascii=False))
+    assert parts
+    return "\n".join(parts)
+
+
+def assert_not_stored(store, values: list[str]) -> None:
+    """No value, nor its base64 or JSON-escaped form, appears anywhere in the store."""
+    text = all_rows_text(store)
+    escaped = json.dumps(text)
+    for v in values:
+        for form in {v, b64(v.encode()), json.dumps(v)[1:-1]}:
+            assert form not in text and form not in escaped, "a secret value is stored in plaintext"
+    path = getattr(store, "_path", None)
+    if path is not None:  # SQLite: the raw files too (main file and write-ahead log)
+        raw = b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+        for v in values:
+            assert v.encode() not in raw
