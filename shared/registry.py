@@ -1,9 +1,9 @@
 """The one list of actions and timer jobs.
 
 Everything else is derived from it: each function module finds its own entry here (by module
-name), the local runner routes on it, and `scripts/gen_template.py` writes `template.yml` and
-`s.yaml` from it. An action is registered only once it is complete; the rest of the 45 answer
-`InvalidAction.NotFound` until their issue lands.
+name), the local runner routes on it, and `scripts/gen_template.py` writes `template.yml`,
+`s.yaml` and the API Gateway routing from it. An action is registered only once it is complete;
+anything not listed answers `InvalidAction.NotFound`.
 
 Each action names its RAM action (`kms:<Name>`) and the resources a call touches, as
 `(kind, parameter[, ram action])`: the parameter that names the resource (`None` = the call

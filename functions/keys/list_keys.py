@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator
 
-from shared import keys, lifecycle
+from shared import lifecycle
 from shared.models import ApiModel, PageNumber, PageSize101, Response
 from shared.runtime import Context, api_handler
 

@@ -193,10 +193,7 @@ class TablestoreStore(Store):
         return Item(pk, sk, data, expected_rev + 1)
 
     def delete(self, table: str, pk: str, sk: str = "", expected_rev: int | None = None) -> None:
-        if expected_rev is None:
-            condition = Condition(RowExistenceExpectation.IGNORE)
-        else:
-            condition = _rev_is(expected_rev)
+        condition = Condition(RowExistenceExpectation.IGNORE) if expected_rev is None else _rev_is(expected_rev)
         self._write(self._client.delete_row, table, _key(pk, sk), condition)
 
     def query(self, table: str, pk: str, start_after: str | None = None, limit: int = 100) -> Page:
@@ -207,10 +204,7 @@ class TablestoreStore(Store):
         return Page(items, items[-1].sk if len(rows) > limit and items else None)
 
     def scan(self, table: str, start_after: tuple[str, str] | None = None, limit: int = 100) -> list[Item]:
-        if start_after is None:
-            start = _key(INF_MIN, INF_MIN)
-        else:
-            start = _key(start_after[0], _after(start_after[1]))
+        start = _key(INF_MIN, INF_MIN) if start_after is None else _key(start_after[0], _after(start_after[1]))
         rows = list(self._range(table, start, _key(INF_MAX, INF_MAX), limit, _COLUMNS))
         return [_item(row) for row in rows[:limit]]
 
