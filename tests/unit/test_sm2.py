@@ -12,7 +12,7 @@ import threading
 import pytest
 from pysmx import SM2 as smx
 
-from shared.crypto import sm2
+from shared.crypto import _libcrypto, sm2
 
 # ----------------------------------------------------------------------------- published vectors
 
@@ -355,7 +355,7 @@ def test_bad_key_der_raises(key):
 
 
 def test_failures_leave_the_openssl_error_queue_empty(key):
-    lib = sm2._load()
+    lib = _libcrypto._load()
     for call in (lambda: key.decrypt(b"\x30\x03\x02\x01\x00"), lambda: sm2.PublicKey.from_der(b"\x30\x00"),
                  lambda: sm2.PrivateKey.from_der(key.public_key().to_der())):
         with pytest.raises(sm2.SM2Error):
