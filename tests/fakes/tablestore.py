@@ -1,17 +1,15 @@
 """A wire-level fake of Alibaba Cloud Tablestore (OTS) that the real, unmodified `OTSClient` talks to.
 
-Everything the SDK does stays real: protobuf and PlainBuffer encoding, CRC8 checksums, request
-signing (V2 and V4), response verification and error mapping. The fake checks the request signature
-with a known secret, signs its responses the way the SDK verifies them, and evaluates row existence
-and column conditions, so a failed conditional write really comes back as 403 OTSConditionCheckFail.
+The SDK's own encoding, PlainBuffer checksums, request signing (V2 and V4), response verification and
+error mapping all stay in play: the fake checks signatures with a known secret, signs its answers,
+and evaluates row existence and column conditions, so a failed conditional write really comes back
+as 403 OTSConditionCheckFail. It covers table DDL, Put/Get/Update/DeleteRow and forward GetRange
+with paging. Not modelled (answered with a 400): batch operations, more than one version per column,
+BACKWARD ranges, transactions, indexes, auto-increment keys, time ranges, wide-row tokens. TTL is
+recorded but never expires anything.
 
-Scope: table DDL (Create/Describe/List/DeleteTable), PutRow, GetRow, UpdateRow (put, delete,
-delete-all, increment), DeleteRow, GetRange (both directions, limit, paging, columns_to_get, filter),
-BatchGetRow, BatchWriteRow. Not modelled: TTL expiry, transactions, indexes, auto-increment keys,
-time ranges, wide-row tokens, capacity limits. Unsupported requests fail loudly with a 400.
-
-Two transports: `fake_client(backend)` gives an OTSClient whose `connection` calls the backend in
-process; `serve()` (or `python -m tests.fakes.tablestore`) puts it behind a loopback HTTP server.
+Transports: `fake_client(backend)` is an OTSClient calling the backend in process; `serve()` and
+`python -m tests.fakes.tablestore` put it behind a loopback HTTP server.
 """
 
 from __future__ import annotations
@@ -40,38 +38,39 @@ from tablestore.plainbuffer.plain_buffer_builder import PlainBufferBuilder
 from tablestore.plainbuffer.plain_buffer_crc8 import PlainBufferCrc8
 from tablestore.retry import NoRetryPolicy
 
-ACCESS_KEY_ID = "test-akid"
-ACCESS_KEY_SECRET = "test-secret"
-INSTANCE = "kmsfake"
+ACCESS_KEY_ID, ACCESS_KEY_SECRET, INSTANCE = "test-akid", "test-secret", "kmsfake"
 SDK_LOGGER = "tests.fakes.tablestore.sdk"
-# The SDK logs every failed request at ERROR (expected Conflicts included) and, while its logger's
-# level is NOTSET, formats a debug dump of every request; a quiet logger avoids both.
+# The SDK logs every failed request at ERROR (expected conflicts too) and, while its logger's level
+# is NOTSET, formats a debug dump of every request; a quiet logger of its own avoids both.
 logging.getLogger(SDK_LOGGER).setLevel(logging.CRITICAL)
 
 _MIN, _MAX, _AUTO = tablestore.INF_MIN, tablestore.INF_MAX, tablestore.PK_AUTO_INCR
 _PK_TYPES = {pb.INTEGER: int, pb.STRING: str, pb.BINARY: bytes}
-_SIG_HEADERS = ("x-ots-signature", "x-ots-signaturev4")
 _CMP = {fpb.CT_EQUAL: operator.eq, fpb.CT_NOT_EQUAL: operator.ne, fpb.CT_GREATER_THAN: operator.gt,
         fpb.CT_GREATER_EQUAL: operator.ge, fpb.CT_LESS_THAN: operator.lt, fpb.CT_LESS_EQUAL: operator.le}
 _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}\Z")
-_MAX_PK_BYTES, _MAX_VALUE_BYTES, _MIN_TTL = 1024, 2 * 1024 * 1024, 86400
+_MAX_PK, _MAX_VALUE, _MIN_TTL = 1024, 2 * 1024 * 1024, 86400
 
 
-class _Err(Exception):
+class _OtsError(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
 
 
-def _bad(message: str) -> _Err:
-    return _Err(400, "OTSParameterInvalid", message)
+def _bad(message: str) -> _OtsError:
+    return _OtsError(400, "OTSParameterInvalid", message)
 
 
-def _unsupported(what: str) -> _Err:
-    return _Err(400, "OTSUnsupportOperation", f"The fake does not support {what}.")
+def _unsupported(what: str) -> _OtsError:
+    return _OtsError(400, "OTSUnsupportOperation", f"The fake does not support {what}.")
 
 
-# --- PlainBuffer request parsing (the SDK's readers reject INF_MIN/INF_MAX and update cells) ------
+def _too_long(value, limit: int) -> bool:
+    return isinstance(value, (str, bytes)) and len(value.encode() if isinstance(value, str) else value) > limit
+
+
+# --- PlainBuffer requests (the SDK's readers reject INF_MIN/INF_MAX and update cells) --------------
 
 class _Buf:
     def __init__(self, data: bytes) -> None:
@@ -93,18 +92,17 @@ class _Buf:
 def _variant(buf: _Buf):
     """One value (type byte + payload) and its raw bytes, which are exactly what the CRC covers."""
     start, kind = buf.i, buf.byte()
-    if kind == 0:
-        value = struct.unpack("<q", buf.take(8))[0]
-    elif kind == 1:
-        value = struct.unpack("<d", buf.take(8))[0]
+    if kind in (0, 1):
+        value = struct.unpack("<q" if kind == 0 else "<d", buf.take(8))[0]
     elif kind == 2:
         value = buf.byte() != 0
     elif kind in (3, 7):
-        raw = buf.take(buf.i32())
-        try:
-            value = raw.decode("utf-8") if kind == 3 else raw
-        except UnicodeDecodeError:
-            raise _bad("STRING value is not valid UTF-8.") from None
+        value = buf.take(buf.i32())
+        if kind == 3:
+            try:
+                value = value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise _bad("STRING value is not valid UTF-8.") from None
     elif kind in (9, 10, 11):
         value = {9: _MIN, 10: _MAX, 11: _AUTO}[kind]
     else:
@@ -116,19 +114,17 @@ def _cell(buf: _Buf):
     if buf.byte() != 0x04:
         raise _bad("Expected a cell name.")
     name = buf.take(buf.i32())
-    crc, value, op, ts = PlainBufferCrc8.crc_bytes(0, name), None, None, None
-    tag = buf.byte()
+    crc, value, op, ts, tag = PlainBufferCrc8.crc_bytes(0, name), None, None, None, buf.byte()
     if tag == 0x05:
-        buf.i32()  # the value's length; its type byte tells us as much
+        buf.i32()  # the value's length; its type byte says as much
         value, raw = _variant(buf)
-        crc = PlainBufferCrc8.crc_bytes(crc, raw)
-        tag = buf.byte()
+        crc, tag = PlainBufferCrc8.crc_bytes(crc, raw), buf.byte()
     if tag == 0x06:
         op, tag = buf.byte(), buf.byte()
     if tag == 0x07:
         raw = buf.take(8)
         ts, crc, tag = struct.unpack("<q", raw)[0], PlainBufferCrc8.crc_bytes(crc, raw), buf.byte()
-    if op is not None:  # the checksum covers the timestamp before the op, unlike the wire order
+    if op is not None:  # the checksum takes the op after the timestamp, unlike the wire order
         crc = PlainBufferCrc8.crc_int8(crc, op)
     if tag != 0x0A or buf.byte() != crc:
         raise _bad("Cell checksum mismatch.")
@@ -174,7 +170,7 @@ def _one_row(data: bytes):
 
 
 def _out(value):
-    return bytearray(value) if isinstance(value, bytes) else value  # the SDK writes bytes as STRING
+    return bytearray(value) if isinstance(value, bytes) else value  # the SDK would write bytes as STRING
 
 
 # --- the backend ----------------------------------------------------------------------------------
@@ -183,29 +179,29 @@ class _Table:
     def __init__(self, meta: pb.TableMeta, options: pb.TableOptions, cu: pb.CapacityUnit) -> None:
         self.meta, self.options, self.cu, self.created = meta, options, cu, int(time.time())
         self.schema = [(c.name, c.type) for c in meta.primary_key]
-        self.rows: dict[tuple, dict[str, list]] = {}  # key -> {column: [(ts, value)] newest first}
-        self.keys: list[tuple] = []  # sorted; a key is ((rank, value), ...) with rank 0/2 for INF_MIN/MAX
+        self.rows: dict[tuple, dict[str, tuple]] = {}  # key -> {column: (timestamp ms, value)}
+        self.keys: list[tuple] = []  # sorted; a key is ((rank, value), ...), rank 0/2 for INF_MIN/MAX
 
     def key(self, pk: list, bound: bool = False) -> tuple:
         if len(pk) != len(self.schema):
-            raise _Err(400, "OTSInvalidPK", f"Validate PK size fail. Input: {len(pk)}, Meta: {len(self.schema)}.")
+            raise _OtsError(400, "OTSInvalidPK", f"Validate PK size fail. Input: {len(pk)}, Meta: {len(self.schema)}.")
         key = []
-        for (name, value), (meta_name, meta_type) in zip(pk, self.schema):
+        for (name, value), (meta_name, meta_type) in zip(pk, self.schema, strict=True):
             if name != meta_name:
-                raise _Err(400, "OTSInvalidPK", f"Validate PK name fail. Input: {name}, Meta: {meta_name}.")
+                raise _OtsError(400, "OTSInvalidPK", f"Validate PK name fail. Input: {name}, Meta: {meta_name}.")
             if bound and value in (_MIN, _MAX):
                 key.append((0 if value is _MIN else 2, None))
                 continue
             if type(value) is not _PK_TYPES.get(meta_type):
-                raise _Err(400, "OTSInvalidPK", f"Validate PK type fail. Input: {type(value).__name__}, "
-                           f"Meta: {pb.PrimaryKeyType.Name(meta_type)}.")
-            if isinstance(value, (str, bytes)) and len(value.encode() if isinstance(value, str) else value) > _MAX_PK_BYTES:
-                raise _bad(f"The length of primary key column: '{name}' exceeds the MaxLength:{_MAX_PK_BYTES}.")
+                raise _OtsError(400, "OTSInvalidPK", f"Validate PK type fail. Input: {type(value).__name__}, "
+                                f"Meta: {pb.PrimaryKeyType.Name(meta_type)}.")
+            if _too_long(value, _MAX_PK):
+                raise _bad(f"The length of primary key column: '{name}' exceeds the MaxLength:{_MAX_PK}.")
             key.append((1, value))
         return tuple(key)
 
     def pk_of(self, key: tuple) -> list:
-        return [(name, _out(value)) for (name, _), (_, value) in zip(self.schema, key)]
+        return [(name, _out(value)) for (name, _), (_, value) in zip(self.schema, key, strict=True)]
 
     def store(self, key: tuple, row: dict) -> None:
         if key not in self.rows:
@@ -223,16 +219,15 @@ class FakeTablestore:
     def __init__(self, access_key_id: str = ACCESS_KEY_ID, access_key_secret: str = ACCESS_KEY_SECRET,
                  instance: str | None = INSTANCE) -> None:
         self.access_key_id, self.access_key_secret = access_key_id, access_key_secret
-        self.access_keys = {access_key_id: access_key_secret}  # add more ids here if a test needs them
+        self.access_keys = {access_key_id: access_key_secret}  # add ids here if a test needs more
         self.instance = instance  # None accepts any instance name
         self.page_rows, self.page_bytes = 5000, 4 * 1024 * 1024  # GetRange page limits; tests may shrink them
         self._tables: dict[str, _Table] = {}
         self._lock = threading.Lock()
-        self._ops = {name: getattr(self, "_op_" + name) for name in (
-            "CreateTable", "DescribeTable", "ListTable", "DeleteTable", "PutRow", "GetRow", "UpdateRow",
-            "DeleteRow", "GetRange", "BatchGetRow", "BatchWriteRow")}
-
-    # transport-facing -----------------------------------------------------------------------------
+        self._ops = {"CreateTable": self._create_table, "DescribeTable": self._describe_table,
+                     "ListTable": self._list_table, "DeleteTable": self._delete_table, "GetRow": self._get_row,
+                     "PutRow": self._put_row, "UpdateRow": self._update_row, "DeleteRow": self._delete_row,
+                     "GetRange": self._get_range}
 
     def handle(self, path: str, headers: dict, body: bytes) -> tuple[int, str, dict, bytes]:
         action = path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
@@ -241,14 +236,14 @@ class FakeTablestore:
         try:
             op = self._ops.get(action)
             if op is None:
-                raise _Err(400, "OTSUnsupportOperation", f"Unsupported operation: '{action}'.")
+                raise _OtsError(400, "OTSUnsupportOperation", f"Unsupported operation: '{action}'.")
             akid, key = self._authenticate(action, h, bytes(body))
             status, out = 200, op(bytes(body)).SerializeToString()
-        except _Err as exc:
+        except _OtsError as exc:
             status, out = exc.status, _error_body(exc.code, exc.message)
         except DecodeError as exc:
             status, out = 400, _error_body("OTSParameterInvalid", f"Malformed request body: {exc}.")
-        except Exception as exc:  # a bug in the fake: surface it to the test instead of hanging
+        except Exception as exc:  # a bug in the fake: show it to the test rather than hide it
             status, out = 500, _error_body("OTSInternalServerError", f"fake: {exc!r}")
         return _reply(action, status, out, akid, key)
 
@@ -256,32 +251,29 @@ class FakeTablestore:
         for name in ("x-ots-date", "x-ots-apiversion", "x-ots-accesskeyid", "x-ots-instancename", "x-ots-contentmd5"):
             if name not in h:
                 raise _bad(f"Missing header: '{name}'.")
+        denied = "OTSAuthFailed"
         if h["x-ots-contentmd5"] != base64.b64encode(hashlib.md5(body).digest()).decode():
-            raise _Err(403, "OTSAuthFailed", "Mismatch between MD5 value of request body and x-ots-contentmd5 in header.")
+            raise _OtsError(403, denied, "Mismatch between MD5 value of request body and x-ots-contentmd5 in header.")
         try:
             sent = datetime.datetime.strptime(h["x-ots-date"], "%Y-%m-%dT%H:%M:%S.%fZ")
         except ValueError:
             raise _bad(f"Invalid date format: {h['x-ots-date']}.") from None
         if abs((_utcnow() - sent).total_seconds()) > 15 * 60:
-            raise _Err(403, "OTSAuthFailed", "The difference between the request time and the current time is too large.")
+            raise _OtsError(403, denied, "The difference between the request time and the current time is too large.")
         secret = self.access_keys.get(h["x-ots-accesskeyid"])
         if secret is None:
-            raise _Err(403, "OTSAuthFailed", "The AccessKeyID is disabled or does not exist.")
+            raise _OtsError(403, denied, "The AccessKeyID is disabled or does not exist.")
         if self.instance is not None and h["x-ots-instancename"] != self.instance:
-            raise _Err(403, "OTSAuthFailed", f"Instance '{h['x-ots-instancename']}' does not exist.")
-        canonical = f"/{action}\nPOST\n\n{_header_string(h, _SIG_HEADERS)}\n"
+            raise _OtsError(403, denied, f"Instance '{h['x-ots-instancename']}' does not exist.")
+        canonical = f"/{action}\nPOST\n\n{_header_string(h, ('x-ots-signature', 'x-ots-signaturev4'))}\n"
         if "x-ots-signaturev4" in h:
-            if "x-ots-signdate" not in h or "x-ots-signregion" not in h:
-                raise _Err(403, "OTSAuthFailed", "Missing x-ots-signdate or x-ots-signregion.")
-            key = _v4_key(secret, h["x-ots-signdate"], h["x-ots-signregion"])
+            key = _v4_key(secret, h.get("x-ots-signdate", ""), h.get("x-ots-signregion", ""))
             given, expected = h["x-ots-signaturev4"], _hmac(key, canonical + "ots", hashlib.sha256)
-        elif "x-ots-signature" in h:
-            key = secret.encode()
-            given, expected = h["x-ots-signature"], _hmac(key, canonical, hashlib.sha1)
         else:
-            raise _Err(403, "OTSAuthFailed", "Missing signature.")
+            key = secret.encode()
+            given, expected = h.get("x-ots-signature", ""), _hmac(key, canonical, hashlib.sha1)
         if not hmac.compare_digest(given, expected):
-            raise _Err(403, "OTSAuthFailed", "Signature mismatch.")
+            raise _OtsError(403, denied, "Signature mismatch.")
         return h["x-ots-accesskeyid"], key
 
     # table DDL ------------------------------------------------------------------------------------
@@ -289,48 +281,43 @@ class FakeTablestore:
     def _table(self, name: str) -> _Table:
         table = self._tables.get(name)
         if table is None:
-            raise _Err(404, "OTSObjectNotExist", "Requested table does not exist.")
+            raise _OtsError(404, "OTSObjectNotExist", "Requested table does not exist.")
         return table
 
-    def _op_CreateTable(self, body: bytes):
+    def _create_table(self, body: bytes):
         req = pb.CreateTableRequest.FromString(body)
         meta, given = req.table_meta, req.table_options
-        if not _TABLE_NAME.match(meta.table_name):
-            raise _bad(f"Invalid table name: '{meta.table_name}'.")
         names = [c.name for c in meta.primary_key]
-        if not 1 <= len(names) <= 4 or len(set(names)) != len(names):
-            raise _bad("A table needs 1 to 4 primary key columns with distinct names.")
+        if not _TABLE_NAME.match(meta.table_name) or not 1 <= len(names) <= 4 or len(set(names)) != len(names):
+            raise _bad("Invalid table name or primary key (1 to 4 distinct columns).")
         if any(c.HasField("option") for c in meta.primary_key) or req.index_metas or meta.defined_column:
             raise _unsupported("auto-increment keys, defined columns or indexes")
-        options = pb.TableOptions(
-            time_to_live=given.time_to_live if given.HasField("time_to_live") else -1,
-            max_versions=given.max_versions if given.HasField("max_versions") else 1,
-            deviation_cell_version_in_sec=given.deviation_cell_version_in_sec or 86400)
+        options = pb.TableOptions(time_to_live=given.time_to_live if given.HasField("time_to_live") else -1,
+                                  max_versions=given.max_versions if given.HasField("max_versions") else 1,
+                                  deviation_cell_version_in_sec=given.deviation_cell_version_in_sec or 86400)
         if options.time_to_live != -1 and options.time_to_live < _MIN_TTL:
             raise _bad(f"TimeToLive must be -1 or at least {_MIN_TTL} seconds.")
-        if options.max_versions < 1:
-            raise _bad("MaxVersions must be at least 1.")
+        if options.max_versions != 1:
+            raise _unsupported("max_versions other than 1")
         with self._lock:
             if meta.table_name in self._tables:
-                raise _Err(409, "OTSObjectAlreadyExist", "Requested table already exists.")
+                raise _OtsError(409, "OTSObjectAlreadyExist", "Requested table already exists.")
             self._tables[meta.table_name] = _Table(meta, options, req.reserved_throughput.capacity_unit)
         return pb.CreateTableResponse()
 
-    def _op_DescribeTable(self, body: bytes):
+    def _describe_table(self, body: bytes):
         with self._lock:
             table = self._table(pb.DescribeTableRequest.FromString(body).table_name)
-        resp = pb.DescribeTableResponse(table_options=table.options)
-        resp.table_meta.CopyFrom(table.meta)
-        details = resp.reserved_throughput_details
-        details.capacity_unit.read, details.capacity_unit.write = table.cu.read, table.cu.write
-        details.last_increase_time = table.created
+        resp = pb.DescribeTableResponse(table_meta=table.meta, table_options=table.options)
+        resp.reserved_throughput_details.capacity_unit.CopyFrom(table.cu)
+        resp.reserved_throughput_details.last_increase_time = table.created
         return resp
 
-    def _op_ListTable(self, body: bytes):
+    def _list_table(self, body: bytes):
         with self._lock:
             return pb.ListTableResponse(table_names=sorted(self._tables))
 
-    def _op_DeleteTable(self, body: bytes):
+    def _delete_table(self, body: bytes):
         name = pb.DeleteTableRequest.FromString(body).table_name
         with self._lock:
             self._table(name)
@@ -353,49 +340,34 @@ class FakeTablestore:
         single = fpb.SingleColumnValueFilter.FromString(flt.filter)
         if single.HasField("value_trans_rule"):
             raise _unsupported("regex column conditions")
-        values = [value for _, value in row.get(single.column_name, [])]
-        if single.latest_version_only:
-            values = values[:1]
+        cell = row.get(single.column_name)
         if single.comparator in (fpb.CT_EXIST, fpb.CT_NOT_EXIST):
-            return bool(values) == (single.comparator == fpb.CT_EXIST)
-        if not values:
+            return (cell is not None) == (single.comparator == fpb.CT_EXIST)
+        if cell is None:
             return not single.filter_if_missing
         target = _variant(_Buf(single.column_value))[0]
-        compare = _CMP[single.comparator]
-        # Values of different types never match (bool is not an int here).
-        return any(type(v) is type(target) and compare(v, target) for v in values)
+        # Values of different types never match (and a bool is not an int here).
+        return type(cell[1]) is type(target) and _CMP[single.comparator](cell[1], target)
 
     def _check(self, cond: pb.Condition, row: dict | None) -> None:
         if (cond.row_existence == pb.EXPECT_EXIST and row is None) or (
             cond.row_existence == pb.EXPECT_NOT_EXIST and row is not None) or (
             cond.column_condition and not self._match(fpb.Filter.FromString(cond.column_condition), row or {})
         ):
-            raise _Err(403, "OTSConditionCheckFail", "Condition check failed.")
+            raise _OtsError(403, "OTSConditionCheckFail", "Condition check failed.")
 
-    def _view(self, table: _Table, key: tuple, row: dict, columns, max_versions: int, flt: bytes) -> bytes:
+    def _view(self, table: _Table, key: tuple, row: dict, columns, flt: bytes) -> bytes:
         """The row as response PlainBuffer, or b"" when a filter or columns_to_get leaves nothing."""
         if flt and not self._match(fpb.Filter.FromString(flt), row):
             return b""
         wanted = set(columns)
-        cells = [(name, _out(value), ts) for name in sorted(row) if not wanted or name in wanted
-                 for ts, value in row[name][:max_versions]]
+        cells = [(name, _out(row[name][1]), row[name][0]) for name in sorted(row) if not wanted or name in wanted]
         if wanted and not cells and not wanted & {name for name, _ in table.schema}:
             return b""
         return bytes(PlainBufferBuilder.serialize_for_put_row(table.pk_of(key), cells))
 
-    @staticmethod
-    def _set(table: _Table, row: dict, name: str, value, ts: int | None, now: int) -> None:
-        if isinstance(value, (str, bytes)) and len(value.encode() if isinstance(value, str) else value) > _MAX_VALUE_BYTES:
-            raise _bad(f"The length of attribute column: '{name}' exceeds the MaxLength:{_MAX_VALUE_BYTES}.")
-        if ts is None:
-            ts = now
-        elif abs(ts - now) > table.options.deviation_cell_version_in_sec * 1000:
-            raise _bad(f"The timestamp of column '{name}' is out of the allowed deviation.")
-        versions = [v for v in row.get(name, []) if v[0] != ts] + [(ts, value)]
-        row[name] = sorted(versions, key=lambda v: -v[0])[: table.options.max_versions]
-
     def _write(self, table: _Table, kind: int, data: bytes, cond: pb.Condition, ret: pb.ReturnContent) -> bytes:
-        """One PUT/UPDATE/DELETE row change; caller holds the lock. Returns the RT_PK row, if asked."""
+        """One PUT/UPDATE/DELETE row change, under the lock. Returns the RT_PK row if asked for."""
         pk, cells, deleted = _one_row(data)
         if deleted != (kind == pb.DELETE):
             raise _bad("The delete marker is only for DeleteRow.")
@@ -406,153 +378,94 @@ class FakeTablestore:
         if kind == pb.DELETE:
             table.remove(key)
         else:
-            row = {} if kind == pb.PUT else {name: list(v) for name, v in (old or {}).items()}
+            row = dict(old or {}) if kind == pb.UPDATE else {}
             for name, value, op, ts in cells:
-                if op is None and value is not None:
-                    self._set(table, row, name, value, ts, now)
-                elif kind == pb.PUT:
-                    raise _bad("PutRow cells need a value and no operation.")
-                elif op == 1:  # delete all versions
-                    row.pop(name, None)
-                elif op == 3 and ts is not None:  # delete one version
-                    row[name] = [v for v in row.get(name, []) if v[0] != ts]
-                    if not row[name]:
-                        del row[name]
-                elif op == 4 and type(value) is int:  # increment
-                    current = row[name][0][1] if row.get(name) else 0
+                if op == 4 and type(value) is int:  # increment
+                    current = row.get(name, (0, 0))[1]
                     if type(current) is not int:
                         raise _bad(f"Column '{name}' is not an integer.")
-                    self._set(table, row, name, current + value, None, now)
-                else:
-                    raise _bad(f"Invalid update of column '{name}'.")
+                    value, op, ts = current + value, None, None
+                if op is None and value is not None:
+                    if _too_long(value, _MAX_VALUE):
+                        raise _bad(f"The length of attribute column: '{name}' exceeds the MaxLength:{_MAX_VALUE}.")
+                    row[name] = (now if ts is None else ts, value)
+                elif kind == pb.UPDATE and (op == 1 or (op == 3 and row.get(name, (None,))[0] == ts)):
+                    row.pop(name, None)  # delete all versions / the one version there is
+                elif not (kind == pb.UPDATE and op == 3):
+                    raise _bad(f"Invalid change of column '{name}'.")
             table.store(key, row)
         return bytes(PlainBufferBuilder.serialize_primary_key(table.pk_of(key))) if ret.return_type == pb.RT_PK else b""
 
-    def _single_write(self, request_cls, response_cls, field: str, kind: int, body: bytes):
-        req = request_cls.FromString(body)
+    def _single_write(self, req, data: bytes, kind: int, response_cls):
         if req.HasField("transaction_id"):
             raise _unsupported("transactions")
         with self._lock:
-            row = self._write(self._table(req.table_name), kind, getattr(req, field), req.condition, req.return_content)
+            row = self._write(self._table(req.table_name), kind, data, req.condition, req.return_content)
         resp = response_cls(row=row)
         resp.consumed.capacity_unit.write = 1
         return resp
 
-    def _op_PutRow(self, body: bytes):
-        return self._single_write(pb.PutRowRequest, pb.PutRowResponse, "row", pb.PUT, body)
+    def _put_row(self, body: bytes):
+        req = pb.PutRowRequest.FromString(body)
+        return self._single_write(req, req.row, pb.PUT, pb.PutRowResponse)
 
-    def _op_UpdateRow(self, body: bytes):
-        return self._single_write(pb.UpdateRowRequest, pb.UpdateRowResponse, "row_change", pb.UPDATE, body)
+    def _update_row(self, body: bytes):
+        req = pb.UpdateRowRequest.FromString(body)
+        return self._single_write(req, req.row_change, pb.UPDATE, pb.UpdateRowResponse)
 
-    def _op_DeleteRow(self, body: bytes):
-        return self._single_write(pb.DeleteRowRequest, pb.DeleteRowResponse, "primary_key", pb.DELETE, body)
+    def _delete_row(self, body: bytes):
+        req = pb.DeleteRowRequest.FromString(body)
+        return self._single_write(req, req.primary_key, pb.DELETE, pb.DeleteRowResponse)
 
     @staticmethod
-    def _plain_read(req, *extra: str) -> None:
-        for field in ("time_range", "start_column", "end_column", "transaction_id", *extra):
-            if field in req.DESCRIPTOR.fields_by_name and req.HasField(field):
-                raise _unsupported(f"'{field}' in reads")
+    def _plain_read(req) -> None:
+        extra = {f.name for f, _ in req.ListFields()} & {"time_range", "start_column", "end_column", "token",
+                                                         "transaction_id"}
+        if extra or req.max_versions > 1:
+            raise _unsupported(f"{sorted(extra) or 'max_versions > 1'} in reads")
 
     def _get(self, table: _Table, data: bytes, req) -> bytes:
         key = table.key(_one_row(data)[0])
         row = table.rows.get(key)
-        max_versions = req.max_versions if req.HasField("max_versions") else 1
-        return b"" if row is None else self._view(table, key, row, req.columns_to_get, max_versions, req.filter)
+        return b"" if row is None else self._view(table, key, row, req.columns_to_get, req.filter)
 
-    def _op_GetRow(self, body: bytes):
+    def _get_row(self, body: bytes):
         req = pb.GetRowRequest.FromString(body)
-        self._plain_read(req, "token")
+        self._plain_read(req)
         with self._lock:
-            row = self._get(self._table(req.table_name), req.primary_key, req)
-        resp = pb.GetRowResponse(row=row)
+            resp = pb.GetRowResponse(row=self._get(self._table(req.table_name), req.primary_key, req))
         resp.consumed.capacity_unit.read = 1
         return resp
 
-    def _op_GetRange(self, body: bytes):
+    def _get_range(self, body: bytes):
         req = pb.GetRangeRequest.FromString(body)
-        self._plain_read(req, "token")
-        forward = req.direction == pb.FORWARD
+        self._plain_read(req)
+        if req.direction != pb.FORWARD:
+            raise _unsupported("BACKWARD ranges")
         limit = min(req.limit if req.HasField("limit") else 5000, self.page_rows)
         if limit <= 0:
             raise _bad("The limit must be positive.")
-        max_versions = req.max_versions if req.HasField("max_versions") else 1
-        out, size, next_pk = [], 0, b""
+        rows, size, scanned, next_pk = [], 0, 0, b""
         with self._lock:
             table = self._table(req.table_name)
             start = table.key(_one_row(req.inclusive_start_primary_key)[0], bound=True)
             end = table.key(_one_row(req.exclusive_end_primary_key)[0], bound=True)
-            if (start > end) if forward else (start < end):
-                raise _bad(f"Begin key must {'be less' if forward else 'be greater'} than end key in "
-                           f"{'FORWARD' if forward else 'BACKWARD'}.")
-            keys = table.keys
-            if forward:
-                positions = range(bisect.bisect_left(keys, start), len(keys))
-            else:
-                positions = range(bisect.bisect_right(keys, start) - 1, -1, -1)
-            scanned = 0
-            for i in positions:
-                key = keys[i]
-                if (key >= end) if forward else (key <= end):
+            if start > end:
+                raise _bad("Begin key must be less than end key in FORWARD.")
+            for i in range(bisect.bisect_left(table.keys, start), len(table.keys)):
+                key = table.keys[i]
+                if key >= end:
                     break
-                if scanned >= limit or size >= self.page_bytes:
+                if scanned >= limit or size >= self.page_bytes:  # the page is full: say where to go on
                     next_pk = bytes(PlainBufferBuilder.serialize_primary_key(table.pk_of(key)))
                     break
                 scanned += 1
-                row = self._view(table, key, table.rows[key], req.columns_to_get, max_versions, req.filter)
+                row = self._view(table, key, table.rows[key], req.columns_to_get, req.filter)
                 if row:
-                    out.append(row if not out else row[4:])  # one PlainBuffer header for all rows
+                    rows.append(row[4:] if rows else row)  # a single PlainBuffer header for all rows
                     size += len(row)
-        resp = pb.GetRangeResponse(rows=b"".join(out))
-        if next_pk:
-            resp.next_start_primary_key = next_pk
+        resp = pb.GetRangeResponse(rows=b"".join(rows), next_start_primary_key=next_pk or None)
         resp.consumed.capacity_unit.read = max(1, scanned)
-        return resp
-
-    def _op_BatchGetRow(self, body: bytes):
-        req = pb.BatchGetRowRequest.FromString(body)
-        if sum(len(t.primary_key) for t in req.tables) > 100:
-            raise _bad("Rows count exceeds the upper limit: 100.")
-        resp = pb.BatchGetRowResponse()
-        with self._lock:
-            for item in req.tables:
-                self._plain_read(item)
-                result = resp.tables.add(table_name=item.table_name)
-                for data in item.primary_key:
-                    row = result.rows.add()
-                    try:
-                        row.row = self._get(self._table(item.table_name), data, item)
-                        row.is_ok = True
-                        row.consumed.capacity_unit.read = 1
-                    except _Err as exc:
-                        row.is_ok = False
-                        row.error.code, row.error.message = exc.code, exc.message
-        return resp
-
-    def _op_BatchWriteRow(self, body: bytes):
-        req = pb.BatchWriteRowRequest.FromString(body)
-        if req.HasField("transaction_id"):
-            raise _unsupported("transactions")
-        count = sum(len(t.rows) for t in req.tables)
-        if count == 0:
-            raise _bad("No row is specified in BatchWriteRow.")
-        if count > 200:
-            raise _bad("Rows count exceeds the upper limit: 200.")
-        resp = pb.BatchWriteRowResponse()
-        with self._lock:  # rows succeed or fail one by one, as on the real service
-            for item in req.tables:
-                result = resp.tables.add(table_name=item.table_name)
-                for change in item.rows:
-                    row = result.rows.add()
-                    try:
-                        pk = self._write(self._table(item.table_name), change.type, change.row_change,
-                                         change.condition, change.return_content)
-                        row.is_ok = True
-                        row.consumed.capacity_unit.write = 1
-                        if pk:
-                            row.row = pk
-                    except _Err as exc:
-                        row.is_ok = False
-                        row.error.code, row.error.message = exc.code, exc.message
         return resp
 
 
@@ -570,7 +483,7 @@ def _v4_key(secret: str, date: str, region: str) -> bytes:
     key = ("aliyun_v4" + secret).encode("utf-8")
     for part in (date, region, "ots", "aliyun_v4_request"):
         key = hmac.new(key, part.encode("utf-8"), hashlib.sha256).digest()
-    return base64.b64encode(key)  # the SDK uses the base64 text itself as the HMAC key
+    return base64.b64encode(key)  # the SDK uses this base64 text itself as the HMAC key
 
 
 def _utcnow() -> datetime.datetime:
@@ -597,7 +510,7 @@ def _reply(action: str, status: int, body: bytes, akid: str | None, key: bytes |
 # --- transports -----------------------------------------------------------------------------------
 
 class InProcessConnection:
-    """Stands in for `OTSClient.connection`: the SDK calls `send_receive` with the path "/Action"."""
+    """Stands in for `OTSClient.connection`; the SDK calls `send_receive` with the path "/Action"."""
 
     def __init__(self, backend: FakeTablestore) -> None:
         self.backend = backend
@@ -608,7 +521,7 @@ class InProcessConnection:
 
 def fake_client(backend: FakeTablestore, *, access_key_id: str | None = None, access_key_secret: str | None = None,
                 instance: str | None = None, region: str | None = None, **kwargs) -> tablestore.OTSClient:
-    """A real OTSClient wired to `backend` in process (no retries, quiet logger)."""
+    """A real OTSClient wired to `backend` in process (no retries, quiet logger); region= signs V4."""
     kwargs.setdefault("retry_policy", NoRetryPolicy())
     kwargs.setdefault("logger_name", SDK_LOGGER)
     client = tablestore.OTSClient(
@@ -620,8 +533,8 @@ def fake_client(backend: FakeTablestore, *, access_key_id: str | None = None, ac
 
 
 class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as urllib3 pools connections
-    disable_nagle_algorithm = True  # headers and body go out in two writes; Nagle would stall ~40 ms
+    protocol_version = "HTTP/1.1"  # keep-alive: urllib3 pools connections
+    disable_nagle_algorithm = True  # headers and body are two writes; Nagle + delayed ACK stall ~40 ms
 
     def _send(self, status: int, reason: str, headers: dict, body: bytes) -> None:
         self.send_response(status, reason)
@@ -635,19 +548,14 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self._send(*self.server.backend.handle(self.path, dict(self.headers.items()), body))
 
-    def _not_allowed(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self._send(*_reply("", 405, _error_body("OTSMethodNotAllowed", "Only POST is allowed."), None, None))
-
-    do_GET = do_PUT = do_DELETE = do_PATCH = _not_allowed  # noqa: N815
-
     def log_message(self, format: str, *args) -> None:  # noqa: A002
         pass
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    block_on_close = False  # idle keep-alive connections must not block shutdown
+    block_on_close = False  # idle keep-alive connections must not hold up server_close()
+    request_queue_size = 128  # the default backlog of 5 drops bursts of connects (1 s SYN retry)
 
 
 def _server(backend: FakeTablestore, host: str, port: int) -> _Server:
@@ -657,23 +565,25 @@ def _server(backend: FakeTablestore, host: str, port: int) -> _Server:
 
 
 def serve(port: int = 0, backend: FakeTablestore | None = None, host: str = "127.0.0.1") -> tuple[_Server, str]:
-    """Serve `backend` on a background thread; returns (server, "http://host:port").
-    Stop with `server.shutdown(); server.server_close()`."""
+    """Serve `backend` from a daemon thread; returns (server, "http://host:port").
+    Stop it with `server.shutdown(); server.server_close()`."""
     server = _server(backend or FakeTablestore(), host, port)
-    threading.Thread(target=server.serve_forever, name="fake-tablestore", daemon=True).start()
+    # A short poll interval keeps shutdown() (which waits for the next poll) fast in test teardown.
+    threading.Thread(target=server.serve_forever, args=(0.05,), name="fake-tablestore", daemon=True).start()
     return server, f"http://{host}:{server.server_address[1]}"
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tests.fakes.tablestore", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tests.fakes.tablestore",
+                                     description="Serve a fake Tablestore on loopback until killed.")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--access-key-id", default=ACCESS_KEY_ID)
     parser.add_argument("--access-key-secret", default=ACCESS_KEY_SECRET)
     parser.add_argument("--instance", default=INSTANCE, help="instance name to require ('' accepts any)")
     args = parser.parse_args(argv)
-    server = _server(FakeTablestore(args.access_key_id, args.access_key_secret, args.instance or None),
-                     args.host, args.port)
+    backend = FakeTablestore(args.access_key_id, args.access_key_secret, args.instance or None)
+    server = _server(backend, args.host, args.port)
     print(f"http://{args.host}:{server.server_address[1]}", flush=True)
     try:
         server.serve_forever()
