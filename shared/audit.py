@@ -17,7 +17,7 @@ import time
 from .config import Config
 
 FILE_NAME = "audit.log"
-_fd: dict[str, int] = {}
+_fd: dict = {}  # data dir -> open descriptor of its audit log
 
 
 def record(cfg: Config, entry: dict) -> None:
@@ -26,10 +26,9 @@ def record(cfg: Config, entry: dict) -> None:
         sys.stdout.write(line)
         sys.stdout.flush()
     if cfg.data_dir is not None:
-        path = str(cfg.data_dir / FILE_NAME)
-        fd = _fd.get(path)
+        fd = _fd.get(cfg.data_dir)
         if fd is None:
-            fd = _fd[path] = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = _fd[cfg.data_dir] = os.open(cfg.data_dir / FILE_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         os.write(fd, line.encode())
 
 
