@@ -17,15 +17,17 @@ from .runtime import Context
 CryptoFailure = _asymmetric.CryptoFailure
 
 
-def usable(ctx: Context, key_id_param: str, version_id: str, usage: str, algorithm: str):
-    """(key, private key object) for a call needing `usage` with `algorithm`."""
+def usable(ctx: Context, key_id_param: str, version_id: str, usage: str, algorithm: str,
+           algorithm_param: str = "Algorithm"):
+    """(key, private key object) for a call needing `usage` with `algorithm` (named in the request
+    by `algorithm_param`)."""
     key, _ = keys.get_key(ctx, key_id_param)
     spec = keyspecs.SPECS[key["key_spec"]]
     if spec.symmetric or key["key_usage"] != usage:
         raise errors.RejectedUnsupportedOperation()
     allowed = spec.sign if usage == keyspecs.SIGN_VERIFY else spec.encrypt
     if algorithm not in allowed:
-        raise errors.InvalidParameter(name="Algorithm")
+        raise errors.InvalidParameter(name=algorithm_param)
     lifecycle.require("use", key)
     # Forbidden.KeyVersionNotFound if unknown; versions never change, so a cached key is current.
     return key, versions.private_key(ctx, key["key_id"], key["key_spec"], version_id)
@@ -61,9 +63,16 @@ def wrapping_public_key(public_key_blob: str, spec: str, algorithm: str, allowed
         raise errors.InvalidParameter(name="PublicKeyBlob") from None
 
 
-def export(public_key_blob: str, spec: str, algorithm: str, data_key: bytes) -> str:
+def export_cap(spec: str, algorithm: str) -> int:
+    """The longest data key a wrapping spec and algorithm can carry (OAEP overhead, SM2's cap)."""
+    return keyspecs.SPECS[spec].encrypt.get(algorithm, 0)
+
+
+def export(public_key_blob: str, spec: str, algorithm: str, data_key: bytes, size_param: str) -> str:
     """ExportedDataKey: the data key encrypted under the caller's public key."""
     public = wrapping_public_key(public_key_blob, spec, algorithm, keyspecs.EXPORT_WRAPPING)
+    if len(data_key) > export_cap(spec, algorithm):
+        raise errors.InvalidParameter(name=size_param)
     return base64.b64encode(_asymmetric.encrypt(public, algorithm, data_key)).decode()
 
 

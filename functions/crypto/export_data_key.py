@@ -3,7 +3,8 @@ supplies, so it can be handed to another system that holds the private key.
 
 WrappingKeySpec RSA_2048 with RSAES_OAEP_SHA_256 / RSAES_OAEP_SHA_1, or EC_SM2 with SM2PKE.
 PublicKeyBlob is base64 DER SubjectPublicKeyInfo and must match the spec. KeyId / KeyVersionId
-name the key version that decrypted the blob.
+name the key version that decrypted the blob. A data key longer than the wrapping can carry (190
+bytes for OAEP-SHA-256, 214 for OAEP-SHA-1 with RSA_2048) is refused.
 Errors: MissingParameter, InvalidParameter (blob, context, public key, spec/algorithm pair),
 Rejected.Disabled / PendingDeletion / PendingImport, DryRunOperationError.
 """
@@ -36,7 +37,8 @@ class ExportDataKeyResponse(Response):
 
 def export_data_key(req: ExportDataKeyRequest, ctx: Context) -> ExportDataKeyResponse:
     key, vid, data_key = envelope.decrypt(ctx, req.ciphertext_blob, req.encryption_context)
-    exported = asymmetric.export(req.public_key_blob, req.wrapping_key_spec, req.wrapping_algorithm, data_key)
+    exported = asymmetric.export(req.public_key_blob, req.wrapping_key_spec, req.wrapping_algorithm, data_key,
+                                 "CiphertextBlob")
     return ExportDataKeyResponse(exported_data_key=exported, key_id=key["key_id"], key_version_id=vid)
 
 

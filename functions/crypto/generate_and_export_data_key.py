@@ -1,8 +1,8 @@
 """GenerateAndExportDataKey: a new data key, returned encrypted twice: under the KMS key's primary
 version (CiphertextBlob) and under the caller's public key (ExportedDataKey). Never in plaintext.
 
-Sizes as GenerateDataKey (NumberOfBytes 1-1024 wins over KeySpec AES_256/AES_128; default 32);
-wrapping as ExportDataKey.
+Sizes as GenerateDataKey (NumberOfBytes 1-1024 wins over KeySpec AES_256/AES_128; default 32),
+but no longer than the wrapping can carry; wrapping as ExportDataKey.
 Errors: MissingParameter, InvalidParameter, Forbidden.KeyNotFound, Forbidden.AliasNotFound,
 UnsupportedOperation (not a symmetric key), Rejected.Disabled / PendingDeletion / PendingImport,
 DryRunOperationError.
@@ -41,7 +41,8 @@ def generate_and_export_data_key(req: GenerateAndExportDataKeyRequest,
                                  ctx: Context) -> GenerateAndExportDataKeyResponse:
     key = envelope.encryption_key(ctx, req.key_id)
     data_key = crypto.random_bytes(envelope.data_key_size(req.number_of_bytes, req.key_spec))
-    exported = asymmetric.export(req.public_key_blob, req.wrapping_key_spec, req.wrapping_algorithm, data_key)
+    exported = asymmetric.export(req.public_key_blob, req.wrapping_key_spec, req.wrapping_algorithm, data_key,
+                                 "NumberOfBytes")
     blob = envelope.encrypt(ctx, key, data_key, req.encryption_context)
     return GenerateAndExportDataKeyResponse(ciphertext_blob=blob, exported_data_key=exported, key_id=key["key_id"],
                                             key_version_id=key["primary_key_version"])

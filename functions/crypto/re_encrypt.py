@@ -51,7 +51,8 @@ def re_encrypt(req: ReEncryptRequest, ctx: Context) -> ReEncryptResponse:
             raise errors.MissingParameter(name=("SourceKeyId", "SourceKeyVersionId", "SourceEncryptionAlgorithm")
                                           [source.index(None)])
         _, private = asymmetric.usable(ctx, req.source_key_id, req.source_key_version_id,
-                                       keyspecs.ENCRYPT_DECRYPT, req.source_encryption_algorithm)
+                                       keyspecs.ENCRYPT_DECRYPT, req.source_encryption_algorithm,
+                                       "SourceEncryptionAlgorithm")
         try:
             raw = base64.b64decode(req.ciphertext_blob, validate=True)
         except (binascii.Error, ValueError):

@@ -5,7 +5,7 @@ the algorithm identifiers; callers choose which algorithm a key spec allows.
 
 from __future__ import annotations
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
@@ -64,7 +64,10 @@ def load_public(spec: str, der: bytes):
             return sm2.PublicKey.from_der(der)
         except sm2.SM2Error as exc:
             raise ValueError("not an SM2 public key") from exc
-    key = serialization.load_der_public_key(der)
+    try:
+        key = serialization.load_der_public_key(der)
+    except UnsupportedAlgorithm as exc:  # e.g. an SM2 key offered as RSA: cryptography has no SM2
+        raise ValueError("unsupported public key") from exc
     if spec in RSA_BITS and not (isinstance(key, rsa.RSAPublicKey) and key.key_size == RSA_BITS[spec]):
         raise ValueError("wrong key type")
     return key
