@@ -162,7 +162,11 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["KMS_DATA_DIR"] = os.path.abspath(args.data_dir)
     os.environ.setdefault("KMS_AUDIT_STDOUT", "false")
     handlers = {"access-key": access_key, "policy": policy_set, "audit": audit_read, "rotate-root-key": rotate_root_key}
-    return handlers[args.command](args)
+    try:
+        return handlers[args.command](args)
+    except (OSError, ValueError) as exc:  # unreadable file, bad JSON, invalid policy (PolicyError)
+        print(f"admin: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

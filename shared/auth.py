@@ -100,6 +100,12 @@ def authenticate(req: HttpRequest, query: dict[str, str], params: dict[str, str]
     return Caller(key.account_id, ak_id, req.source_ip, key.policies)
 
 
+def claimed_access_key(req: HttpRequest, params: dict[str, str]) -> str:
+    """The AccessKeyId a request presents, verified or not (for the audit trail of refusals)."""
+    m = _ACS3.match(req.headers.get("authorization", ""))
+    return m.group(1) if m else params.get("AccessKeyId", "")
+
+
 def _lookup(cfg: Config, store: Store, ak_id: str) -> identity.AccessKey:
     key = identity.lookup(store, cfg, ak_id)
     if key is None:

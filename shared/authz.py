@@ -28,8 +28,10 @@ def resources(spec: registry.Action, params: dict[str, str], account_id: str, re
         value = params.get(param) if param else None
         if param and value is None:
             continue  # optional parameter not given
+        if param == "CiphertextBlob" and params.get("SourceKeyId") is not None:
+            continue  # ReEncrypt of an asymmetric ciphertext: the source key is named, not in a blob
         out.append((action, _arn(base, kind, param, value, f"{account_id}/{region}", store)))
-    if not spec.resources:
+    if not out:  # nothing named (or an action on the account): the account as a whole
         out.append((spec.ram_action, f"{base}:*"))
     return out
 
@@ -38,7 +40,11 @@ def _arn(base: str, kind: str, param: str | None, value: str | None, partition: 
     if value is None:
         return f"{base}:{kind}/*"
     if value.startswith("acs:kms:"):
-        return value
+        prefix, _, name = value.rpartition(":alias/")
+        if kind == "key" and prefix == base:  # this account's alias ARN: check the key behind it
+            value = "alias/" + name
+        else:
+            return value
     if param == "CiphertextBlob":
         try:
             return f"{base}:key/{blob.parse(base64.b64decode(value, validate=True)).key_id}"

@@ -19,6 +19,7 @@ _REJECTED = {
 }
 _STATE_FAILED = errors.StateModifiedFailed
 _USE = {ENABLED: OK, **_REJECTED}  # crypto-style: only Enabled keys may be used
+_TOGGLE = {ENABLED: OK, DISABLED: OK, PENDING_DELETION: _STATE_FAILED, PENDING_IMPORT: _STATE_FAILED}
 
 # operation -> {state: error class or OK}
 RULES: dict[str, dict[str, type[errors.KmsError] | None]] = {
@@ -26,7 +27,8 @@ RULES: dict[str, dict[str, type[errors.KmsError] | None]] = {
     "describe": {s: OK for s in STATES},
     "update_description": {ENABLED: OK, DISABLED: OK, PENDING_DELETION: errors.RejectedPendingDeletion,
                            PENDING_IMPORT: OK},
-    "enable_disable": {ENABLED: OK, DISABLED: OK, PENDING_DELETION: _STATE_FAILED, PENDING_IMPORT: _STATE_FAILED},
+    "enable": _TOGGLE,
+    "disable": _TOGGLE,
     "schedule_deletion": {ENABLED: OK, DISABLED: OK, PENDING_DELETION: _STATE_FAILED, PENDING_IMPORT: OK},
     "cancel_deletion": {ENABLED: _STATE_FAILED, DISABLED: _STATE_FAILED, PENDING_DELETION: OK,
                         PENDING_IMPORT: _STATE_FAILED},
@@ -53,8 +55,15 @@ def effective(key: dict, now: float) -> dict:
     return key
 
 
+# The secrets service's own key (CreatorType Service) protects every secret of the account that was
+# created without an EncryptionKeyId; like Alibaba's service-managed keys it cannot be turned off.
+SERVICE_KEY_REFUSES = ("disable", "schedule_deletion")
+
+
 def require(operation: str, key: dict) -> None:
     """Raise the documented error if `operation` is not allowed in the key's state."""
+    if operation in SERVICE_KEY_REFUSES and key.get("creator_type") == "Service":
+        raise errors.RejectedUnsupportedOperation()
     error = RULES[operation][key["state"]]
     if error is not None:
         raise error()

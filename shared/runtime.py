@@ -57,7 +57,7 @@ def api_handler(module: str, request_model: type[ApiModel], run: Callable[[Any, 
 
     def handler(event: bytes, context: Any = None) -> dict:
         request_id = _request_id(context)
-        host, cfg, caller, params = "kms.local", None, None, {}
+        host, cfg, caller, req, params = "kms.local", None, None, None, {}
         code, status = "OK", 200
         try:
             cfg = get_config()
@@ -100,8 +100,9 @@ def api_handler(module: str, request_model: type[ApiModel], run: Callable[[Any, 
             if cfg is not None:
                 account = caller.account_id if caller else ""
                 arns = [arn for _, arn in authz.resources(spec, params, account, cfg.region)] if caller else []
-                audit.record(cfg, audit.entry(request_id, spec.name, account, caller.access_key_id if caller else "",
-                                              caller.source_ip if caller else "", arns, code, status))
+                ak = caller.access_key_id if caller else auth.claimed_access_key(req, params) if req else ""
+                audit.record(cfg, audit.entry(request_id, spec.name, account, ak, req.source_ip if req else "",
+                                              arns, code, status))
 
     handler.action = spec  # type: ignore[attr-defined]
     handler.run = run  # type: ignore[attr-defined]

@@ -45,7 +45,9 @@ def decode_event(event: bytes | str | dict) -> HttpRequest:
     ctx_http = (ev.get("requestContext") or {}).get("http") or {}
     method = str(ev.get("httpMethod") or ctx_http.get("method") or "GET").upper()
     path = str(ev.get("path") or ctx_http.get("path") or ev.get("rawPath") or "/")
-    source_ip = ctx_http.get("sourceIp") or headers.get("x-forwarded-for", "").split(",")[0].strip()
+    # A gateway appends the address it saw, so the last X-Forwarded-For entry is the one to trust;
+    # earlier entries are whatever the client sent.
+    source_ip = ctx_http.get("sourceIp") or headers.get("x-forwarded-for", "").split(",")[-1].strip()
     raw = ev.get("body") or ""
     if ev.get("isBase64Encoded") in (True, "true", "True"):
         try:

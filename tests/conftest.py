@@ -36,7 +36,7 @@ def server_factory(tmp_path):
 
 def reset_caches() -> None:
     """Forget per-instance caches so each in-process test sees its own configuration."""
-    from shared import accounts, identity
+    from shared import accounts, identity, versions
     from shared.config import get_config
     from shared.store import get_store
 
@@ -44,6 +44,8 @@ def reset_caches() -> None:
     get_store.cache_clear()
     accounts._opened.clear()
     identity._cache.clear()
+    versions._material.clear()
+    versions._loaded.clear()
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 it is enabled again; automatic rotation shows as Suspended meanwhile.
 
 Errors: MissingParameter, Forbidden.KeyNotFound, Rejected.StateModifiedFailed (PendingDeletion,
-PendingImport).
+PendingImport), Rejected.UnsupportedOperation (the secrets service's own key).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ class DisableKeyResponse(Response):
 
 
 def disable_key(req: DisableKeyRequest, ctx: Context) -> DisableKeyResponse:
-    keys.mutate(ctx, req.key_id, "enable_disable", lambda key: key.update(state=lifecycle.DISABLED))
+    keys.mutate(ctx, req.key_id, "disable", lambda key: key.update(state=lifecycle.DISABLED))
     return DisableKeyResponse()
 
 

@@ -20,7 +20,7 @@ class EnableKeyResponse(Response):
 
 
 def enable_key(req: EnableKeyRequest, ctx: Context) -> EnableKeyResponse:
-    keys.mutate(ctx, req.key_id, "enable_disable", lambda key: key.update(state=lifecycle.ENABLED))
+    keys.mutate(ctx, req.key_id, "enable", lambda key: key.update(state=lifecycle.ENABLED))
     return EnableKeyResponse()
 
 

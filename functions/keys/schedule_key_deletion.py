@@ -4,7 +4,8 @@ removes the key with its versions, aliases and tags. There is no immediate delet
 PendingWindowInDays is required, 7-30 days: the 2021 reference (the later instance era allows
 7-366). Allowed from Enabled, Disabled and PendingImport.
 Errors: MissingParameter, InvalidParameter, Forbidden.KeyNotFound,
-Rejected.StateModifiedFailed (already PendingDeletion).
+Rejected.StateModifiedFailed (already PendingDeletion), Rejected.UnsupportedOperation (the secrets
+service's own key: every secret created without an EncryptionKeyId depends on it).
 """
 
 from __future__ import annotations

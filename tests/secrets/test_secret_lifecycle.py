@@ -163,13 +163,14 @@ def test_reads_follow_the_encryption_key_state(kms):
             "Forbidden.KeyNotFound", 404)
 
 
-def test_service_key_state_governs_its_secrets(kms):
+def test_service_key_cannot_be_turned_off(kms):
+    """Every secret made without an EncryptionKeyId depends on the service's own key, so, like a
+    service-managed key, it refuses DisableKey and ScheduleKeyDeletion and its secrets stay readable."""
     name, data = create(kms)
     service = describe(kms, name)["EncryptionKeyId"]
-    ok(kms, "DisableKey", {"KeyId": service})
-    err(kms, "GetSecretValue", {"SecretName": name}, "Rejected.Disabled", 409)
-    err(kms, "CreateSecret", {"SecretName": unique(), "VersionId": "v", "SecretData": "d"}, "Rejected.Disabled", 409)
-    ok(kms, "EnableKey", {"KeyId": service})
+    err(kms, "DisableKey", {"KeyId": service}, "Rejected.UnsupportedOperation", 400)
+    err(kms, "ScheduleKeyDeletion", {"KeyId": service, "PendingWindowInDays": "7"},
+        "Rejected.UnsupportedOperation", 400)
     assert value(kms, name)["SecretData"] == data
     other, _ = create(kms)
     assert describe(kms, other)["EncryptionKeyId"] == service
