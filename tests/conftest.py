@@ -4,7 +4,6 @@ handler invocation against either store."""
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
@@ -120,3 +119,26 @@ def kms(request, local_env, invoke, monkeypatch):
         store = SqliteStore(local_env / "kms.sqlite3")
     monkeypatch.setattr("shared.runtime.get_store", lambda: store)
     return Kms(store, invoke)
+
+
+@pytest.fixture
+def new_store(kms, request):
+    """Factory: another store object on the same data (same SQLite file / same Tablestore backend)."""
+    made = []
+
+    def make():
+        from shared.store.sqlite import SqliteStore
+        from shared.store.tablestore import TablestoreStore
+
+        if isinstance(kms.store, SqliteStore):
+            store = SqliteStore(kms.store._path)
+        else:
+            from tests.fakes.tablestore import fake_client
+
+            store = TablestoreStore(fake_client(request.getfixturevalue("ots_backend")))
+        made.append(store)
+        return store
+
+    yield make
+    for store in made:
+        store.close()

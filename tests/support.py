@@ -13,7 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlencode, quote
+from urllib.parse import quote, urlencode
 
 from shared import signing
 
@@ -154,3 +154,39 @@ def classic_do(server: Server, client, request) -> dict:
     request.set_endpoint(server.endpoint)
     request.set_protocol_type("http")
     return json.loads(client.do_action_with_exception(request))
+
+
+def run_together(functions, timeout: float = 30) -> list:
+    """Run callables in threads released at the same instant; return their results or the
+    exceptions they raised, in order. Fails if a thread hangs."""
+    import threading
+
+    start = threading.Barrier(len(functions))
+    results: list = [None] * len(functions)
+
+    def body(i, fn):
+        start.wait(timeout)
+        try:
+            results[i] = fn()
+        except BaseException as exc:  # noqa: BLE001 - reported to the test
+            results[i] = exc
+
+    threads = [threading.Thread(target=body, args=(i, fn)) for i, fn in enumerate(functions)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+        assert not t.is_alive(), "a thread hung"
+    return results
+
+
+def smx_encrypt(plaintext: bytes, public_point) -> bytes:
+    """SM2 encryption by snowland-smx (the independent oracle): raw x || y || C3 || C2. Its Encrypt
+    returns None for a small fraction of its random nonces (about 3 in 1,000), so draw again."""
+    from pysmx import SM2 as smx
+
+    for _ in range(100):
+        raw = smx.Encrypt(plaintext, public_point, 64)
+        if raw is not None:
+            return raw
+    raise AssertionError("snowland-smx failed to encrypt 100 times in a row")

@@ -12,9 +12,9 @@ import uuid
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
-from pysmx import SM2 as smx
 
 from shared.crypto import sm2
+from tests import support
 from tests.asymmetric.helpers import (
     DAY,
     SCOPE,
@@ -51,7 +51,7 @@ def wrap(params: dict, algorithm: str, material: bytes, flavour: str = "rsa") ->
     if algorithm == "SM2PKE":
         if flavour == "sm2":
             return b64(sm2.PublicKey.from_der(der).encrypt(material))
-        return b64(sm2_ct_raw_to_der(smx.Encrypt(material, spki_point(der), 64)))
+        return b64(sm2_ct_raw_to_der(support.smx_encrypt(material, spki_point(der))))
     public = serialization.load_der_public_key(der)
     assert public.key_size == 2048
     if algorithm == "RSAES_PKCS1_V1_5":

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from pysmx import SM2 as smx
 
 from shared.crypto import sm2
+from tests import support
 from tests.asymmetric.helpers import (
     BAD_BLOB_MESSAGE,
     DAY,
@@ -51,7 +52,7 @@ def _outside_encryptions(pem: str, algorithm: str, plaintext: bytes) -> list[byt
     """Ciphertexts made outside the service from the PEM alone."""
     if algorithm == "SM2PKE":
         der = pem_to_der(pem)
-        raw = smx.Encrypt(plaintext, spki_point(der), 64)  # pysmx: raw x || y || C3 || C2
+        raw = support.smx_encrypt(plaintext, spki_point(der))  # pysmx: raw x || y || C3 || C2
         return [sm2.PublicKey.from_der(der).encrypt(plaintext), sm2_ct_raw_to_der(raw)]
     return [serialization.load_pem_public_key(pem.encode()).encrypt(plaintext, _oaep(algorithm))]
 

@@ -6,19 +6,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib
-import json
 import os
 import time
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
-from pysmx import SM2 as smx
 
-from shared.registry import snake
 from tests import support
 from tests.asymmetric.helpers import pem_to_der, sm2_ct_raw_to_der, spki_point
+from tests.sdk_client import Sdk as BaseSdk
 
 KINDS = ("tea", "tea_v2", "classic")
 PREHASHED = utils.Prehashed(hashes.SHA256())
@@ -29,59 +26,7 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-class ApiError(Exception):
-    def __init__(self, code: str, status: int, message: str) -> None:
-        super().__init__(f"{status} {code}: {message}")
-        self.code, self.status, self.message = code, status, message
-
-
-class Sdk:
-    """sdk("AsymmetricSign", KeyId=..., ...) -> response body dict, or raises ApiError, through one SDK.
-    Parameters are given as Tea models take them (ints, dicts); the classic SDK gets strings / JSON."""
-
-    def __init__(self, kind: str, server: support.Server) -> None:
-        self.kind, self.server = kind, server
-        self.client = support.classic_client(server) if kind == "classic" else support.tea_client(server, kind == "tea_v2")
-
-    def __call__(self, action: str, **params) -> dict:
-        return self._classic(action, params) if self.kind == "classic" else self._tea(action, params)
-
-    def _tea(self, action: str, params: dict) -> dict:
-        from alibabacloud_kms20160120 import models
-        from alibabacloud_tea_openapi.exceptions import ClientException
-
-        request = getattr(models, f"{action}Request")().from_map(params)
-        try:
-            response = getattr(self.client, snake(action))(request)
-        except ClientException as exc:
-            assert exc.request_id and exc.data["Code"] == exc.code
-            raise ApiError(exc.code, exc.status_code, exc.message) from None
-        assert response.status_code == 200
-        body = response.body.to_map()
-        assert body["RequestId"]
-        return body
-
-    def _classic(self, action: str, params: dict) -> dict:
-        from aliyunsdkcore.acs_exception.exceptions import ServerException
-
-        module = importlib.import_module(f"aliyunsdkkms.request.v20160120.{action}Request")
-        request = getattr(module, f"{action}Request")()
-        for name, value in params.items():
-            getattr(request, f"set_{name}")(json.dumps(value) if isinstance(value, dict) else str(value))
-        try:
-            body = support.classic_do(self.server, self.client, request)
-        except ServerException as exc:
-            assert exc.get_request_id()
-            raise ApiError(exc.get_error_code(), exc.get_http_status(), exc.get_error_msg()) from None
-        assert body["RequestId"]
-        return body
-
-    def fails(self, code: str, status: int, action: str, **params) -> ApiError:
-        with pytest.raises(ApiError) as info:
-            self(action, **params)
-        assert (info.value.code, info.value.status) == (code, status), info.value
-        return info.value
-
+class Sdk(BaseSdk):
     def new_key(self, **params) -> tuple[str, str | None]:
         key = self("CreateKey", **params)["KeyMetadata"]["KeyId"]
         found = self("ListKeyVersions", KeyId=key, PageSize=10)["KeyVersions"].get("KeyVersion", [])
@@ -137,7 +82,7 @@ def test_sdk_sm2_encrypt_decrypt(sdk):
     assert base64.b64decode(out["Plaintext"]) == plaintext
     # Encrypted outside (pysmx) with the PEM only.
     der = pem_to_der(sdk("GetPublicKey", KeyId=key, KeyVersionId=vid)["PublicKey"])
-    outside = sm2_ct_raw_to_der(smx.Encrypt(b"from outside", spki_point(der), 64))
+    outside = sm2_ct_raw_to_der(support.smx_encrypt(b"from outside", spki_point(der)))
     out = sdk("AsymmetricDecrypt", KeyId=key, KeyVersionId=vid, Algorithm="SM2PKE", CiphertextBlob=b64(outside))
     assert base64.b64decode(out["Plaintext"]) == b"from outside"
     raw = base64.b64decode(ciphertext)
@@ -208,7 +153,7 @@ def test_sdk_byok(sdk):
               EncryptedKeyMaterial=b64(public.encrypt(material, OAEP256)))
     sm4 = os.urandom(16)
     sdk("ImportKeyMaterial", KeyId=other, ImportToken=sm2_params["ImportToken"], KeyMaterialExpireUnix=0,
-        EncryptedKeyMaterial=b64(sm2_ct_raw_to_der(smx.Encrypt(sm4, point, 64))))
+        EncryptedKeyMaterial=b64(sm2_ct_raw_to_der(support.smx_encrypt(sm4, point))))
     assert sdk("DescribeKey", KeyId=other)["KeyMetadata"]["KeyState"] == "Enabled"
     # DeleteKeyMaterial, then the same material brings the ciphertext back.
     sdk("DeleteKeyMaterial", KeyId=key)

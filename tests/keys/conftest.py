@@ -1,34 +1,11 @@
-"""Fixtures of the key tests: more store objects on the backend the `kms` fixture uses, so threads
-can act as separate function instances."""
+"""Fixtures of the key tests: threads acting as separate function instances (see `new_store` in
+tests/conftest.py for their store objects)."""
 
 from __future__ import annotations
 
 import threading
 
 import pytest
-
-
-@pytest.fixture
-def new_store(kms, request):
-    """Factory: another store object on the same data (same SQLite file / same Tablestore backend)."""
-    made = []
-
-    def make():
-        from shared.store.sqlite import SqliteStore
-        from shared.store.tablestore import TablestoreStore
-
-        if isinstance(kms.store, SqliteStore):
-            store = SqliteStore(kms.store._path)
-        else:
-            from tests.fakes.tablestore import fake_client
-
-            store = TablestoreStore(fake_client(request.getfixturevalue("ots_backend")))
-        made.append(store)
-        return store
-
-    yield make
-    for store in made:
-        store.close()
 
 
 @pytest.fixture

@@ -136,25 +136,7 @@ def job_context(store, when: float):
     return Context("job-test", "", cfg.region, "", "", when, store, cfg)
 
 
-def run_together(functions, timeout: float = 30) -> list:
-    """Run callables in threads released at the same instant; return results (or raised exceptions)."""
-    start = threading.Barrier(len(functions))
-    results: list = [None] * len(functions)
-
-    def body(i, fn):
-        start.wait(timeout)
-        try:
-            results[i] = fn()
-        except BaseException as exc:  # noqa: BLE001 - reported to the test
-            results[i] = exc
-
-    threads = [threading.Thread(target=body, args=(i, fn)) for i, fn in enumerate(functions)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout)
-        assert not t.is_alive(), "thread hung"
-    return results
+run_together = support.run_together  # the key tests' name for it
 
 
 class Rendezvous:

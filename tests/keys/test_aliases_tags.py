@@ -11,8 +11,19 @@ import pytest
 
 from tests import support
 from tests.keys.helpers import (
-    Rendezvous, all_aliases, b64, create_key, describe, encrypt, err, key_in_state, ok, run_together, tag_json,
-    tags, versions,
+    Rendezvous,
+    all_aliases,
+    b64,
+    create_key,
+    describe,
+    encrypt,
+    err,
+    key_in_state,
+    ok,
+    run_together,
+    tag_json,
+    tags,
+    versions,
 )
 
 ARN = f"acs:kms:cn-hangzhou:{support.TEST_ACCOUNT}"
@@ -164,7 +175,7 @@ def test_actions_taking_an_alias(kms, action):
     err(kms, action, {"KeyId": f"{ARN}:alias/unknown", **extra}, "Forbidden.AliasNotFound", 404)
     err(kms, action, {"KeyId": f"acs:kms:cn-shanghai:{support.TEST_ACCOUNT}:key/{key}", **extra},
         "Forbidden.KeyNotFound", 404)
-    err(kms, action, {"KeyId": f"acs:kms:cn-hangzhou:9999999999999999:alias/named", **extra},
+    err(kms, action, {"KeyId": "acs:kms:cn-hangzhou:9999999999999999:alias/named", **extra},
         "Forbidden.KeyNotFound", 404)
 
 

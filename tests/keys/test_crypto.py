@@ -11,7 +11,15 @@ from collections import OrderedDict
 import pytest
 
 from tests.keys.helpers import (
-    BAD_BLOB_MESSAGE, b64, create_key, decrypt, describe, encrypt, err, ok, unb64,
+    BAD_BLOB_MESSAGE,
+    b64,
+    create_key,
+    decrypt,
+    describe,
+    encrypt,
+    err,
+    ok,
+    unb64,
 )
 
 SPECS = ("Aliyun_AES_256", "Aliyun_AES_128", "Aliyun_AES_192", "Aliyun_SM4")

@@ -14,8 +14,21 @@ import pytest
 
 from shared.crypto import blob as blob_format
 from tests.keys.helpers import (
-    DAY, STATES, all_aliases, b64, create_key, decrypt, describe, encrypt, err, key_in_state, ok, tag_json,
-    tags, to_state, versions,
+    DAY,
+    STATES,
+    all_aliases,
+    b64,
+    create_key,
+    decrypt,
+    describe,
+    encrypt,
+    err,
+    key_in_state,
+    ok,
+    tag_json,
+    tags,
+    to_state,
+    versions,
 )
 
 OK = None

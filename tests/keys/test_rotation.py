@@ -13,8 +13,27 @@ import uuid
 import pytest
 
 from tests.keys.helpers import (
-    BAD_BLOB_MESSAGE, DAY, SCOPE, Rendezvous, alias_rows, all_aliases, create_key, decrypt, describe, edit_key,
-    encrypt, err, job_context, key_row, make_overdue, ok, run_together, tag_json, tags, version_rows, versions,
+    BAD_BLOB_MESSAGE,
+    DAY,
+    SCOPE,
+    Rendezvous,
+    alias_rows,
+    all_aliases,
+    create_key,
+    decrypt,
+    describe,
+    edit_key,
+    encrypt,
+    err,
+    job_context,
+    key_row,
+    make_overdue,
+    ok,
+    run_together,
+    tag_json,
+    tags,
+    version_rows,
+    versions,
 )
 
 

@@ -6,76 +6,14 @@ integers as numbers; classic: strings), and each surfaces errors with the code a
 from __future__ import annotations
 
 import base64
-import importlib
 import json
 import uuid
 
 import pytest
 
-from shared.registry import snake
-from tests import support
+from tests.sdk_client import Sdk
 
 KINDS = ("tea", "tea_v2", "classic")
-
-
-class ApiError(Exception):
-    def __init__(self, code: str, status: int, message: str) -> None:
-        super().__init__(f"{status} {code}: {message}")
-        self.code, self.status, self.message = code, status, message
-
-
-class Sdk:
-    """One official SDK behind a common call: sdk("Encrypt", KeyId=..., ...) -> body dict, or ApiError."""
-
-    def __init__(self, kind: str, server: support.Server) -> None:
-        self.kind, self.server = kind, server
-        if kind == "classic":
-            self.client = support.classic_client(server)
-        else:
-            self.client = support.tea_client(server, v2=kind == "tea_v2")
-
-    def __call__(self, action: str, **params) -> dict:
-        return self._classic(action, params) if self.kind == "classic" else self._tea(action, params)
-
-    def _tea(self, action: str, params: dict) -> dict:
-        from alibabacloud_kms20160120 import models
-        from alibabacloud_tea_openapi.exceptions import ClientException
-
-        request = getattr(models, f"{action}Request")().from_map(params)
-        try:
-            response = getattr(self.client, snake(action))(request)
-        except ClientException as exc:
-            assert exc.request_id and exc.data["Code"] == exc.code
-            raise ApiError(exc.code, exc.status_code, exc.message) from None
-        assert response.status_code == 200
-        body = response.body.to_map()
-        assert body["RequestId"]
-        return body
-
-    def _classic(self, action: str, params: dict) -> dict:
-        from aliyunsdkcore.acs_exception.exceptions import ServerException
-
-        module = importlib.import_module(f"aliyunsdkkms.request.v20160120.{action}Request")
-        request = getattr(module, f"{action}Request")()
-        for name, value in params.items():
-            if isinstance(value, (dict, list)):
-                value = json.dumps(value, separators=(",", ":"))
-            elif isinstance(value, bool):
-                value = "true" if value else "false"
-            getattr(request, f"set_{name}")(str(value))
-        try:
-            body = support.classic_do(self.server, self.client, request)
-        except ServerException as exc:
-            assert exc.get_request_id()
-            raise ApiError(exc.get_error_code(), exc.get_http_status(), exc.get_error_msg()) from None
-        assert body["RequestId"]
-        return body
-
-    def fails(self, code: str, status: int, action: str, **params) -> ApiError:
-        with pytest.raises(ApiError) as info:
-            self(action, **params)
-        assert (info.value.code, info.value.status) == (code, status), info.value
-        return info.value
 
 
 @pytest.fixture(params=KINDS)

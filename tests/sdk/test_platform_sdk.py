@@ -11,80 +11,26 @@ import calendar
 import hashlib
 import hmac
 import http.client
-import importlib
 import json
 import re
 import secrets
 import time
 import uuid
-from dataclasses import dataclass
 from urllib.parse import quote
 
 import pytest
 
-from shared.registry import snake
 from tests import support
+from tests.sdk_client import ApiError
+from tests.sdk_client import Sdk as Client
 
 CLIENTS = ("tea", "tea_v2", "classic")
 SYMMETRIC = ("Aliyun_AES_256", "Aliyun_AES_128", "Aliyun_AES_192", "Aliyun_SM4")
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 
 
-@dataclass
-class ApiError(Exception):
-    code: str
-    status: int
-    message: str
-    exc: Exception
-
-
-class Client:
-    """One SDK behind a common call: client("CreateKey", KeySpec=...) -> response body dict, or ApiError."""
-
-    def __init__(self, kind: str, server: support.Server, secret: str | None = None, ak: str | None = None):
-        self.kind, self.server = kind, server
-        if kind == "classic":
-            self.sdk = support.classic_client(server, secret=secret, ak=ak)
-        else:
-            self.sdk = support.tea_client(server, v2=kind == "tea_v2", secret=secret, ak=ak)
-
-    def __call__(self, action: str, **params) -> dict:
-        return self._classic(action, params) if self.kind == "classic" else self._tea(action, params)
-
-    def _tea(self, action: str, params: dict) -> dict:
-        from alibabacloud_kms20160120 import models
-        from alibabacloud_tea_openapi.exceptions import ClientException
-
-        method = getattr(self.sdk, snake(action))
-        model = getattr(models, f"{action}Request", None)
-        try:
-            resp = method(model().from_map(params)) if model else method()
-        except ClientException as exc:
-            assert 400 <= exc.status_code < 500
-            assert exc.data["Code"] == exc.code and exc.data["RequestId"] == exc.request_id
-            raise ApiError(exc.code, exc.status_code, exc.message, exc) from None
-        assert resp.status_code == 200
-        return resp.body.to_map()
-
-    def _classic(self, action: str, params: dict) -> dict:
-        from aliyunsdkcore.acs_exception.exceptions import ServerException
-
-        module = importlib.import_module(f"aliyunsdkkms.request.v20160120.{action}Request")
-        request = getattr(module, f"{action}Request")()
-        for name, value in params.items():
-            getattr(request, f"set_{name}")(value)
-        try:
-            return support.classic_do(self.server, self.sdk, request)
-        except ServerException as exc:
-            assert exc.get_request_id()
-            raise ApiError(exc.get_error_code(), exc.get_http_status(), exc.get_error_msg(), exc) from None
-
-
 def expect(code: str, status: int, client: Client, action: str, **params) -> ApiError:
-    with pytest.raises(ApiError) as info:
-        client(action, **params)
-    assert (info.value.code, info.value.status) == (code, status), info.value.message
-    return info.value
+    return client.fails(code, status, action, **params)
 
 
 @pytest.fixture(params=CLIENTS)

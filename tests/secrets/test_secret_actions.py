@@ -10,8 +10,22 @@ import os
 import time
 
 from tests.secrets.helpers import (
-    ARN_PREFIX, SCOPE, b64, create, create_key, describe, err, ok, parse_iso, put, snapshot, stages, unique,
-    value, value_rows, versions,
+    ARN_PREFIX,
+    SCOPE,
+    b64,
+    create,
+    create_key,
+    describe,
+    err,
+    ok,
+    parse_iso,
+    put,
+    snapshot,
+    stages,
+    unique,
+    value,
+    value_rows,
+    versions,
 )
 
 IP = "InvalidParameter"

@@ -13,72 +13,19 @@ environment variable or secretsmanager.properties) always build the client with
 from __future__ import annotations
 
 import base64
-import importlib
 import json
 import os
 import string
 import uuid
-from dataclasses import dataclass
 
 import pytest
 
-from shared.registry import snake
-from tests import support
+from tests.sdk_client import ApiError
+from tests.sdk_client import Sdk as Client
 
 CLIENTS = ("tea", "tea_v2", "classic")
 TRICKY = "p@ss w0rd+&=%25/?#~*'()!\"$,;:[]{}<>|\\^` é中文😀 \t end"
 OTHER = "second: a=b&c=d+e f%20g @home 你好"
-
-
-@dataclass
-class ApiError(Exception):
-    code: str
-    status: int
-    message: str
-
-
-class Client:
-    """One SDK behind a common call: client("CreateSecret", SecretName=...) -> body dict, or ApiError."""
-
-    def __init__(self, kind: str, server: support.Server) -> None:
-        self.kind, self.server = kind, server
-        if kind == "classic":
-            self.sdk = support.classic_client(server)
-        else:
-            self.sdk = support.tea_client(server, v2=kind == "tea_v2")
-
-    def __call__(self, action: str, **params) -> dict:
-        return self._classic(action, params) if self.kind == "classic" else self._tea(action, params)
-
-    def _tea(self, action: str, params: dict) -> dict:
-        from alibabacloud_kms20160120 import models
-        from alibabacloud_tea_openapi.exceptions import ClientException, ServerException
-
-        request = getattr(models, f"{action}Request")().from_map(params)
-        try:
-            resp = getattr(self.sdk, snake(action))(request)
-        except (ClientException, ServerException) as exc:
-            assert exc.data["Code"] == exc.code and exc.request_id
-            raise ApiError(exc.code, exc.status_code, exc.message) from None
-        assert resp.status_code == 200
-        body = resp.body.to_map()
-        assert body["RequestId"]
-        return body
-
-    def _classic(self, action: str, params: dict) -> dict:
-        from aliyunsdkcore.acs_exception.exceptions import ServerException
-
-        module = importlib.import_module(f"aliyunsdkkms.request.v20160120.{action}Request")
-        request = getattr(module, f"{action}Request")()
-        for name, value in params.items():
-            getattr(request, f"set_{name}")(value)
-        try:
-            body = support.classic_do(self.server, self.sdk, request)
-        except ServerException as exc:
-            assert exc.get_request_id()
-            raise ApiError(exc.get_error_code(), exc.get_http_status(), exc.get_error_msg()) from None
-        assert body["RequestId"]
-        return body
 
 
 @pytest.fixture(params=CLIENTS)
@@ -198,7 +145,9 @@ def no_secretsmanager_env(monkeypatch, tmp_path):
 
 
 def test_secretsmanager_caching_client_reads_through_the_runner(server, no_secretsmanager_env):
-    from alibabacloud_secretsmanager_client_v2.secret_manager_cache_client_builder import SecretManagerCacheClientBuilder
+    from alibabacloud_secretsmanager_client_v2.secret_manager_cache_client_builder import (
+        SecretManagerCacheClientBuilder,
+    )
     from alibabacloud_secretsmanager_client_v2.service.default_secret_manager_client_builder import (
         BaseSecretManagerClientBuilder,
     )
@@ -230,7 +179,9 @@ def test_secretsmanager_caching_client_reads_through_the_runner(server, no_secre
 def test_secretsmanager_region_endpoint_route_is_https_only(server, no_secretsmanager_env, monkeypatch):
     """RegionInfo(endpoint=...) - here through the documented `cache_client_region_id` variable -
     reaches the runner's port, but always over https, which a plain-http endpoint cannot answer."""
-    from alibabacloud_secretsmanager_client_v2.secret_manager_cache_client_builder import SecretManagerCacheClientBuilder
+    from alibabacloud_secretsmanager_client_v2.secret_manager_cache_client_builder import (
+        SecretManagerCacheClientBuilder,
+    )
     from alibabacloud_secretsmanager_client_v2.utils import const
 
     assert const.DEFAULT_PROTOCOL == "https"

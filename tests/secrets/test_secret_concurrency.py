@@ -21,31 +21,13 @@ from tests.secrets.helpers import create, put, stages, value, value_rows, versio
 
 
 @pytest.fixture
-def instance(kms, request):
-    """Factory: (store, call) for one more function instance on the data `kms` uses. `call(action,
-    params, meet=None)` runs the action's handler.run with this instance's store; with `meet` (a
-    barrier) the instance's first write to the `secrets` table waits for the other racers."""
+def instance(kms, new_store):
+    """Factory: one more store object on the data `kms` uses, for a thread acting as another
+    function instance (run its actions with `run_action`)."""
     from shared.config import get_config
 
     get_config()  # first use settles the data directory (see test_first_use_of_a_fresh_data_dir_by_racers)
-    made = []
-
-    def make():
-        from shared.store.sqlite import SqliteStore
-        from shared.store.tablestore import TablestoreStore
-
-        if isinstance(kms.store, SqliteStore):
-            store = SqliteStore(kms.store._path)
-        else:
-            from tests.fakes.tablestore import fake_client
-
-            store = TablestoreStore(fake_client(request.getfixturevalue("ots_backend")))
-        made.append(store)
-        return store
-
-    yield make
-    for store in made:
-        store.close()
+    return new_store
 
 
 class Meeting:
@@ -82,25 +64,6 @@ def run_action(store, action: str, params: dict, meet: threading.Barrier | None 
     return handler.run(handler.request_model.model_validate(params), ctx).to_wire()
 
 
-def race(functions, timeout: float = 30) -> list:
-    """Start callables in threads at the same instant; return their results or raised exceptions."""
-    start = threading.Barrier(len(functions))
-    results: list = [None] * len(functions)
-
-    def body(i, fn):
-        start.wait(timeout)
-        try:
-            results[i] = fn()
-        except BaseException as exc:  # noqa: BLE001 - reported to the test
-            results[i] = exc
-
-    threads = [threading.Thread(target=body, args=(i, fn)) for i, fn in enumerate(functions)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout)
-        assert not t.is_alive(), "a racer hung"
-    return results
 
 
 def assert_consistent(kms, name: str) -> dict[str, list[str]]:
@@ -115,7 +78,7 @@ def assert_consistent(kms, name: str) -> dict[str, list[str]]:
 def test_two_puts_with_different_ids_keep_both_versions(kms, instance):
     name, _ = create(kms, data="d0")
     meet = threading.Barrier(2)
-    results = race([lambda vid=vid: run_action(instance(), "PutSecretValue",
+    results = support.run_together([lambda vid=vid: run_action(instance(), "PutSecretValue",
                                                {"SecretName": name, "VersionId": vid, "SecretData": "data-" + vid}, meet)
                     for vid in ("va", "vb")])
     assert all(isinstance(r, dict) for r in results), results
@@ -132,7 +95,7 @@ def test_put_against_a_custom_label_move_keeps_both_effects(kms, instance):
     name, _ = create(kms, data="d0")
     put(kms, name, "v1", "d1")
     meet = threading.Barrier(2)
-    results = race([
+    results = support.run_together([
         lambda: run_action(instance(), "PutSecretValue", {"SecretName": name, "VersionId": "v2", "SecretData": "d2"}, meet),
         lambda: run_action(instance(), "UpdateSecretVersionStage",
                            {"SecretName": name, "VersionStage": "Blue", "MoveToVersion": "v0"}, meet),
@@ -147,7 +110,7 @@ def test_put_against_an_acs_current_move_leaves_one_current(kms, instance):
     name, _ = create(kms, data="d0")
     put(kms, name, "v1", "d1")
     meet = threading.Barrier(2)
-    results = race([
+    results = support.run_together([
         lambda: run_action(instance(), "PutSecretValue", {"SecretName": name, "VersionId": "v2", "SecretData": "d2"}, meet),
         lambda: run_action(instance(), "UpdateSecretVersionStage",
                            {"SecretName": name, "VersionStage": "ACSCurrent", "MoveToVersion": "v0"}, meet),
@@ -165,7 +128,7 @@ def test_ten_concurrent_puts_lose_nothing_beyond_the_roll_off(kms, instance):
     name, _ = create(kms, data="d0")
     ids = [f"p{i}" for i in range(10)]
     meet = threading.Barrier(len(ids))
-    results = race([lambda vid=vid: run_action(instance(), "PutSecretValue",
+    results = support.run_together([lambda vid=vid: run_action(instance(), "PutSecretValue",
                                                {"SecretName": name, "VersionId": vid, "SecretData": "data-" + vid}, meet)
                     for vid in ids])
     assert all(isinstance(r, dict) for r in results), results
@@ -182,12 +145,12 @@ def test_same_version_id_raced_with_same_and_other_data(kms, instance):
     """Two identical puts both succeed with one version; a put with other data under that id loses."""
     name, _ = create(kms, data="d0")
     meet = threading.Barrier(2)
-    same = race([lambda: run_action(instance(), "PutSecretValue",
+    same = support.run_together([lambda: run_action(instance(), "PutSecretValue",
                                     {"SecretName": name, "VersionId": "v1", "SecretData": "same"}, meet)
                  for _ in range(2)])
     assert all(isinstance(r, dict) for r in same), same
     assert set(assert_consistent(kms, name)) == {"v0", "v1"}
-    results = race([lambda d=d: run_action(instance(), "PutSecretValue",
+    results = support.run_together([lambda d=d: run_action(instance(), "PutSecretValue",
                                            {"SecretName": name, "VersionId": "v2", "SecretData": d})
                     for d in ("left", "right")])
     wins = [r for r in results if isinstance(r, dict)]
@@ -201,7 +164,7 @@ def test_same_version_id_raced_with_same_and_other_data(kms, instance):
 def test_two_creates_of_one_name(kms, instance):
     name = "raced-" + uuid.uuid4().hex[:8]
     meet = threading.Barrier(2)
-    results = race([lambda vid=vid: run_action(instance(), "CreateSecret",
+    results = support.run_together([lambda vid=vid: run_action(instance(), "CreateSecret",
                                                {"SecretName": name, "VersionId": vid, "SecretData": "data-" + vid}, meet)
                     for vid in ("ca", "cb")])
     wins = [r for r in results if isinstance(r, dict)]
@@ -241,7 +204,7 @@ def test_put_racing_a_force_delete_leaves_nothing_behind(kms, instance):
     reached, go = threading.Event(), threading.Event()
     store = PauseBeforeValueWrite(instance(), reached, go)
     outcome: list = []
-    worker = threading.Thread(target=lambda: outcome.append(race([lambda: run_action(
+    worker = threading.Thread(target=lambda: outcome.append(support.run_together([lambda: run_action(
         store, "PutSecretValue", {"SecretName": name, "VersionId": "v1", "SecretData": "late"})])[0]))
     worker.start()
     assert reached.wait(10)
@@ -266,7 +229,7 @@ def test_two_timer_runs_at_once_delete_each_secret_once(kms, instance):
     live, _ = create(kms)
     job = importlib.import_module(registry.job_for_module("functions.jobs.delete_expired_secrets").module).handler
     when = time.time() + 8 * 86400
-    results = race([lambda: job.run(Context("job", "", "cn-hangzhou", "", "", when, instance(), get_config()), {})
+    results = support.run_together([lambda: job.run(Context("job", "", "cn-hangzhou", "", "", when, instance(), get_config()), {})
                     for _ in range(2)])
     assert all(isinstance(r, dict) and r["Failed"] == [] for r in results), results
     deleted = results[0]["Deleted"] + results[1]["Deleted"]
@@ -285,6 +248,6 @@ def test_first_use_of_a_fresh_data_dir_by_racers(tmp_path):
     for round_ in range(20):
         data_dir = tmp_path / f"d{round_}"
         data_dir.mkdir()
-        results = race([lambda: config._root_keys(data_dir) for _ in range(8)])
+        results = support.run_together([lambda: config._root_keys(data_dir) for _ in range(8)])
         assert not [r for r in results if isinstance(r, BaseException)], results
         assert len({tuple(sorted(r.items())) for r in results}) == 1

@@ -12,8 +12,25 @@ import time
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tests.secrets.helpers import (
-    ARN_PREFIX, DAY, SCOPE, create, create_key, describe, edit_key, edit_secret, err, ok, parse_iso, put, secret_row,
-    snapshot, stages, unique, value, value_rows, versions,
+    ARN_PREFIX,
+    DAY,
+    SCOPE,
+    create,
+    create_key,
+    describe,
+    edit_key,
+    edit_secret,
+    err,
+    ok,
+    parse_iso,
+    put,
+    secret_row,
+    snapshot,
+    stages,
+    unique,
+    value,
+    value_rows,
+    versions,
 )
 
 WINDOW = ("Rejected.ResourceInDeleteWindow", 409)

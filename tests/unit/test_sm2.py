@@ -13,6 +13,7 @@ import pytest
 from pysmx import SM2 as smx
 
 from shared.crypto import _libcrypto, sm2
+from tests import support
 
 # ----------------------------------------------------------------------------- published vectors
 
@@ -475,7 +476,7 @@ def test_oracle_ciphertexts_both_ways(key, size):
     kp = smx.generate_keypair()
     theirs = sm2.PrivateKey.from_der(pkcs8_from_scalar(kp.privateKey, kp.publicKey))
     assert point_of(theirs.public_key()) == kp.publicKey
-    raw = smx.Encrypt(plaintext, kp.publicKey, 64)
+    raw = support.smx_encrypt(plaintext, kp.publicKey)
     assert theirs.decrypt(ct_raw_to_der(raw)) == plaintext
     # ours -> theirs
     ct = key.public_key().encrypt(plaintext)
