@@ -203,8 +203,8 @@ def _sweep_ms(d: Path, now: int) -> float:
 
 
 def run_all(base: Path, quick: bool = False, quiet_wait: float = 30) -> dict:
-    seconds = 1.0 if quick else 2.0
-    prefill = 300_000 if quick else 2_000_000
+    seconds = 1.0 if quick else 1.5
+    prefill = 300_000 if quick else 1_000_000
     rows: list[dict] = []
     notes: list[str] = []
     now = int(time.time())
@@ -212,7 +212,7 @@ def run_all(base: Path, quick: bool = False, quiet_wait: float = 30) -> dict:
     from scripts.bench import wait_quiet
 
     def add(label: str, d: Path, procs: int, kind: str = "store", work_us: int = 0) -> dict:
-        waited, load = wait_quiet(0.25, quiet_wait)
+        _, load = wait_quiet(0.25, quiet_wait)
         r = _measure(d, kind, procs, seconds, work_us)
         r["load_before"] = load
         r["variant"] = label
