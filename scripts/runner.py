@@ -23,6 +23,8 @@ import time
 import uuid
 from types import SimpleNamespace
 
+import orjson
+
 from shared import errors, registry, wire
 from shared.config import get_config
 
@@ -89,7 +91,7 @@ def dispatch(event: dict) -> dict:
     except errors.KmsError as exc:
         return wire.error_response(exc, request_id, event["headers"].get("host", ""))
     handler = function_handler(spec.module)
-    return handler(json.dumps(event).encode(), fc_context(spec.name, request_id))
+    return handler(orjson.dumps(event), fc_context(spec.name, request_id))
 
 
 async def app(scope, receive, send) -> None:

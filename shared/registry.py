@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class Action:
     # a key ARN are always accepted.
     key_aliases: bool = False
 
-    @property
+    @cached_property  # asked on every request by the runner's routing
     def module(self) -> str:
         return f"functions.{self.section}.{snake(self.name)}"
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
+import orjson
 import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
@@ -38,7 +38,10 @@ class HttpRequest:
 
 
 def decode_event(event: bytes | str | dict) -> HttpRequest:
-    ev = event if isinstance(event, dict) else json.loads(event)
+    try:
+        ev = event if isinstance(event, dict) else orjson.loads(event)
+    except orjson.JSONDecodeError as exc:
+        raise errors.ParseRequestParameterException() from exc
     if not isinstance(ev, dict):
         raise errors.ParseRequestParameterException()
     headers = {str(k).lower(): str(v) for k, v in (ev.get("headers") or {}).items()}
@@ -104,7 +107,7 @@ def response(status: int, body: dict, request_id: str) -> dict:
         "statusCode": status,
         "headers": {"content-type": "application/json;charset=utf-8", "x-acs-request-id": request_id},
         "isBase64Encoded": False,
-        "body": json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        "body": orjson.dumps(body).decode(),
     }
 
 

@@ -11,7 +11,7 @@ This is the only module that imports the `tablestore` SDK.
 
 from __future__ import annotations
 
-import json
+import orjson
 import logging
 import os
 from urllib.parse import urlparse
@@ -132,12 +132,12 @@ def _after(value: str) -> str:
 
 
 def _dump(data: dict) -> str:
-    return json.dumps(data, separators=(",", ":"))
+    return orjson.dumps(data).decode()
 
 
 def _item(row) -> Item:
     columns = {column[0]: column[1] for column in row.attribute_columns}
-    return Item(row.primary_key[0][1], row.primary_key[1][1][1:], json.loads(columns["data"]), columns["rev"])
+    return Item(row.primary_key[0][1], row.primary_key[1][1][1:], orjson.loads(columns["data"]), columns["rev"])
 
 
 def _rev_is(rev: int) -> Condition:

@@ -203,7 +203,7 @@ def haystacks(kms, data_dir, request) -> dict[str, bytes]:
     return found
 
 
-def test_nothing_sensitive_at_rest_and_a_clean_audit_trail(kms, local_env, request, capsys):
+def test_nothing_sensitive_at_rest_and_a_clean_audit_trail(kms, local_env, request, capfd):
     run = Run(kms)
     workload(run, kms.store)
     assert len(run.sensitive) >= 20
@@ -219,7 +219,7 @@ def test_nothing_sensitive_at_rest_and_a_clean_audit_trail(kms, local_env, reque
                if where.startswith(("file kms.sqlite3", "tablestore ")))
 
     # --- the audit trail: one record per call, in order, on stdout and in the data directory ---
-    stdout = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"EventTime"')]
+    stdout = [json.loads(line) for line in capfd.readouterr().out.splitlines() if line.startswith('{"EventTime"')]
     text = (local_env / "audit.log").read_text()
     records = [json.loads(line) for line in text.splitlines()]
     assert records == stdout
