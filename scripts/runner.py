@@ -20,7 +20,6 @@ import os
 import sys
 import threading
 import time
-import uuid
 from types import SimpleNamespace
 
 import orjson
@@ -39,19 +38,27 @@ def function_handler(module: str):
     return handler
 
 
+_functions: dict[str, SimpleNamespace] = {}
+
+
 def fc_context(name: str, request_id: str | None = None) -> SimpleNamespace:
+    """The context object FC passes a function (the fields of platform.md §1.2)."""
+    function = _functions.get(name)
+    if function is None:
+        function = _functions[name] = SimpleNamespace(name=name, handler="index.handler", memory=256, timeout=10)
     cfg = get_config()
-    return SimpleNamespace(
-        request_id=request_id or str(uuid.uuid4()),
-        function=SimpleNamespace(name=name, handler="index.handler", memory=256, timeout=10),
-        region=cfg.region,
-        account_id=cfg.account_id,
-        credentials=None,  # as on python3.12; functions read credentials from the environment
-    )
+    return SimpleNamespace(request_id=request_id or new_request_id(), function=function, region=cfg.region,
+                           account_id=cfg.account_id,
+                           credentials=None)  # as on python3.12; functions read credentials from the environment
 
 
-def build_event(method: str, path: str, raw_query: str, headers: list[tuple[str, str]], body: bytes,
-                client_ip: str) -> dict:
+def new_request_id() -> str:
+    """A random (version 4) UUID as text, without building a UUID object."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+
+
+def build_event(method: str, path: str, raw_query: str, headers, body: bytes, client_ip: str) -> dict:
     """The API Gateway event for one HTTP request. Raises ParseRequestParameterException on a bad query."""
     query: dict[str, str | list[str]] = {}
     for name, value in wire.parse_form(raw_query) if raw_query else ():
@@ -61,8 +68,9 @@ def build_event(method: str, path: str, raw_query: str, headers: list[tuple[str,
         else:
             query[name] = value
     hdrs: dict[str, str] = {}
-    for name, value in headers:
-        key = name.lower()
+    for name, value in headers:  # (bytes, bytes) pairs from the ASGI scope, or str pairs
+        key = (name.decode("latin-1") if isinstance(name, bytes) else name).lower()
+        value = value.decode("latin-1") if isinstance(value, bytes) else value
         hdrs[key] = f"{hdrs[key]},{value}" if key in hdrs else value
     hdrs["x-forwarded-for"] = client_ip  # the gateway, not the client, says who connected
     try:
@@ -83,7 +91,7 @@ def route(event: dict) -> str:
 
 def dispatch(event: dict) -> dict:
     """Invoke the function for the event's action and return its response struct."""
-    request_id = str(uuid.uuid4())
+    request_id = new_request_id()
     try:
         spec = registry.action(route(event))
         if spec is None:
@@ -106,15 +114,15 @@ async def app(scope, receive, send) -> None:
             chunks.append(chunk)
         if not msg.get("more_body"):
             break
-    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
     try:
         if size > limit:
             raise errors.ParseRequestParameterException("The request body is too large.")
-        event = build_event(scope["method"], scope["path"], scope["query_string"].decode("latin-1"), headers,
-                            b"".join(chunks), (scope.get("client") or ("", 0))[0])
+        event = build_event(scope["method"], scope["path"], scope["query_string"].decode("latin-1"),
+                            scope["headers"], b"".join(chunks), (scope.get("client") or ("", 0))[0])
         result = dispatch(event)
     except errors.KmsError as exc:
-        result = wire.error_response(exc, str(uuid.uuid4()), dict(headers).get("host", ""))
+        host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+        result = wire.error_response(exc, new_request_id(), host)
     body = result["body"]
     payload = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
     out = [(k.encode(), str(v).encode()) for k, v in (result.get("headers") or {}).items()]

@@ -16,6 +16,7 @@ import orjson
 import time
 
 from .config import Config
+from .wire import iso
 
 FILE_NAME = "audit.log"
 _fd: dict = {}  # data dir -> open descriptor of its audit log
@@ -34,7 +35,7 @@ def record(cfg: Config, entry: dict) -> None:
 
 def entry(request_id: str, action: str, account_id: str, access_key_id: str, source_ip: str,
           resources: list[str], code: str, status: int, now: float | None = None) -> dict:
-    return {"EventTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now or time.time())),
+    return {"EventTime": iso(now or time.time()),
             "RequestId": request_id, "AccountId": account_id, "AccessKeyId": access_key_id,
             "SourceIp": source_ip, "Action": action, "Resources": resources, "ResultCode": code,
             "HttpStatus": status}

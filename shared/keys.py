@@ -6,17 +6,13 @@ versions live in `shared.versions`. Key ids are UUIDs, as in the 2021 documentat
 
 from __future__ import annotations
 
-import time
 
 from . import errors, keyspecs, lifecycle
 from .runtime import Context
 from .store import Conflict
+from .wire import iso  # noqa: F401 - the key actions format dates with keys.iso
 
 ARN_PREFIX = "acs:kms:"
-
-
-def iso(ts: float | None) -> str | None:
-    return None if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 def key_id_from(ctx: Context, value: str) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
 import orjson
 import re
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ def decode_event(event: bytes | str | dict) -> HttpRequest:
         raise errors.ParseRequestParameterException() from exc
     if not isinstance(ev, dict):
         raise errors.ParseRequestParameterException()
-    headers = {str(k).lower(): str(v) for k, v in (ev.get("headers") or {}).items()}
+    headers = {k.lower(): v for k, v in (ev.get("headers") or {}).items()}
     ctx_http = (ev.get("requestContext") or {}).get("http") or {}
     method = str(ev.get("httpMethod") or ctx_http.get("method") or "GET").upper()
     path = str(ev.get("path") or ctx_http.get("path") or ev.get("rawPath") or "/")
@@ -61,6 +62,22 @@ def decode_event(event: bytes | str | dict) -> HttpRequest:
         body = raw.encode() if isinstance(raw, str) else bytes(raw)
     query = ev.get("queryParameters") or {}
     return HttpRequest(method, path, headers, dict(query), body, source_ip or "")
+
+
+_iso: dict[int, str] = {}
+
+
+def iso(ts: float | None) -> str | None:
+    """Epoch seconds as the API's `2024-03-25T10:42:40Z` (UTC, whole seconds)."""
+    if ts is None:
+        return None
+    second = int(ts)
+    found = _iso.get(second)
+    if found is None:  # strftime is a measurable part of a request; the same seconds recur
+        if len(_iso) > 4096:
+            _iso.clear()
+        found = _iso[second] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
+    return found
 
 
 def parse_form(raw: str | bytes) -> list[tuple[str, str]]:
