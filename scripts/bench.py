@@ -32,9 +32,9 @@ Method:
   SQLite transaction (rows are exactly what CreateKey writes), and requests pick keys at random.
   DescribeKey at 10 keys and at 100k keys run on separate runners whose nonce tables grow alike;
   the crypto actions use a third one.
-* Nonce store: the runner as built, the same app with the nonce store swapped for a per-worker set
-  (a lower bound: not replay-safe across workers), with a candidate store (no SQLite busy sleeps),
-  and `scripts/bench_nonce.py` microbenchmarks.
+* Nonce store: the runner as built and the same app with the nonce store swapped for a per-worker
+  set (a lower bound: not replay-safe across workers), and `scripts/bench_nonce.py`
+  microbenchmarks of the shared table against the SQLite upsert it replaced.
 * In process: the FC handler called in a loop on pre-signed events (one core, no HTTP), plus, for
   DescribeKey, the runner's ASGI app without a socket; `--profile` adds a cProfile listing.
 
@@ -118,49 +118,6 @@ def nonce_off_app():
         return True
 
     sqlite.SqliteStore.remember_nonce = remember_nonce  # this worker process only
-    from scripts import runner
-
-    return runner.app
-
-
-def nonce_retry_app():
-    """uvicorn factory: the runner's app with a candidate nonce store, to measure a suggested change.
-
-    Same file, table, SQL and sweep as shared/store/sqlite.py, but the nonce connection has
-    busy_timeout=0 and a locked write is retried from Python after 0, 20, 40 ... us (at most 1 ms):
-    SQLite's own busy handler sleeps 1 ms at its first retry, blocking the worker's event loop.
-    """
-    import sqlite3
-
-    from shared.store import sqlite as sq
-
-    upsert = "INSERT INTO nonces (k, t) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET t = excluded.t WHERE t <= ?"
-
-    def retry(conn, sql, args):
-        delay = 0.0
-        while True:
-            try:
-                return conn.execute(sql, args)
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
-                time.sleep(delay)
-                delay = min(0.001, delay * 2 or 0.00002)
-
-    def remember_nonce(self, key: str, now: int, ttl: int) -> bool:
-        local = self._local
-        conn = getattr(local, "retry_nonce_conn", None)
-        if conn is None:
-            conn = local.retry_nonce_conn = sq._connect(self._nonce_path, "OFF")
-            conn.execute("PRAGMA busy_timeout=0")
-            local.retry_writes = 0
-        fresh = retry(conn, upsert, (key, now, now - ttl)).rowcount == 1
-        local.retry_writes += 1
-        if local.retry_writes % 4096 == 0:
-            retry(conn, "DELETE FROM nonces WHERE t <= ?", (now - ttl,))
-        return fresh
-
-    sq.SqliteStore.remember_nonce = remember_nonce  # this worker process only
     from scripts import runner
 
     return runner.app
@@ -532,7 +489,7 @@ def _describe(ds: str) -> Callable[[Fixture, int], Call]:
     return lambda fx, i: Call("DescribeKey", {"KeyId": fx.key(ds, i)})
 
 
-DATASETS = ("kms10", "kms100k", "crypto", "retry")
+DATASETS = ("kms10", "kms100k", "crypto")
 
 # Server name -> (what it serves, its data set (data directory) or None, another server it needs).
 # A data set's first server creates its 10 keys; "runner" is `python -m scripts.runner serve`, as users
@@ -542,7 +499,6 @@ SERVERS: dict[str, tuple[str, str | None, str | None]] = {
     "kms10": ("runner", "kms10", None),
     "kms100k": ("runner", "kms100k", None),
     "crypto": ("runner", "crypto", None),
-    "kms10-nonce-retry": ("scripts.bench:nonce_retry_app", "retry", None),
     "kms10-nonce-off": ("scripts.bench:nonce_off_app", "kms10", "kms10"),
     "trivial": ("scripts.bench:trivial_app", None, "kms10"),  # sent kms10's DescribeKey requests
     "moto": ("moto", None, None),
@@ -557,8 +513,6 @@ SCENARIOS: tuple[Scenario, ...] = (
              ("DescribeKey",), in_process=True, note="random key of the large set"),
     Scenario("DescribeKey nonce-off", "kms10-nonce-off", _describe("kms10"), ("DescribeKey",),
              note="runner app, nonce store swapped for a per-worker set"),
-    Scenario("DescribeKey nonce-retry", "kms10-nonce-retry", _describe("retry"), ("DescribeKey",),
-             rounds=2, note="runner app, candidate nonce store: same SQLite file, no 1 ms busy sleeps"),
     Scenario("Encrypt", "crypto", lambda fx, i: Call("Encrypt", {"KeyId": fx.key("crypto", i), "Plaintext": PLAINTEXT}),
              ("Encrypt",), in_process=True, note="32 B"),
     Scenario("Decrypt", "crypto", lambda fx, i: Call("Decrypt", {"CiphertextBlob": fx.blobs[i % len(fx.blobs)]}),
@@ -587,7 +541,6 @@ RATIOS: tuple[Ratio, ...] = (
     Ratio("DescribeKey 100k / 10 keys, in process", "DescribeKey@100k", "DescribeKey", 0.90, "~1.0 (>= 0.90)",
           "inproc"),
     Ratio("DescribeKey nonce store on / off", "DescribeKey", "DescribeKey nonce-off", None, "(cost of the store)"),
-    Ratio("DescribeKey nonce-retry / as built", "DescribeKey nonce-retry", "DescribeKey", None, "(candidate)"),
     Ratio("Encrypt / trivial", "Encrypt", "trivial", 0.25, ">= 0.25"),
     Ratio("Encrypt / moto Encrypt", "Encrypt", "moto Encrypt", 10.0, ">= 10"),
     Ratio("Decrypt / moto Decrypt", "Decrypt", "moto Decrypt", 10.0, ">= 10"),
@@ -1059,7 +1012,7 @@ def render(results: list[Result], ratios: list[dict], nonce: dict | None, meta: 
             w(f"{name:<24} {x['layer']:<30} {rate:>9,.0f} {1e6 / rate:>8.1f} {sum(y['non_200'] for y in same):>8}")
     if nonce:
         w("")
-        w("Nonce store (scripts/bench_nonce.py: remember_nonce alone; SQLite file, WAL, synchronous=OFF)")
+        w("Nonce store (scripts/bench_nonce.py: remember_nonce alone)")
         hdr = (f"{'variant':<66} {'procs':>5} {'calls/s':>9} {'us/call':>8} {'p99 us':>8} {'max ms':>8} "
                f"{'stalls':>7}")
         w(hdr)
@@ -1264,14 +1217,6 @@ def run(opts: Opts, only: set[str] | None, json_path: str | None) -> int:
                         res.error = f"in process: {type(exc).__name__}: {exc}"[:300]
         profile = profile_inproc(fx, opts, root_key) if opts.profile and "kms10" in servers else None
 
-    nonce_sizes = {}
-    for name, ds in sets.items():
-        path = ds.dir / "kms-nonces.sqlite3"
-        if path.exists():
-            import sqlite3
-
-            with contextlib.closing(sqlite3.connect(path, timeout=30)) as c:
-                nonce_sizes[name] = c.execute("SELECT COUNT(*) FROM nonces").fetchone()[0]
     stop_all()
 
     nonce = None
@@ -1280,8 +1225,6 @@ def run(opts: Opts, only: set[str] | None, json_path: str | None) -> int:
         from scripts import bench_nonce
 
         nonce = bench_nonce.run_all(opts.tmp / "nonce", quick=opts.quick, quiet_wait=opts.quiet_wait)
-        nonce.setdefault("notes", []).insert(
-            0, f"nonce rows left in the runners' nonce files after this run: {nonce_sizes}")
 
     ratios = compute_ratios(results)
     text = render(results, ratios, nonce, meta, opts)
@@ -1308,7 +1251,6 @@ def run(opts: Opts, only: set[str] | None, json_path: str | None) -> int:
             } for r in results],
             "ratios": ratios,
             "nonce": nonce,
-            "nonce_rows_after_run": nonce_sizes,
             "profile": profile,
         }
         Path(json_path).write_text(json.dumps(doc, indent=2))

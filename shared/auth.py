@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from . import errors, identity, signing
 from .config import Config
-from .store import Store
+from .store import NonceTableFull, Store
 from .wire import HttpRequest
 
 _TIMESTAMP = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?Z$")
@@ -108,9 +108,14 @@ def authenticate(req: HttpRequest, query: dict[str, str], params: dict[str, str]
         raise errors.InvalidTimeStampExpired()
     if not nonce:
         raise errors.MissingParameter(name="SignatureNonce")
-    # Remember the nonce for twice the skew: a request stamped up to `skew` in the future stays
-    # acceptable until `skew` after its stamp.
-    if not store.remember_nonce(f"{ak_id}/{nonce}", int(now), 2 * cfg.clock_skew):
+    # Remember the nonce for `skew` after it was used, or until its request's stamp leaves the
+    # window if that is later (a stamp up to `skew` in the future stays acceptable that long).
+    ttl = cfg.clock_skew + max(0, ts - int(now))
+    try:
+        fresh = store.remember_nonce(f"{ak_id}/{nonce}", int(now), ttl)
+    except NonceTableFull:
+        raise errors.Throttling() from None
+    if not fresh:
         raise errors.SignatureNonceUsed()
     return Caller(key.account_id, ak_id, req.source_ip, key.policies)
 

@@ -42,6 +42,7 @@ class Config:
     alias_quota: int  # aliases per account and region (documented quota: 300)
     secret_quota: int  # secrets per account and region
     audit_stdout: bool  # audit records as JSON lines on stdout (FC ships them to its log service)
+    nonce_slots: int | None  # size of a local instance's shared nonce table (store/nonces.py)
 
     @property
     def primary_root_key_id(self) -> str:
@@ -148,4 +149,5 @@ def get_config() -> Config:
         alias_quota=int(env.get("KMS_ALIAS_QUOTA", "300")),
         secret_quota=int(env.get("KMS_SECRET_QUOTA", "1000")),
         audit_stdout=env.get("KMS_AUDIT_STDOUT", "true").lower() == "true",
+        nonce_slots=int(env["KMS_NONCE_SLOTS"]) if env.get("KMS_NONCE_SLOTS") else None,
     )

@@ -67,6 +67,7 @@ IllegalTimestamp = _error(
 InvalidTimeStampExpired = _error(
     "InvalidTimeStamp.Expired", 400, "Specified time stamp or date value is expired."
 )
+Throttling = _error("Throttling", 400, "Request was denied due to request throttling.")
 SignatureNonceUsed = _error("SignatureNonceUsed", 400, "Specified signature nonce was used already.")
 InvalidAccessKeyIdNotFound = _error(
     "InvalidAccessKeyId.NotFound", 404, "The AccessKey ID provided does not exist in our records."

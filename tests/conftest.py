@@ -4,10 +4,20 @@ handler invocation against either store."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
 from tests import support
+
+
+def pytest_configure(config):
+    # Small nonce tables (1 MB, not the serving default of 128 MB) for the many stores tests make,
+    # in process and in the runners they start.
+    from shared.store import nonces
+
+    nonces.SLOTS = 1 << 16
+    os.environ["KMS_NONCE_SLOTS"] = str(1 << 16)
 
 
 @pytest.fixture(scope="session")

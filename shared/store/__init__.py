@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import functools
 
-from .base import TABLES, Conflict, Item, Page, Store
+from .base import TABLES, Conflict, Item, NonceTableFull, Page, Store
 
-__all__ = ["TABLES", "Conflict", "Item", "Page", "Store", "get_store"]
+__all__ = ["TABLES", "Conflict", "Item", "NonceTableFull", "Page", "Store", "get_store"]
 
 
 @functools.cache
@@ -19,7 +19,7 @@ def get_store() -> Store:
 
         if cfg.data_dir is None:
             raise ValueError("the sqlite store needs KMS_DATA_DIR")
-        return SqliteStore(cfg.data_dir / "kms.sqlite3")
+        return SqliteStore(cfg.data_dir / "kms.sqlite3", nonce_slots=cfg.nonce_slots)
     if cfg.store == "tablestore":
         from .tablestore import TablestoreStore
 

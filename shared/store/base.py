@@ -25,13 +25,17 @@ TABLES = {
     "secrets": "kms_secrets",  # pk=scope, sk=secret name
     "secret_versions": "kms_secret_versions",  # pk=scope/secret name, sk=version id
     "access_keys": "kms_access_keys",  # pk=access key id, sk=""
-    "nonces": "kms_nonces",  # pk=access key id/nonce, sk=""
+    "nonces": "kms_nonces",  # pk=access key id/nonce, sk="" (Tablestore; SQLite uses nonces.py)
     "import_tokens": "kms_import_tokens",  # pk=scope/key id, sk=token
 }
 
 
 class Conflict(Exception):
     """A conditional write found the row in another state than expected."""
+
+
+class NonceTableFull(Exception):
+    """More nonces within the replay window than the store can hold: refuse, never forget one."""
 
 
 @dataclass(frozen=True)
@@ -103,19 +107,20 @@ class Store(ABC):
             start = (items[-1].pk, items[-1].sk)
 
     def remember_nonce(self, key: str, now: int, ttl: int) -> bool:
-        """Record a request nonce; True if it is new (or its earlier use is older than `ttl`).
+        """Record a request nonce until `now + ttl`; True if it is new (or its earlier use has
+        expired), False if it is a replay. May raise NonceTableFull rather than forget a nonce.
 
         Two instances receiving the same nonce at once race on `put_new`, so exactly one wins.
         """
         try:
-            self.put_new("nonces", key, "", {"t": now})
+            self.put_new("nonces", key, "", {"e": now + ttl})
             return True
         except Conflict:
             old = self.get("nonces", key, "")
-            if old is None or old.data.get("t", 0) + ttl > now:
+            if old is None or old.data.get("e", 0) > now:
                 return False
             try:
-                self.update("nonces", key, "", {"t": now}, old.rev)
+                self.update("nonces", key, "", {"e": now + ttl}, old.rev)
                 return True
             except Conflict:
                 return False
