@@ -31,7 +31,10 @@ from pathlib import Path
 
 SLOT = 16
 WINDOW = 32
-SLOTS = 1 << 23  # default size: 8M nonces, 128 MB (KMS_NONCE_SLOTS): ~15 min of 9k signed requests/s
+# Default size: 1M nonces, 16 MB (KMS_NONCE_SLOTS). Small enough to stay in the CPU caches (8M
+# slots measured 15 us slower per request), large enough for ~700 signed requests/s sustained over
+# the 15-minute window, and any burst below that.
+SLOTS = 1 << 20
 _FP = 12
 _SPAN = WINDOW * SLOT
 
