@@ -48,16 +48,21 @@ def encrypt(ctx: Context, key: dict, plaintext: bytes, context: dict[str, str] |
     return base64.b64encode(raw).decode()
 
 
-def decrypt(ctx: Context, ciphertext_b64: str, context: dict[str, str] | None) -> tuple[dict, str, bytes]:
-    """(key, version id, plaintext) of one of our blobs."""
+def decrypt(ctx: Context, ciphertext_b64: str, context: dict[str, str] | None,
+            key: dict | None = None) -> tuple[dict, str, bytes]:
+    """(key, version id, plaintext) of one of our blobs. A caller that has just read and checked
+    the key row may pass it (`key`) to save the second read; the blob must then name that key."""
     try:
         parsed = blob.parse(base64.b64decode(ciphertext_b64, validate=True))
     except (binascii.Error, ValueError, blob.InvalidBlob):
         raise bad_ciphertext() from None
-    item = ctx.store.get("keys", ctx.scope, parsed.key_id)
-    if item is None or lifecycle.is_gone(item.data, ctx.now):
+    if key is None:
+        item = ctx.store.get("keys", ctx.scope, parsed.key_id)
+        if item is None or lifecycle.is_gone(item.data, ctx.now):
+            raise bad_ciphertext()
+        key = lifecycle.effective(item.data, ctx.now)
+    elif key["key_id"] != parsed.key_id:
         raise bad_ciphertext()
-    key = lifecycle.effective(item.data, ctx.now)
     require_symmetric(key)
     lifecycle.require("use", key)
     try:

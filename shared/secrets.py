@@ -19,6 +19,7 @@ import base64
 import binascii
 import hmac
 import uuid
+from collections import OrderedDict
 from typing import Callable
 
 from . import crypto, envelope, errors, keys, lifecycle
@@ -150,14 +151,47 @@ def seal_value(ctx: Context, key: dict, name: str, vid: str, data: str) -> dict:
             "iv": base64.b64encode(iv).decode(), "value": base64.b64encode(sealed).decode()}
 
 
-def open_value(ctx: Context, secret: dict, row: dict) -> str:
-    """Decrypt a version's value; the encryption key's state and existence are checked on the way."""
-    item = ctx.store.get("keys", ctx.scope, row["key_id"])
+def _usable_key(ctx: Context, key_id: str) -> dict:
+    """The encryption key row, checked: reads fail while it is disabled or deleted."""
+    item = ctx.store.get("keys", ctx.scope, key_id)
     if item is None or lifecycle.is_gone(item.data, ctx.now):
         raise errors.KeyNotFound()
-    lifecycle.require("use", lifecycle.effective(item.data, ctx.now))
+    key = lifecycle.effective(item.data, ctx.now)
+    lifecycle.require("use", key)
+    return key
+
+
+# Decrypted values of versions this warm instance has read, by (scope, name, incarnation, version):
+# a version's data never changes, and `incarnation` (random per CreateSecret) keeps a secret deleted
+# and created again under the same name from ever matching. The key's state is still checked on
+# every read. In memory only, never in the store or on disk.
+_values: OrderedDict[tuple, tuple[str, str]] = OrderedDict()
+_VALUES_MAX = 1024
+
+
+def read_value(ctx: Context, secret: dict, vid: str) -> tuple[str, str]:
+    """(SecretData, SecretDataType) of a version of `secret`."""
+    key = _usable_key(ctx, secret["encryption_key_id"])
+    slot = (ctx.scope, secret["name"], secret.get("incarnation"), vid)
+    found = _values.get(slot) if slot[2] else None
+    if found is not None:
+        _values.move_to_end(slot)
+        return found
+    row = version_row(ctx, secret, vid)
+    found = (open_value(ctx, secret, row, key if row["key_id"] == key["key_id"] else None), row["data_type"])
+    if slot[2]:
+        _values[slot] = found
+        if len(_values) > _VALUES_MAX:
+            _values.popitem(last=False)
+    return found
+
+
+def open_value(ctx: Context, secret: dict, row: dict, key: dict | None = None) -> str:
+    """Decrypt a version's value; the encryption key's state and existence are checked on the way
+    (or were, by the caller that passes the checked `key` row)."""
+    key = key or _usable_key(ctx, row["key_id"])
     try:
-        _, _, data_key = envelope.decrypt(ctx, row["data_key"], _value_context(secret["name"], row["version_id"]))
+        _, _, data_key = envelope.decrypt(ctx, row["data_key"], _value_context(secret["name"], row["version_id"]), key)
         plain = _primitives.aes_gcm_open(data_key, base64.b64decode(row["iv"]), base64.b64decode(row["value"]),
                                          f"secret/{secret['name']}/{row['version_id']}".encode())
     except (errors.InvalidParameter, _primitives.InvalidTag):

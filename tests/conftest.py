@@ -45,7 +45,7 @@ def server_factory(tmp_path):
 
 def reset_caches() -> None:
     """Forget per-instance caches so each in-process test sees its own configuration."""
-    from shared import accounts, identity, versions
+    from shared import accounts, identity, secrets, versions
     from shared.config import get_config
     from shared.store import get_store
 
@@ -55,6 +55,7 @@ def reset_caches() -> None:
     identity._cache.clear()
     versions._material.clear()
     versions._loaded.clear()
+    secrets._values.clear()
 
 
 @pytest.fixture

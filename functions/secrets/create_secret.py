@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator
@@ -78,7 +79,8 @@ def create_secret(req: CreateSecretRequest, ctx: Context) -> CreateSecretRespons
     now = int(ctx.now)
     secret = {"name": req.secret_name, "secret_type": "Generic", "creator": ctx.account_id, "description": req.description,
               "encryption_key_id": key["key_id"], "create_time": now, "update_time": now,
-              "planned_delete_time": None, "tags": req.tags, "policy": req.policy, "versions": [], "stages": {}}
+              "planned_delete_time": None, "tags": req.tags, "policy": req.policy, "versions": [], "stages": {},
+              "incarnation": uuid.uuid4().hex}
     if existing is not None:  # an overdue secret the sweep has not removed yet: clear its values first
         secrets.delete_version_rows(ctx, req.secret_name, None)
     created = secrets.write_version(ctx, secret, req.version_id, req.secret_data, req.secret_data_type, key)

@@ -45,10 +45,10 @@ def get_secret_value(req: GetSecretValueRequest, ctx: Context) -> GetSecretValue
         vid = secret["stages"].get(req.version_stage or secrets.CURRENT)
         if vid is None:
             raise errors.ResourceNotFound()
-    row = secrets.version_row(ctx, secret, vid)
+    data, data_type = secrets.read_value(ctx, secret, vid)
     return GetSecretValueResponse(
         secret_name=secret["name"], secret_type=secret["secret_type"],
-        secret_data=secrets.open_value(ctx, secret, row), secret_data_type=row["data_type"], version_id=vid,
+        secret_data=data, secret_data_type=data_type, version_id=vid,
         version_stages={"VersionStage": secrets.labels_of(secret, vid)}, create_time=keys.iso(secret["create_time"]))
 
 

@@ -215,3 +215,23 @@ def test_each_version_is_envelope_encrypted_under_the_secret_key(kms):
         status, _ = kms.call("Decrypt", {"CiphertextBlob": row["data_key"], "EncryptionContext": wrong})
         assert status == 400
     assert kms.store.get("secrets", SCOPE, name).data["encryption_key_id"] == key
+
+
+def test_a_secret_created_again_under_its_old_name_never_reads_the_old_value(kms):
+    """This instance remembers values it decrypted; a new secret of the same name and version id
+    (after a force delete) must not be served the old one."""
+    name, first = create(kms, vid="v1")
+    assert value(kms, name)["SecretData"] == first  # now in this instance's memory
+    ok(kms, "DeleteSecret", {"SecretName": name, "ForceDeleteWithoutRecovery": "true"})
+    _, second = create(kms, name=name, data="a different value", vid="v1")
+    assert value(kms, name)["SecretData"] == "a different value" == second
+
+
+def test_a_remembered_value_still_needs_a_usable_key(kms):
+    key = create_key(kms)
+    name, data = create(kms, EncryptionKeyId=key)
+    assert value(kms, name)["SecretData"] == data
+    ok(kms, "DisableKey", {"KeyId": key})
+    err(kms, "GetSecretValue", {"SecretName": name}, "Rejected.Disabled", 409)
+    ok(kms, "EnableKey", {"KeyId": key})
+    assert value(kms, name)["SecretData"] == data
