@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from . import errors, keys, keyspecs, lifecycle, versions
+from . import crypto, errors, keys, keyspecs, lifecycle, versions
 from .crypto import _asymmetric
 from .runtime import Context
 
@@ -57,6 +57,8 @@ def wrapping_public_key(public_key_blob: str, spec: str, algorithm: str, allowed
     """A caller's public key (base64 DER SubjectPublicKeyInfo) checked against spec and algorithm."""
     if algorithm not in allowed.get(spec, ()):
         raise errors.InvalidParameter(name="WrappingAlgorithm")
+    if not crypto.spec_supported(spec):
+        raise errors.UnsupportedOperation()
     try:
         return _asymmetric.load_public(spec, base64.b64decode(public_key_blob, validate=True))
     except (binascii.Error, ValueError, TypeError):

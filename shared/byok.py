@@ -31,6 +31,8 @@ def new_token(ctx: Context, key_id: str, spec: str, algorithm: str) -> tuple[str
     """(token, wrapping public key DER, expiry epoch)."""
     if algorithm not in keyspecs.IMPORT_WRAPPING.get(spec, ()):
         raise errors.InvalidParameter(name="WrappingAlgorithm")
+    if not crypto.spec_supported(spec):
+        raise errors.UnsupportedOperation()
     token = csprng.token_urlsafe(32)
     der = _asymmetric.generate(spec)
     expires = int(ctx.now) + TOKEN_LIFETIME

@@ -79,6 +79,8 @@ def create_key(req: CreateKeyRequest, ctx: Context) -> CreateKeyResponse:
     if req.protection_level == "HSM":
         raise errors.UnsupportedProtectionLevel()
     spec = keyspecs.SPECS[req.key_spec]
+    if not crypto.spec_supported(req.key_spec):  # EC_SM2 on a host without OpenSSL 3
+        raise errors.UnsupportedOperation()
     if req.origin == "EXTERNAL" and not spec.symmetric:  # only symmetric material can be imported
         raise errors.InvalidParameter(name="Origin")
     if req.enable_automatic_rotation:

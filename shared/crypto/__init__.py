@@ -11,7 +11,7 @@ from . import blob
 from .root import UnwrapError, root_key_id_of, unwrap, wrap
 
 __all__ = ["DecryptError", "UnwrapError", "wrap", "unwrap", "root_key_id_of", "new_symmetric_material", "new_key_material",
-           "random_bytes", "seal", "open_blob", "blob"]
+           "random_bytes", "seal", "open_blob", "blob", "spec_supported"]
 
 # Key material length per symmetric KeySpec.
 SYMMETRIC_SIZES = {"Aliyun_AES_256": 32, "Aliyun_AES_192": 24, "Aliyun_AES_128": 16, "Aliyun_SM4": 16}
@@ -32,6 +32,15 @@ def new_key_material(key_spec: str) -> bytes:
     from . import _asymmetric
 
     return _asymmetric.generate(key_spec)
+
+
+def spec_supported(key_spec: str) -> bool:
+    """SM2 needs the system's OpenSSL 3 libcrypto (see sm2.py); every other spec is always here."""
+    if key_spec != "EC_SM2":
+        return True
+    from . import sm2
+
+    return sm2.available()
 
 
 def random_bytes(n: int) -> bytes:

@@ -558,3 +558,13 @@ def test_close_while_other_threads_use_the_key():
     for t in threads:
         t.join()
     assert len(outcomes) == 800 and set(outcomes) <= {"ok", "closed"} and outcomes.count("closed") > 0
+
+
+def test_without_openssl_3_sm2_keys_are_refused_cleanly(local_env, invoke, monkeypatch):
+    """On a host whose libcrypto is not OpenSSL 3 (e.g. Debian 10/11 runtimes) SM2 is unsupported:
+    a documented 400, never a 500."""
+    monkeypatch.setattr(sm2, "available", lambda: False)
+    status, body = invoke("CreateKey", {"KeySpec": "EC_SM2", "KeyUsage": "SIGN/VERIFY"})
+    assert (status, body["Code"]) == (400, "UnsupportedOperation")
+    status, body = invoke("CreateKey", {"KeySpec": "RSA_2048"})
+    assert status == 200
