@@ -190,3 +190,22 @@ def smx_encrypt(plaintext: bytes, public_point) -> bytes:
         if raw is not None:
             return raw
     raise AssertionError("snowland-smx failed to encrypt 100 times in a row")
+
+
+# --- in-process calls through the `kms` fixture (tests/conftest.py) ---
+
+def ok(kms, action: str, params: dict | None = None) -> dict:
+    status, body = kms.call(action, params or {})
+    assert status == 200, (action, params, body)
+    assert body["RequestId"]
+    return body
+
+
+def err(kms, action: str, params: dict | None, code: str, status: int, param: str | None = None) -> dict:
+    """Assert the call fails with `code` / HTTP `status` (and, if given, names parameter `param`)."""
+    got_status, body = kms.call(action, params or {})
+    assert (got_status, body.get("Code")) == (status, code), (action, params, got_status, body)
+    assert body["HttpStatus"] == status and body["RequestId"]
+    if param is not None:
+        assert f'"{param}"' in body["Message"], body["Message"]
+    return body

@@ -32,21 +32,7 @@ def sha256(data: bytes) -> bytes:
 
 # --- calls ---------------------------------------------------------------------------------------
 
-def ok(kms, action: str, params: dict | None = None) -> dict:
-    status, body = kms.call(action, params or {})
-    assert status == 200, (action, params, body)
-    assert body["RequestId"]
-    return body
-
-
-def err(kms, action: str, params: dict | None, code: str, status: int, param: str | None = None) -> dict:
-    """Assert a call fails with `code` / `status` (and, if given, names parameter `param`)."""
-    got_status, body = kms.call(action, params or {})
-    assert (got_status, body.get("Code")) == (status, code), (action, params, got_status, body)
-    assert body["HttpStatus"] == status and body["RequestId"]
-    if param is not None:
-        assert f'"{param}"' in body["Message"], body["Message"]
-    return body
+ok, err = support.ok, support.err  # checked calls, shared by every area's tests
 
 
 def create_key(kms, spec: str, usage: str | None = None, **params) -> dict:

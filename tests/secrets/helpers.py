@@ -17,21 +17,7 @@ DAY = 86400
 ARN_PREFIX = f"acs:kms:{REGION}:{support.TEST_ACCOUNT}:secret/"
 
 
-def ok(kms, action: str, params: dict | None = None) -> dict:
-    status, body = kms.call(action, params or {})
-    assert status == 200, (action, params, body)
-    assert body["RequestId"]
-    return body
-
-
-def err(kms, action: str, params: dict | None, code: str, status: int, param: str | None = None) -> dict:
-    """Assert the call fails with `code` / HTTP `status` (and, if given, names parameter `param`)."""
-    got_status, body = kms.call(action, params or {})
-    assert (got_status, body.get("Code")) == (status, code), (action, params, got_status, body)
-    assert body["HttpStatus"] == status and body["RequestId"]
-    if param is not None:
-        assert f'"{param}"' in body["Message"], body["Message"]
-    return body
+ok, err = support.ok, support.err  # checked calls, shared by every area's tests
 
 
 def unique(prefix: str = "s") -> str:
