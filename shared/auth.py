@@ -63,7 +63,7 @@ def _parse_timestamp(value: str) -> int:
 
 def authenticate(req: HttpRequest, query: dict[str, str], params: dict[str, str], cfg: Config, store: Store,
                  now: float) -> Caller:
-    if "securitytoken" in (k.lower() for k in params) or "x-acs-security-token" in req.headers:
+    if "SecurityToken" in params or "x-acs-security-token" in req.headers:
         # STS tokens need an STS service to issue and check them; this service has none.
         raise errors.InvalidParameter("STS SecurityToken credentials are not supported by this service.")
     authz = req.headers.get("authorization", "")

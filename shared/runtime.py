@@ -24,7 +24,7 @@ from .store import Store, get_store
 log = logging.getLogger("kms")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # built on every request: slots, not frozen, make it several times cheaper
 class Context:
     request_id: str
     account_id: str
