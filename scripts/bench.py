@@ -910,9 +910,11 @@ class InProcess:
 
         self.layers: list[tuple[str, Callable, Callable, Callable | None]] = [
             ("handler", self.events, time_handler, None)]
+        if sc.name in ("DescribeKey", "Encrypt"):
+            self.layers += [
+                ("runner.app (ASGI, no socket)", self.asgi_items, lambda h, it: time_asgi(runner.app, it), None)]
         if sc.name == "DescribeKey":
             self.layers += [
-                ("runner.app (ASGI, no socket)", self.asgi_items, lambda h, it: time_asgi(runner.app, it), None),
                 ("handler, event as dict (no JSON)", self.dict_events, time_handler, None),
                 ("handler, nonce store off", self.events, time_handler, self.nonce_off)]
         if sc.name == "DescribeKey@100k":

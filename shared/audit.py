@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import orjson
-import time
 
 from .config import Config
 from .wire import iso

@@ -13,8 +13,8 @@ import base64
 import binascii
 
 from . import errors, policy, registry
-from .crypto import blob
 from .auth import Caller
+from .crypto import blob
 
 
 def resources(spec: registry.Action, params: dict[str, str], account_id: str, region: str,

@@ -6,7 +6,6 @@ versions live in `shared.versions`. Key ids are UUIDs, as in the 2021 documentat
 
 from __future__ import annotations
 
-
 from . import errors, keyspecs, lifecycle
 from .runtime import Context
 from .store import Conflict

@@ -10,7 +10,6 @@ from . import errors, keys, secrets
 from .runtime import Context
 
 
-
 def one_resource(key_id: str | None, secret_name: str | None, certificate_id: str | None) -> str:
     """Exactly one of KeyId / SecretName / CertificateId; returns which."""
     given = [n for n, v in (("KeyId", key_id), ("SecretName", secret_name), ("CertificateId", certificate_id))

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import time
-import orjson
 import re
+import time
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
+
+import orjson
 
 from . import errors
 

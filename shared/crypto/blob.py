@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ._primitives import NONCE_SIZE, TAG_SIZE
 
@@ -34,6 +35,7 @@ class Blob:
     sealed: bytes  # ciphertext followed by the tag
 
 
+@lru_cache(maxsize=4096)  # the same few key versions encrypt again and again
 def header(key_id: str, version_id: str) -> bytes:
     k, v = key_id.encode("ascii"), version_id.encode("ascii")
     return bytes([FORMAT, len(k)]) + k + bytes([len(v)]) + v

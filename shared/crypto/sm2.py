@@ -31,8 +31,20 @@ import hashlib
 import threading
 
 from . import _libcrypto
-from ._libcrypto import (_SZ, DIGEST_SIZE, SM2Error, _as_bytes, _check_digest, _d2i, _der_length_ok, _fail, _i2d,
-                         _Lib, _Op, _require_sm2)
+from ._libcrypto import (
+    _SZ,
+    DIGEST_SIZE,
+    SM2Error,
+    _as_bytes,
+    _check_digest,
+    _d2i,
+    _der_length_ok,
+    _fail,
+    _i2d,
+    _Lib,
+    _Op,
+    _require_sm2,
+)
 
 __all__ = ["SM2Error", "PrivateKey", "PublicKey", "available", "generate", "za_digest",
            "DEFAULT_UID", "DIGEST_SIZE"]

@@ -11,11 +11,11 @@ This is the only module that imports the `tablestore` SDK.
 
 from __future__ import annotations
 
-import orjson
 import logging
 import os
 from urllib.parse import urlparse
 
+import orjson
 from tablestore import (
     INF_MAX,
     INF_MIN,
