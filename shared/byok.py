@@ -20,7 +20,6 @@ from .crypto import _asymmetric
 from .runtime import Context
 
 TOKEN_LIFETIME = 24 * 3600
-MATERIAL_BYTES = {"Aliyun_AES_256": 32, "Aliyun_AES_128": 16, "Aliyun_AES_192": 24, "Aliyun_SM4": 16}
 
 
 def _pk(ctx: Context, key_id: str) -> str:
@@ -56,7 +55,7 @@ def unwrap_material(ctx: Context, key: dict, token: str, encrypted_b64: str) -> 
         material = _asymmetric.decrypt(private, item.data["algorithm"], encrypted)
     except (binascii.Error, ValueError, _asymmetric.CryptoFailure):
         raise errors.InvalidKeyMaterial() from None
-    if len(material) != MATERIAL_BYTES[key["key_spec"]]:
+    if len(material) != crypto.SYMMETRIC_SIZES[key["key_spec"]]:
         raise errors.InvalidKeyMaterial()
     if key.get("material_fingerprint"):
         seen = crypto.unwrap(ctx.config, key["material_fingerprint"], fingerprint_aad(key["key_id"]))

@@ -11,9 +11,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_pascal
 
 from . import errors
@@ -110,6 +110,42 @@ def _duration(value: Any) -> Any:
 Duration = Annotated[int, BeforeValidator(_duration)]
 
 
+def _rotation_range(seconds: int) -> int:
+    if not 7 * 86400 <= seconds <= 730 * 86400:  # 7-730 days, the 2021 reference
+        raise ValueError("RotationInterval")
+    return seconds
+
+
+# A key's automatic-rotation interval (CreateKey, UpdateRotationPolicy).
+KeyRotationInterval = Annotated[int, BeforeValidator(_duration), AfterValidator(_rotation_range)]
+
+
+def parse_filters(value: Any, allowed, max_value_len: int | None = None) -> dict[str, set[str]]:
+    """List filters: a JSON array of up to 10 `{"Key", "Values"}` (up to 10 string values) -> {key: values}.
+    Values of one Key are OR-ed and a repeated Key adds to its OR; a Key with no Values constrains
+    nothing. ValueError on anything else."""
+    items = json.loads(value) if isinstance(value, str) else value
+    if not isinstance(items, list) or len(items) > 10:
+        raise ValueError("Filters")
+    merged: dict[str, set[str]] = {}
+    for item in items:
+        if not isinstance(item, dict) or set(item) - {"Key", "Values"} or item.get("Key") not in allowed:
+            raise ValueError("Filters")
+        values = item.get("Values", [])
+        if not isinstance(values, list) or len(values) > 10 or not all(
+                isinstance(v, str) and (max_value_len is None or 1 <= len(v) <= max_value_len) for v in values):
+            raise ValueError("Filters")
+        if values:
+            merged.setdefault(item["Key"], set()).update(values)
+    return merged
+
+
+def page(rows: list, number: int, size: int) -> list:
+    """Page `number` (from 1) of `size` rows."""
+    start = (number - 1) * size
+    return rows[start : start + size]
+
+
 MAX_CONTEXT_CHARS = 8192
 
 
@@ -142,6 +178,10 @@ def _base64(value: Any) -> Any:
 
 
 Base64Bytes = Annotated[bytes, BeforeValidator(_base64)]
+
+# GenerateDataKey-style sizes: NumberOfBytes 1-1024 wins over KeySpec (see envelope.data_key_size).
+DataKeySpec = Literal["AES_256", "AES_128"]
+DataKeyBytes = Annotated[int, Field(ge=1, le=1024)]
 
 # A KeyId parameter: key id, key ARN or alias name; resolved in `shared.keys`.
 KeyIdParam = Annotated[str, Field(min_length=1, max_length=512)]

@@ -7,7 +7,7 @@ Errors: InvalidParameter.
 from __future__ import annotations
 
 from shared import aliases
-from shared.models import ApiModel, PageNumber, PageSize100, Response
+from shared.models import ApiModel, PageNumber, PageSize100, Response, page
 from shared.runtime import Context, api_handler
 
 
@@ -25,8 +25,8 @@ class ListAliasesResponse(Response):
 
 def list_aliases(req: ListAliasesRequest, ctx: Context) -> ListAliasesResponse:
     rows = aliases.live(ctx)
-    start = (req.page_number - 1) * req.page_size
-    return ListAliasesResponse(aliases={"Alias": [aliases.entry(ctx, r) for r in rows[start : start + req.page_size]]},
+    listed = [aliases.entry(ctx, r) for r in page(rows, req.page_number, req.page_size)]
+    return ListAliasesResponse(aliases={"Alias": listed},
                                total_count=len(rows), page_number=req.page_number, page_size=req.page_size)
 
 

@@ -6,7 +6,7 @@ KeyId is a key id or key ARN. Errors: MissingParameter, InvalidParameter, Forbid
 from __future__ import annotations
 
 from shared import aliases, keys
-from shared.models import ApiModel, KeyIdParam, PageNumber, PageSize101, Response
+from shared.models import ApiModel, KeyIdParam, PageNumber, PageSize101, Response, page
 from shared.runtime import Context, api_handler
 
 
@@ -26,9 +26,8 @@ class ListAliasesByKeyIdResponse(Response):
 def list_aliases_by_key_id(req: ListAliasesByKeyIdRequest, ctx: Context) -> ListAliasesByKeyIdResponse:
     key, _ = keys.get_key(ctx, req.key_id)
     rows = [r for r in ctx.store.query_all("aliases", ctx.scope) if r.data["key_id"] == key["key_id"]]
-    start = (req.page_number - 1) * req.page_size
     return ListAliasesByKeyIdResponse(
-        aliases={"Alias": [aliases.entry(ctx, r) for r in rows[start : start + req.page_size]]},
+        aliases={"Alias": [aliases.entry(ctx, r) for r in page(rows, req.page_number, req.page_size)]},
         total_count=len(rows), page_number=req.page_number, page_size=req.page_size)
 
 

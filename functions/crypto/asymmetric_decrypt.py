@@ -9,9 +9,9 @@ service this deployment lacks), Rejected.Disabled / PendingDeletion / PendingImp
 from __future__ import annotations
 
 import base64
+from typing import Annotated
 
 from pydantic import Field
-from typing import Annotated
 
 from shared import asymmetric, errors, keyspecs
 from shared.models import ApiModel, Base64Bytes, Flag, KeyIdParam, Response

@@ -15,14 +15,14 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from shared import asymmetric, crypto, envelope
-from shared.models import ApiModel, EncryptionContext, Flag, KeyIdParam, Response
+from shared.models import ApiModel, DataKeyBytes, DataKeySpec, EncryptionContext, Flag, KeyIdParam, Response
 from shared.runtime import Context, api_handler
 
 
 class GenerateAndExportDataKeyRequest(ApiModel):
     key_id: KeyIdParam
-    key_spec: Literal["AES_256", "AES_128"] | None = None
-    number_of_bytes: Annotated[int, Field(ge=1, le=1024)] | None = None
+    key_spec: DataKeySpec | None = None
+    number_of_bytes: DataKeyBytes | None = None
     public_key_blob: Annotated[str, Field(min_length=1, max_length=8192)]
     wrapping_key_spec: Literal["RSA_2048", "EC_SM2"]
     wrapping_algorithm: Literal["RSAES_OAEP_SHA_256", "RSAES_OAEP_SHA_1", "SM2PKE"]

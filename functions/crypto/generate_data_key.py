@@ -9,19 +9,16 @@ type, or Recipient), Rejected.Disabled / PendingDeletion / PendingImport, DryRun
 from __future__ import annotations
 
 import base64
-from typing import Annotated, Literal
-
-from pydantic import Field
 
 from shared import crypto, envelope, errors
-from shared.models import ApiModel, EncryptionContext, Flag, KeyIdParam, Response
+from shared.models import ApiModel, DataKeyBytes, DataKeySpec, EncryptionContext, Flag, KeyIdParam, Response
 from shared.runtime import Context, api_handler
 
 
 class GenerateDataKeyRequest(ApiModel):
     key_id: KeyIdParam
-    key_spec: Literal["AES_256", "AES_128"] | None = None
-    number_of_bytes: Annotated[int, Field(ge=1, le=1024)] | None = None
+    key_spec: DataKeySpec | None = None
+    number_of_bytes: DataKeyBytes | None = None
     encryption_context: EncryptionContext = None
     dry_run: Flag = False
     recipient: str | None = None

@@ -5,19 +5,15 @@ Errors: as GenerateDataKey.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
-
-from pydantic import Field
-
 from shared import crypto, envelope
-from shared.models import ApiModel, EncryptionContext, Flag, KeyIdParam, Response
+from shared.models import ApiModel, DataKeyBytes, DataKeySpec, EncryptionContext, Flag, KeyIdParam, Response
 from shared.runtime import Context, api_handler
 
 
 class GenerateDataKeyWithoutPlaintextRequest(ApiModel):
     key_id: KeyIdParam
-    key_spec: Literal["AES_256", "AES_128"] | None = None
-    number_of_bytes: Annotated[int, Field(ge=1, le=1024)] | None = None
+    key_spec: DataKeySpec | None = None
+    number_of_bytes: DataKeyBytes | None = None
     encryption_context: EncryptionContext = None
     dry_run: Flag = False
 

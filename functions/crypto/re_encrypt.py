@@ -14,12 +14,11 @@ DryRunOperationError.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Annotated
 
 from pydantic import Field
-
-import base64
-import binascii
 
 from shared import asymmetric, envelope, errors, keyspecs
 from shared.models import ApiModel, EncryptionContext, Flag, KeyIdParam, Response

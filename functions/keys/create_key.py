@@ -21,10 +21,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, field_validator
 
 from shared import crypto, errors, keys, keyspecs, lifecycle, tags, versions
-from shared.models import ApiModel, Duration, Flag, Response
+from shared.models import ApiModel, Flag, KeyRotationInterval, Response
 from shared.runtime import Context, api_handler
 
-ROTATION_MIN, ROTATION_MAX = 7 * 86400, 730 * 86400
 MAX_POLICY_BYTES = 32768
 
 
@@ -44,7 +43,7 @@ class CreateKeyRequest(ApiModel):
     origin: Literal["Aliyun_KMS", "EXTERNAL"] = "Aliyun_KMS"
     protection_level: Literal["SOFTWARE", "HSM"] = "SOFTWARE"
     enable_automatic_rotation: Flag = False
-    rotation_interval: Duration | None = None
+    rotation_interval: KeyRotationInterval | None = None
     tags: Annotated[dict[str, str], BeforeValidator(lambda v: tags.parse_tags(v, tags.MAX_ON_CREATE))] = {}
     policy: Annotated[str | None, BeforeValidator(_policy)] = None
     dkms_instance_id: str | None = Field(None, alias="DKMSInstanceId")
@@ -57,13 +56,6 @@ class CreateKeyRequest(ApiModel):
         spec = keyspecs.SPECS.get(info.data.get("key_spec", ""))
         if v is not None and spec is not None and v not in spec.usages:
             raise ValueError("KeyUsage")
-        return v
-
-    @field_validator("rotation_interval")
-    @classmethod
-    def _interval(cls, v: int | None) -> int | None:
-        if v is not None and not ROTATION_MIN <= v <= ROTATION_MAX:
-            raise ValueError("RotationInterval")
         return v
 
 

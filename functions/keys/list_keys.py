@@ -9,13 +9,12 @@ Errors: InvalidParameter (paging or filters).
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BeforeValidator
 
 from shared import lifecycle
-from shared.models import ApiModel, PageNumber, PageSize101, Response
+from shared.models import ApiModel, PageNumber, PageSize101, Response, page, parse_filters
 from shared.runtime import Context, api_handler
 
 FILTER_KEYS = {
@@ -33,26 +32,10 @@ FILTER_KEYS = {
 }
 
 
-def _filters(value: Any) -> dict[str, set[str]]:
-    items = json.loads(value) if isinstance(value, str) else value
-    if not isinstance(items, list) or len(items) > 10:
-        raise ValueError("Filters")
-    merged: dict[str, set[str]] = {}
-    for item in items:
-        if not isinstance(item, dict) or set(item) - {"Key", "Values"} or item.get("Key") not in FILTER_KEYS:
-            raise ValueError("Filters")
-        values = item.get("Values", [])
-        if not isinstance(values, list) or len(values) > 10 or not all(isinstance(v, str) for v in values):
-            raise ValueError("Filters")
-        if values:
-            merged.setdefault(item["Key"], set()).update(values)
-    return merged
-
-
 class ListKeysRequest(ApiModel):
     page_number: PageNumber = 1
     page_size: PageSize101 = 10
-    filters: Annotated[dict[str, set[str]], BeforeValidator(_filters)] = {}
+    filters: Annotated[dict[str, set[str]], BeforeValidator(lambda v: parse_filters(v, FILTER_KEYS))] = {}
 
 
 class ListKeysResponse(Response):
@@ -73,10 +56,10 @@ def list_keys(req: ListKeysRequest, ctx: Context) -> ListKeysResponse:
         if not lifecycle.is_gone(key, ctx.now)
         and all(set(FILTER_KEYS[name](key, aliases)) & wanted for name, wanted in req.filters.items())
     ]
-    start = (req.page_number - 1) * req.page_size
-    page = [{"KeyId": k["key_id"], "KeyArn": ctx.arn("key", k["key_id"])} for k in matching[start : start + req.page_size]]
+    keys = [{"KeyId": k["key_id"], "KeyArn": ctx.arn("key", k["key_id"])}
+            for k in page(matching, req.page_number, req.page_size)]
     return ListKeysResponse(
-        keys={"Key": page}, total_count=len(matching), page_number=req.page_number, page_size=req.page_size
+        keys={"Key": keys}, total_count=len(matching), page_number=req.page_number, page_size=req.page_size
     )
 
 

@@ -7,7 +7,7 @@ Errors: MissingParameter, InvalidParameter, Forbidden.ResourceNotFound.
 from __future__ import annotations
 
 from shared import keys, secrets
-from shared.models import ApiModel, Flag, PageNumber, PageSize100, Response, SecretName
+from shared.models import ApiModel, Flag, PageNumber, PageSize100, Response, SecretName, page
 from shared.runtime import Context, api_handler
 
 
@@ -33,9 +33,8 @@ def list_secret_version_ids(req: ListSecretVersionIdsRequest, ctx: Context) -> L
                for v in secret["versions"]]
     if not req.include_deprecated:
         entries = [e for e in entries if e["VersionStages"]["VersionStage"]]
-    start = (req.page_number - 1) * req.page_size
     return ListSecretVersionIdsResponse(secret_name=secret["name"],
-                                        version_ids={"VersionId": entries[start : start + req.page_size]},
+                                        version_ids={"VersionId": page(entries, req.page_number, req.page_size)},
                                         total_count=len(entries), page_number=req.page_number, page_size=req.page_size)
 
 

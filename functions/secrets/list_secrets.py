@@ -9,13 +9,12 @@ Errors: InvalidParameter.
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BeforeValidator
 
 from shared import secrets
-from shared.models import ApiModel, Flag, PageNumber, PageSize100, Response
+from shared.models import ApiModel, Flag, PageNumber, PageSize100, Response, page, parse_filters
 from shared.runtime import Context, api_handler
 
 _FIELDS = {
@@ -30,23 +29,6 @@ _FIELDS = {
 _FUZZY = ("SecretName", "Description")
 
 
-def _filters(value: Any) -> Any:
-    items = json.loads(value) if isinstance(value, str) else value
-    if not isinstance(items, list) or len(items) > 10:
-        raise ValueError("Filters")
-    merged: dict[str, set[str]] = {}
-    for item in items:
-        if not isinstance(item, dict) or set(item) - {"Key", "Values"} or item.get("Key") not in _FIELDS:
-            raise ValueError("Filters")
-        values = item.get("Values", [])
-        if not isinstance(values, list) or len(values) > 10 or \
-                not all(isinstance(v, str) and 1 <= len(v) <= 256 for v in values):
-            raise ValueError("Filters")
-        if values:
-            merged.setdefault(item["Key"], set()).update(values)
-    return merged
-
-
 def _matches(secret: dict, name: str, wanted: set[str]) -> bool:
     have = _FIELDS[name](secret)
     if name in _FUZZY:
@@ -58,7 +40,7 @@ class ListSecretsRequest(ApiModel):
     page_number: PageNumber = 1
     page_size: PageSize100 = 10
     fetch_tags: Flag = False
-    filters: Annotated[dict[str, set[str]], BeforeValidator(_filters)] = {}
+    filters: Annotated[dict[str, set[str]], BeforeValidator(lambda v: parse_filters(v, _FIELDS, 256))] = {}
 
 
 class ListSecretsResponse(Response):
@@ -71,9 +53,8 @@ class ListSecretsResponse(Response):
 def list_secrets(req: ListSecretsRequest, ctx: Context) -> ListSecretsResponse:
     rows = [s for s in (i.data for i in ctx.store.query_all("secrets", ctx.scope))
             if not secrets.is_gone(s, ctx.now) and all(_matches(s, n, w) for n, w in req.filters.items())]
-    start = (req.page_number - 1) * req.page_size
-    page = [secrets.public(ctx, s, req.fetch_tags) for s in rows[start : start + req.page_size]]
-    return ListSecretsResponse(secret_list={"Secret": page}, total_count=len(rows), page_number=req.page_number,
+    listed = [secrets.public(ctx, s, req.fetch_tags) for s in page(rows, req.page_number, req.page_size)]
+    return ListSecretsResponse(secret_list={"Secret": listed}, total_count=len(rows), page_number=req.page_number,
                                page_size=req.page_size)
 
 

@@ -6,7 +6,7 @@ Errors: MissingParameter, InvalidParameter, Forbidden.KeyNotFound.
 from __future__ import annotations
 
 from shared import keys, versions
-from shared.models import ApiModel, KeyIdParam, PageNumber, PageSize101, Response
+from shared.models import ApiModel, KeyIdParam, PageNumber, PageSize101, Response, page
 from shared.runtime import Context, api_handler
 
 
@@ -27,10 +27,9 @@ def list_key_versions(req: ListKeyVersionsRequest, ctx: Context) -> ListKeyVersi
     key, _ = keys.get_key(ctx, req.key_id)
     rows = sorted((i.data for i in ctx.store.query_all("key_versions", versions.versions_pk(ctx, key["key_id"]))),
                   key=lambda r: r["seq"])
-    start = (req.page_number - 1) * req.page_size
-    page = [{"CreationDate": keys.iso(r["creation_date"]), "KeyId": key["key_id"], "KeyVersionId": r["version_id"]}
-            for r in rows[start : start + req.page_size]]
-    return ListKeyVersionsResponse(key_versions={"KeyVersion": page}, total_count=len(rows),
+    listed = [{"CreationDate": keys.iso(r["creation_date"]), "KeyId": key["key_id"], "KeyVersionId": r["version_id"]}
+              for r in page(rows, req.page_number, req.page_size)]
+    return ListKeyVersionsResponse(key_versions={"KeyVersion": listed}, total_count=len(rows),
                                    page_number=req.page_number, page_size=req.page_size)
 
 

@@ -9,26 +9,15 @@ keys), Rejected.Disabled / PendingDeletion / PendingImport.
 
 from __future__ import annotations
 
-from pydantic import field_validator
-
 from shared import errors, keys, keyspecs, versions
-from shared.models import ApiModel, Duration, Flag, KeyIdParam, Response
+from shared.models import ApiModel, Flag, KeyIdParam, KeyRotationInterval, Response
 from shared.runtime import Context, api_handler
-
-ROTATION_MIN, ROTATION_MAX = 7 * 86400, 730 * 86400
 
 
 class UpdateRotationPolicyRequest(ApiModel):
     key_id: KeyIdParam
     enable_automatic_rotation: Flag
-    rotation_interval: Duration | None = None
-
-    @field_validator("rotation_interval")
-    @classmethod
-    def _interval(cls, v: int | None) -> int | None:
-        if v is not None and not ROTATION_MIN <= v <= ROTATION_MAX:
-            raise ValueError("RotationInterval")
-        return v
+    rotation_interval: KeyRotationInterval | None = None
 
 
 class UpdateRotationPolicyResponse(Response):
