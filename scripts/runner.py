@@ -1,8 +1,8 @@
 """The Function Compute local runner for this project.
 
 `serve`: HTTP on 127.0.0.1 (uvicorn, httptools, uvloop; one worker process per core). Each request
-becomes the API Gateway event, the action's function handler is invoked in process exactly as FC
-would (event as JSON bytes, a context object), and the returned struct becomes the HTTP response.
+becomes what the API Gateway event decodes to, the action's function runs in process on it through
+the same wrapper as its FC handler (`handler.serve`), and the returned struct becomes the HTTP response.
 The supervisor process fires the timer functions on their cron schedules from the same registry.
 `invoke`: call one function once with an event file, like `fun local invoke`.
 
@@ -58,8 +58,10 @@ def new_request_id() -> str:
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
 
-def build_event(method: str, path: str, raw_query: str, headers, body: bytes, client_ip: str) -> dict:
-    """The API Gateway event for one HTTP request. Raises ParseRequestParameterException on a bad query."""
+def build_request(method: str, path: str, raw_query: str, headers, body: bytes, client_ip: str) -> wire.HttpRequest:
+    """What the function reads from one HTTP request (the decoded API Gateway event).
+
+    Raises ParseRequestParameterException on a bad query."""
     query: dict[str, str | list[str]] = {}
     for name, value in wire.parse_form(raw_query) if raw_query else ():
         if name in query:  # keep every value so the function can refuse the duplicate
@@ -73,33 +75,45 @@ def build_event(method: str, path: str, raw_query: str, headers, body: bytes, cl
         value = value.decode("latin-1") if isinstance(value, bytes) else value
         hdrs[key] = f"{hdrs[key]},{value}" if key in hdrs else value
     hdrs["x-forwarded-for"] = client_ip  # the gateway, not the client, says who connected
+    return wire.HttpRequest(method, path, hdrs, query, body, client_ip)
+
+
+def build_event(method: str, path: str, raw_query: str, headers, body: bytes, client_ip: str) -> dict:
+    """The API Gateway event for one HTTP request, as FC would hand it to the function."""
+    req = build_request(method, path, raw_query, headers, body, client_ip)
     try:
-        text, is_b64 = body.decode("utf-8"), False
+        text, is_b64 = req.body.decode("utf-8"), False
     except UnicodeDecodeError:
-        text, is_b64 = base64.b64encode(body).decode(), True
-    return {"path": path, "httpMethod": method, "headers": hdrs, "queryParameters": query,
+        text, is_b64 = base64.b64encode(req.body).decode(), True
+    return {"path": req.path, "httpMethod": req.method, "headers": req.headers, "queryParameters": req.query,
             "pathParameters": {}, "body": text, "isBase64Encoded": is_b64}
 
 
-def route(event: dict) -> str:
+def route(req: wire.HttpRequest) -> str:
     """The action a request asks for (header, then query, then form body)."""
-    name = event["headers"].get("x-acs-action") or event["queryParameters"].get("Action")
-    if not name and event["body"] and not event["isBase64Encoded"]:
-        name = dict(wire.parse_form(event["body"])).get("Action")
+    name = req.headers.get("x-acs-action") or req.query.get("Action")
+    if not name and req.body:
+        try:
+            name = dict(wire.parse_form(req.body.decode("utf-8"))).get("Action")
+        except UnicodeDecodeError:  # a binary body names no action
+            return ""
     return name if isinstance(name, str) else ""
 
 
-def dispatch(event: dict) -> dict:
-    """Invoke the function for the event's action and return its response struct."""
+def dispatch(req: wire.HttpRequest) -> dict:
+    """Invoke the function for the request's action and return its response struct.
+
+    The function gets the request already decoded (`handler.serve`): the same code path as its FC
+    event, less a JSON round trip of the event, which measured about a fifth of a call's cost here.
+    """
     request_id = new_request_id()
     try:
-        spec = registry.action(route(event))
+        spec = registry.action(route(req))
         if spec is None:
             raise errors.InvalidAction()
     except errors.KmsError as exc:
-        return wire.error_response(exc, request_id, event["headers"].get("host", ""))
-    handler = function_handler(spec.module)
-    return handler(orjson.dumps(event), fc_context(spec.name, request_id))
+        return wire.error_response(exc, request_id, req.headers.get("host", ""))
+    return function_handler(spec.module).serve(req, request_id)
 
 
 async def app(scope, receive, send) -> None:
@@ -117,9 +131,9 @@ async def app(scope, receive, send) -> None:
     try:
         if size > limit:
             raise errors.ParseRequestParameterException("The request body is too large.")
-        event = build_event(scope["method"], scope["path"], scope["query_string"].decode("latin-1"),
+        req = build_request(scope["method"], scope["path"], scope["query_string"].decode("latin-1"),
                             scope["headers"], b"".join(chunks), (scope.get("client") or ("", 0))[0])
-        result = dispatch(event)
+        result = dispatch(req)
     except errors.KmsError as exc:
         host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
         result = wire.error_response(exc, new_request_id(), host)

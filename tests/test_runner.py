@@ -1,4 +1,4 @@
-"""The local runner (scripts/runner.py: invoke, build_event, route, the ASGI app) and the timer
+"""The local runner (scripts/runner.py: invoke, build_request/build_event, route, the ASGI app) and the timer
 schedules of scripts/cron.py."""
 
 from __future__ import annotations
@@ -116,6 +116,14 @@ def test_build_event_base64_encodes_a_binary_body():
     assert wire.decode_event(json.dumps(ev)).body == raw
 
 
+@pytest.mark.parametrize("body", [b"E=2&F=%C3%A9", b"\xff\x00binary", b""])
+def test_build_request_is_what_the_event_decodes_to(body):
+    """The runner hands functions the parsed request; FC hands them the event. Both must agree."""
+    args = ("POST", "/p", "A=1&B=x+y&A=2", [("Host", "h:1"), ("X-Forwarded-For", "6.6.6.6"), ("Accept", "a"),
+                                          ("accept", "b")], body, "10.1.2.3")
+    assert runner.build_request(*args) == wire.decode_event(json.dumps(runner.build_event(*args)))
+
+
 @pytest.mark.parametrize("query", ["A=%ZZ", "A=%FF", "A=1&&B=2", "A"])
 def test_build_event_refuses_a_bad_query(query):
     with pytest.raises(errors.ParseRequestParameterException):
@@ -143,7 +151,7 @@ def test_function_refuses_duplicate_query_names_from_build_event(local_env):
 
 def test_route_reads_header_then_query_then_form_body():
     def ev(headers=(), query="", body=b""):
-        return runner.build_event("POST", "/", query, list(headers), body, "")
+        return runner.build_request("POST", "/", query, list(headers), body, "")
 
     assert runner.route(ev([("x-acs-action", "CreateKey")], "Action=ListKeys", b"Action=DescribeKey")) == "CreateKey"
     assert runner.route(ev(query="Action=ListKeys", body=b"Action=DescribeKey")) == "ListKeys"
@@ -154,8 +162,8 @@ def test_route_reads_header_then_query_then_form_body():
 
 
 def test_dispatch_unknown_action_is_not_found(local_env):
-    ev = runner.build_event("POST", "/", "Action=NoSuchAction", [("host", "h")], b"", "")
-    result = runner.dispatch(ev)
+    req = runner.build_request("POST", "/", "Action=NoSuchAction", [("host", "h")], b"", "")
+    result = runner.dispatch(req)
     assert result["statusCode"] == 404
     body = json.loads(result["body"])
     assert body["Code"] == "InvalidAction.NotFound"
@@ -163,8 +171,8 @@ def test_dispatch_unknown_action_is_not_found(local_env):
 
 
 def test_dispatch_routes_to_the_function(local_env):
-    ev = runner.build_event("POST", "/", signed_query("DescribeRegions"), [("host", "kms.test")], b"", "")
-    result = runner.dispatch(ev)
+    req = runner.build_request("POST", "/", signed_query("DescribeRegions"), [("host", "kms.test")], b"", "")
+    result = runner.dispatch(req)
     assert result["statusCode"] == 200
     assert json.loads(result["body"])["Regions"]["Region"] == [{"RegionId": "cn-hangzhou"}]
 

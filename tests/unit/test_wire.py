@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import random
+import re
+from urllib.parse import parse_qsl
 
 import pytest
 
@@ -180,6 +183,26 @@ def test_form_body_decoding(body, value):
 def test_parse_form(text, pairs):
     assert wire.parse_form(text) == pairs
     assert wire.parse_form(text.encode()) == pairs
+
+
+def test_parse_form_matches_parse_qsl_on_random_input():
+    """parse_form is a faster parse_qsl(keep_blank_values, strict_parsing, errors="strict")."""
+    rng = random.Random(7)
+    alphabet = ["A", "b", "=", "&", "+", "%", "%2", "%20", "%3D", "%26", "%C3%A9", "%E4%B8%AD", "%FF", "%zz", "é", " ", "~"]
+    for _ in range(5000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        try:
+            expected = parse_qsl(text, keep_blank_values=True, strict_parsing=True, encoding="utf-8",
+                                 errors="strict")
+            if re.search(r"%(?![0-9A-Fa-f]{2})", text):
+                expected = None  # parse_qsl keeps a bad escape as text; parse_form refuses it
+        except (UnicodeDecodeError, ValueError):
+            expected = None
+        if expected is None:
+            with pytest.raises(errors.ParseRequestParameterException):
+                wire.parse_form(text)
+        else:
+            assert wire.parse_form(text) == expected, text
 
 
 def test_form_content_type_with_charset_is_accepted():
