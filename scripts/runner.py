@@ -71,8 +71,9 @@ def build_request(method: str, path: str, raw_query: str, headers, body: bytes, 
             query[name] = value
     hdrs: dict[str, str] = {}
     for name, value in headers:  # (bytes, bytes) pairs from the ASGI scope, or str pairs
-        key = (name.decode("latin-1") if isinstance(name, bytes) else name).lower()
-        value = value.decode("latin-1") if isinstance(value, bytes) else value
+        if type(name) is bytes:
+            name, value = name.decode("latin-1"), value.decode("latin-1")
+        key = name.lower()
         hdrs[key] = f"{hdrs[key]},{value}" if key in hdrs else value
     hdrs["x-forwarded-for"] = client_ip  # the gateway, not the client, says who connected
     return wire.HttpRequest(method, path, hdrs, query, body, client_ip)

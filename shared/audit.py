@@ -23,7 +23,7 @@ _fd: dict = {}  # data dir -> open descriptor of its audit log
 
 
 def record(cfg: Config, entry: dict) -> None:
-    line = orjson.dumps(entry) + b"\n"
+    line = orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE)
     if cfg.audit_stdout:
         os.write(1, line)  # one unbuffered write: the line is out before the invocation ends
     if cfg.data_dir is not None:

@@ -25,7 +25,7 @@ _ACS3_MUST_SIGN = ("x-acs-action", "x-acs-date", "x-acs-signature-nonce")
 _ACS3 = re.compile(r"^ACS3-HMAC-SHA256 Credential=([^,]+),SignedHeaders=([^,]*),Signature=([0-9a-f]+)$")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # built on every request: slots, not frozen, make it several times cheaper
 class Caller:
     account_id: str
     access_key_id: str

@@ -68,5 +68,6 @@ def acs3_string_to_sign(canonical_request: str) -> str:
 
 
 def acs3_signature(secret: str, string_to_sign: str) -> str:
-    # Unlike v1, the key is the bare secret and the output is hex.
-    return hmac.new(secret.encode(), string_to_sign.encode(), hashlib.sha256).hexdigest()
+    # Unlike v1, the key is the bare secret and the output is hex. (One-shot hmac.digest runs in
+    # OpenSSL alone: half the cost of an hmac.new object.)
+    return hmac.digest(secret.encode(), string_to_sign.encode(), "sha256").hex()

@@ -29,7 +29,7 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # built on every request: slots, not frozen, make it several times cheaper
 class HttpRequest:
     method: str
     path: str

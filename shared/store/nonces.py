@@ -21,11 +21,13 @@ back, which the timestamp window already bounds.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import mmap
 import os
 import struct
+import sys
 import threading
 from pathlib import Path
 
@@ -68,6 +70,13 @@ class SharedNonces:
         # Map every page now (once per process) rather than fault them in one by one inside requests.
         flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
         self._mm = mmap.mmap(self._fd, size, flags=flags)
+        if sys.platform == "linux":
+            # MAP_POPULATE maps a shared file's pages read-only: each page's first write in each
+            # process still took a fault (ext4 page_mkwrite, ~5% of a worker's CPU early in a run).
+            # MADV_POPULATE_WRITE (Linux 5.14; the constant is missing from Python 3.11) maps them
+            # writable up front without changing a byte, so it is safe beside running writers.
+            with contextlib.suppress(OSError):
+                self._mm.madvise(getattr(mmap, "MADV_POPULATE_WRITE", 23))
         self._lock = threading.Lock()
 
     def remember(self, key: str, now: int, ttl: int) -> bool | None:
