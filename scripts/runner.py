@@ -190,7 +190,7 @@ def serve(args: argparse.Namespace) -> None:
     if not args.no_timers:
         threading.Thread(target=run_timers, args=(stop,), daemon=True, name="timers").start()
     config = uvicorn.Config("scripts.runner:app", host=args.host, port=args.port, workers=args.workers,
-                            http="scripts.long_url_http:LongUrlProtocol", loop="uvloop", log_level="warning", access_log=False,
+                            http="scripts.http_protocol:RunnerProtocol", loop="uvloop", log_level="warning", access_log=False,
                             lifespan="off", server_header=False,
                             # The runner is the gateway: it says who connected (x-forwarded-for in the
                             # event), never a client's own header, or acs:SourceIp could be forged.

@@ -334,3 +334,53 @@ def test_cron_bad_input_raises_value_error(spec):
 def test_registered_job_schedules_parse():
     for job in registry.JOBS:
         assert isinstance(Schedule.parse(job.cron), Schedule)
+
+
+# --- the HTTP protocol (scripts/http_protocol.py) over a real socket ---
+
+
+def _raw_request(server, action: str, in_body: bool = False, extra: str = "") -> bytes:
+    """A signed v1 request, its parameters in the query or in a form body."""
+    qs = signed_query(action)
+    body = qs.encode() if in_body else b""
+    head = (f"POST /{'' if in_body else '?' + qs} HTTP/1.1\r\nhost: {server.endpoint}\r\n"
+            f"x-acs-action: {action}\r\ncontent-length: {len(body)}\r\n{extra}")
+    if body:
+        head += "content-type: application/x-www-form-urlencoded\r\n"
+    return (head + "\r\n").encode() + body
+
+
+def _read_response(f) -> tuple[int, dict]:
+    status = int(f.readline().split()[1])
+    length = 0
+    while (line := f.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode().partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+    return status, json.loads(f.read(length))
+
+
+def test_runner_answers_expect_100_continue_before_the_body(server):
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock, sock.makefile("rb") as f:
+        request = _raw_request(server, "DescribeRegions", in_body=True, extra="expect: 100-continue\r\n")
+        head, body = request[: request.index(b"\r\n\r\n") + 4], request[request.index(b"\r\n\r\n") + 4:]
+        sock.sendall(head)
+        assert f.readline().startswith(b"HTTP/1.1 100 ")  # sent before the body arrives
+        assert f.readline() == b"\r\n"
+        sock.sendall(body)
+        status, answer = _read_response(f)
+    assert (status, answer["Regions"]["Region"]) == (200, [{"RegionId": "cn-hangzhou"}])
+
+
+def test_runner_answers_pipelined_requests_in_order(server):
+    import socket
+
+    actions = ["DescribeRegions", "NoSuchAction", "DescribeRegions", "DescribeAccountKmsStatus"]
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock, sock.makefile("rb") as f:
+        sock.sendall(b"".join(_raw_request(server, a) for a in actions))  # all before any answer
+        answers = [_read_response(f) for _ in actions]
+    assert [s for s, _ in answers] == [200, 404, 200, 200]
+    assert "Regions" in answers[0][1] and answers[1][1]["Code"] == "InvalidAction.NotFound"
+    assert answers[3][1]["AccountStatus"] == "Enabled"
