@@ -41,12 +41,13 @@ _FP = 12
 _SPAN = WINDOW * SLOT
 
 
-def _range_lock(fd: int, kind: int, start: int) -> None:
+def range_lock(fd: int, kind: int, start: int, length: int = _SPAN) -> None:
+    """Lock (F_WRLCK) or unlock (F_UNLCK) bytes of a file shared by processes, waiting if need be."""
     # struct flock: l_type, l_whence, l_start, l_len, l_pid (0 for OFD locks), padding.
-    fcntl.fcntl(fd, fcntl.F_OFD_SETLKW, struct.pack("hhqqi4x", kind, os.SEEK_SET, start, _SPAN, 0))
+    fcntl.fcntl(fd, fcntl.F_OFD_SETLKW, struct.pack("hhqqi4x", kind, os.SEEK_SET, start, length, 0))
 
 
-def _allocate(fd: int, size: int) -> None:
+def allocate(fd: int, size: int) -> None:
     """Write the table out as real zeros once: first writes into holes of a sparse file make the
     filesystem allocate blocks inside a request, which measured as stalls of tens of milliseconds."""
     fcntl.flock(fd, fcntl.LOCK_EX)  # two processes creating the file at once: one writes it
@@ -66,7 +67,7 @@ class SharedNonces:
         size = slots * SLOT
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         if os.fstat(self._fd).st_size < size:
-            _allocate(self._fd, size)
+            allocate(self._fd, size)
         # Map every page now (once per process) rather than fault them in one by one inside requests.
         flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
         self._mm = mmap.mmap(self._fd, size, flags=flags)
@@ -88,7 +89,7 @@ class SharedNonces:
         expiry = (now + ttl).to_bytes(4, "little")
         mm = self._mm
         with self._lock:
-            _range_lock(self._fd, fcntl.F_WRLCK, start)
+            range_lock(self._fd, fcntl.F_WRLCK, start)
             try:
                 block = mm[start : start + _SPAN]
                 at = block.find(fp)
@@ -105,8 +106,9 @@ class SharedNonces:
                         return True
                 return None
             finally:
-                _range_lock(self._fd, fcntl.F_UNLCK, start)
+                range_lock(self._fd, fcntl.F_UNLCK, start)
 
     def close(self) -> None:
         self._mm.close()
         os.close(self._fd)
+

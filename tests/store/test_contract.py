@@ -113,6 +113,33 @@ def test_update_checks_revision(store):
     assert store.get("secrets", "scope", "s") == Item("scope", "s", {"v": 3}, 3)
 
 
+def test_a_write_through_another_store_object_is_read_at_once(open_store):
+    """Each store object may cache reads (SQLite does, per process); no cache may hide a write."""
+    a, b = open_store(), open_store()
+    try:
+        a.put_new("keys", "scope", "k", {"v": 1})
+        assert b.get("keys", "scope", "k") == Item("scope", "k", {"v": 1}, 1)
+        a.update("keys", "scope", "k", {"v": 2}, 1)
+        assert b.get("keys", "scope", "k") == Item("scope", "k", {"v": 2}, 2)
+        a.delete("keys", "scope", "k", expected_rev=2)
+        assert b.get("keys", "scope", "k") is None
+        a.put_new("keys", "scope", "k", {"v": 3})
+        assert b.get("keys", "scope", "k") == Item("scope", "k", {"v": 3}, 1)
+        a.delete("keys", "scope", "k")
+        assert b.get("keys", "scope", "k") is None
+    finally:
+        a.close()
+        b.close()
+
+
+def test_changing_a_row_read_changes_nothing_stored(store):
+    store.put_new("keys", "scope", "k", {"v": 1, "tags": ["a"]})
+    first = store.get("keys", "scope", "k")
+    first.data["v"] = "changed"
+    first.data["tags"].append("b")
+    assert store.get("keys", "scope", "k").data == {"v": 1, "tags": ["a"]}
+
+
 def test_delete_with_and_without_revision(store):
     store.delete("keys", "scope", "absent")  # no error without expected_rev
     with pytest.raises(Conflict):
