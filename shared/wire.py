@@ -81,6 +81,12 @@ def iso(ts: float | None) -> str | None:
     return found
 
 
+def _unquote(part: str) -> str:
+    if _BAD_ESCAPE.search(part):  # parse_qsl would keep "%ZZ" as literal text
+        raise ValueError("invalid percent-encoding")
+    return unquote(part, errors="strict")
+
+
 def parse_form(raw: str | bytes) -> list[tuple[str, str]]:
     """Form-decode (`+` is space, %XX are UTF-8 bytes), keeping blank values; refuse garbage.
 
@@ -91,8 +97,6 @@ def parse_form(raw: str | bytes) -> list[tuple[str, str]]:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         if not text:
             return []
-        if _BAD_ESCAPE.search(text):  # parse_qsl would keep "%ZZ" as literal text
-            raise ValueError("invalid percent-encoding")
         pairs = []
         for field in text.split("&"):
             name, eq, value = field.partition("=")
@@ -100,8 +104,10 @@ def parse_form(raw: str | bytes) -> list[tuple[str, str]]:
                 raise ValueError("bad query field")
             if "+" in field:
                 name, value = name.replace("+", " "), value.replace("+", " ")
-            if "%" in field:
-                name, value = unquote(name, errors="strict"), unquote(value, errors="strict")
+            if "%" in name:
+                name = _unquote(name)
+            if "%" in value:
+                value = _unquote(value)
             pairs.append((name, value))
         return pairs
     except (UnicodeDecodeError, ValueError) as exc:

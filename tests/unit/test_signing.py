@@ -329,3 +329,14 @@ def test_v1_a_changed_value_or_secret_changes_signature():
     assert signing.rpc_v1_signature("testsecreT", V1_A_STS) != V1_A_SIGNATURE
     changed = {**V1_A_PARAMS, "Action": "DescribeRegionz"}
     assert signing.rpc_v1_signature("testsecret", signing.rpc_v1_string_to_sign("GET", changed)) != V1_A_SIGNATURE
+
+
+def test_percent_encode_equals_quote_on_random_text():
+    import random
+    from urllib.parse import quote
+
+    rng = random.Random(3)
+    alphabet = [chr(c) for c in range(32, 127)] + ["é", "中", "%2B", "%", "+/="]
+    for _ in range(5000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 16)))
+        assert signing.percent_encode(text) == quote(text, safe="-_.~"), text
