@@ -12,6 +12,7 @@ import calendar
 import datetime
 import hashlib
 import hmac
+import logging
 import re
 from dataclasses import dataclass
 
@@ -19,6 +20,8 @@ from . import errors, identity, signing
 from .config import Config
 from .store import NonceTableFull, Store
 from .wire import HttpRequest
+
+log = logging.getLogger("kms")
 
 _TIMESTAMP = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?Z$")
 _ACS3_MUST_SIGN = ("x-acs-action", "x-acs-date", "x-acs-signature-nonce")
@@ -114,10 +117,22 @@ def authenticate(req: HttpRequest, query: dict[str, str], params: dict[str, str]
     try:
         fresh = store.remember_nonce(f"{ak_id}/{nonce}", int(now), ttl)
     except NonceTableFull:
+        _warn_full(now)
         raise errors.Throttling() from None
     if not fresh:
         raise errors.SignatureNonceUsed()
     return Caller(key.account_id, ak_id, req.source_ip, key.policies)
+
+
+_warned = [0.0]
+
+
+def _warn_full(now: float) -> None:
+    """Say why requests are being throttled (once a minute): the operator can size the table."""
+    if now - _warned[0] >= 60:
+        _warned[0] = now
+        log.warning("nonce table full: signed requests are refused (Throttling) until nonces expire; "
+                    "raise KMS_NONCE_SLOTS for more than ~700 requests/s per million slots over 15 minutes")
 
 
 def claimed_access_key(req: HttpRequest, params: dict[str, str]) -> str:
