@@ -7,19 +7,10 @@ in autocommit, and the conditions are part of the statement (`INSERT` fails on a
 Request nonces do not go through SQLite: every signed request records one, and a SQLite commit
 per request (plus lock waits between worker processes) cost a third of the signed-request rate.
 They live in a shared memory-mapped table beside the database (`nonces.SharedNonces`).
-
-Reads by key are cached per process (`get`): a SQLite lookup was the largest part of an Encrypt
-call after the signature check. The cache holds each row's JSON text under the database's change
-count (`ChangeCounter`, shared by every process on the file), which every write bumps right
-after it commits; a read first loads the count and trusts the cache only if nothing has been
-written since. A read racing a write may see either row, as it may without a cache.
 """
 
 from __future__ import annotations
 
-import fcntl
-import mmap
-import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -27,10 +18,9 @@ from pathlib import Path
 import orjson
 
 from .base import TABLES, Conflict, Item, NonceTableFull, Page, Store
-from .nonces import SharedNonces, allocate, range_lock
+from .nonces import SharedNonces
 
 _BUSY_MS = 30000
-_CACHE_ROWS = 16384  # per process; emptied whenever anything is written
 
 
 def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
@@ -43,45 +33,11 @@ def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
     return conn
 
 
-class ChangeCounter:
-    """A count of writes to one database, shared by every process on it (`SqliteStore` caches
-    rows under it). Readers load it without a lock; writers add one under a byte-range lock,
-    so no increment is lost and the count never goes back to a value a reader has seen."""
-
-    _SIZE = 4096
-
-    def __init__(self, path: str | Path) -> None:
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        if os.fstat(self._fd).st_size < self._SIZE:
-            allocate(self._fd, self._SIZE)
-        self._mm = mmap.mmap(self._fd, self._SIZE, flags=mmap.MAP_SHARED)
-        self._lock = threading.Lock()
-
-    def value(self) -> int:
-        return int.from_bytes(self._mm[0:8], "little")
-
-    def bump(self) -> None:
-        with self._lock:
-            range_lock(self._fd, fcntl.F_WRLCK, 0, 8)
-            try:
-                self._mm[0:8] = (self.value() + 1).to_bytes(8, "little")
-            finally:
-                range_lock(self._fd, fcntl.F_UNLCK, 0, 8)
-
-    def close(self) -> None:
-        self._mm.close()
-        os.close(self._fd)
-
-
 class SqliteStore(Store):
     def __init__(self, path: str | Path, nonce_path: str | Path | None = None, nonce_slots: int | None = None) -> None:
         self._path = Path(path)
         self._nonces = SharedNonces(nonce_path or self._path.with_name(self._path.stem + "-nonces.map"), nonce_slots)
         self._local = threading.local()  # one connection per thread: sqlite3 objects are not shared
-        self._changes = ChangeCounter(self._path.with_name(self._path.stem + "-changes.map"))
-        self._cache: dict[tuple[str, str, str], tuple[int, str]] = {}  # -> (rev, JSON), valid at _cached_at
-        self._cached_at = -1
-        self._get_sql = {t: f"SELECT rev, data FROM {name} WHERE pk = ? AND sk = ?" for t, name in TABLES.items()}
         conn = self._conn()
         for table in TABLES.values():
             conn.execute(
@@ -96,21 +52,12 @@ class SqliteStore(Store):
         return conn
 
     def get(self, table: str, pk: str, sk: str = "") -> Item | None:
-        changes = self._changes.value()  # before the read: a row read now is at least this fresh
-        cache = self._cache
-        if changes != self._cached_at:
-            cache.clear()
-            self._cached_at = changes
-        row = cache.get((table, pk, sk))
-        if row is None:
-            row = self._conn().execute(self._get_sql[table], (pk, sk)).fetchone()
-            if row is None:
-                return None  # absent rows are not cached: they are looked up rarely, then created
-            if len(cache) >= _CACHE_ROWS:
-                cache.clear()
-            cache[(table, pk, sk)] = row
-        # Parsed afresh for each caller: callers may change the dict they get.
-        return Item(pk, sk, orjson.loads(row[1]), row[0])
+        row = (
+            self._conn()
+            .execute(f"SELECT rev, data FROM {TABLES[table]} WHERE pk = ? AND sk = ?", (pk, sk))
+            .fetchone()
+        )
+        return Item(pk, sk, orjson.loads(row[1]), row[0]) if row else None
 
     def put_new(self, table: str, pk: str, sk: str, data: dict) -> Item:
         try:
@@ -119,7 +66,6 @@ class SqliteStore(Store):
             )
         except sqlite3.IntegrityError as exc:
             raise Conflict(f"{table} row exists") from exc
-        self._changes.bump()
         return Item(pk, sk, data, 1)
 
     def update(self, table: str, pk: str, sk: str, data: dict, expected_rev: int) -> Item:
@@ -129,20 +75,17 @@ class SqliteStore(Store):
         )
         if cur.rowcount != 1:
             raise Conflict(f"{table} row changed")
-        self._changes.bump()
         return Item(pk, sk, data, expected_rev + 1)
 
     def delete(self, table: str, pk: str, sk: str = "", expected_rev: int | None = None) -> None:
         if expected_rev is None:
             self._conn().execute(f"DELETE FROM {TABLES[table]} WHERE pk = ? AND sk = ?", (pk, sk))
-            self._changes.bump()
             return
         cur = self._conn().execute(
             f"DELETE FROM {TABLES[table]} WHERE pk = ? AND sk = ? AND rev = ?", (pk, sk, expected_rev)
         )
         if cur.rowcount != 1:
             raise Conflict(f"{table} row changed")
-        self._changes.bump()
 
     def query(self, table: str, pk: str, start_after: str | None = None, limit: int = 100) -> Page:
         rows = (
@@ -175,7 +118,6 @@ class SqliteStore(Store):
         return fresh
 
     def close(self) -> None:
-        self._cache.clear()
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
