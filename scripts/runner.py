@@ -13,10 +13,12 @@ from `x-acs-action`, else `Action` in the query, else in the form body, and rout
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import importlib
 import json
 import os
+import random
 import sys
 import threading
 import time
@@ -24,7 +26,7 @@ from types import SimpleNamespace
 
 import orjson
 
-from shared import errors, registry, wire
+from shared import audit, errors, registry, wire
 from shared.config import get_config
 
 _handlers: dict[str, object] = {}
@@ -52,9 +54,21 @@ def fc_context(name: str, request_id: str | None = None) -> SimpleNamespace:
                            credentials=None)  # as on python3.12; functions read credentials from the environment
 
 
+_ids: list[random.Random] = []  # this process's request-id generator, made on first use
+_ids_forks: list = []  # the fork hook that drops it in a child, registered once
+
+
 def new_request_id() -> str:
-    """A random (version 4) UUID as text, without building a UUID object."""
-    h = os.urandom(16).hex()
+    """A random (version 4) UUID as text, without building a UUID object.
+
+    Request ids must be unique, not secret, so they come from a per-process generator seeded from
+    the OS (reseeded in a forked child) rather than os.urandom, a system call per request here."""
+    if not _ids:
+        if not _ids_forks:
+            os.register_at_fork(after_in_child=_ids.clear)
+            _ids_forks.append(True)
+        _ids.append(random.Random(os.urandom(32)))
+    h = f"{_ids[0].getrandbits(128):032x}"
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
 
@@ -119,6 +133,7 @@ def dispatch(req: wire.HttpRequest) -> dict:
 
 async def app(scope, receive, send) -> None:
     """ASGI entry point: HTTP request -> API Gateway event -> function -> HTTP response."""
+    audit.hold_per_turn(asyncio.get_running_loop())
     limit = get_config().max_body
     chunks, size = [], 0
     while True:

@@ -86,6 +86,16 @@ def test_invoke_unknown_function(tmp_path):
 # --- build_event, route, dispatch ---
 
 
+def test_request_ids_are_unique_version_4_uuids():
+    import re
+    import uuid
+
+    ids = [runner.new_request_id() for _ in range(20000)]
+    assert len(set(ids)) == len(ids)
+    assert all(re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", i) for i in ids)
+    assert uuid.UUID(ids[0]).version == 4
+
+
 def test_build_event_shape():
     ev = runner.build_event("POST", "/", "A=1&B=x+y%20z&C=&D=%C3%A9", [("Host", "h:1"), ("X-Acs-Action", "Foo")],
                             b"E=2", "10.1.2.3")

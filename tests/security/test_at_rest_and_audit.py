@@ -301,3 +301,46 @@ def test_secret_written_after_the_service_key_is_recreated_survives_a_restart(km
     versions._loaded.clear()
     status, body = kms.call("GetSecretValue", {"SecretName": "second"})
     assert (status, body.get("SecretData")) == (200, "two"), body
+
+
+def test_every_answer_under_concurrent_load_has_its_record_already(server_factory):
+    # The runner writes the records of one event-loop turn together; none may trail its response.
+    srv = server_factory()
+    log = srv.data_dir / "audit.log"
+
+    def calls(i: int) -> list[str]:
+        missing = []
+        for _ in range(25):
+            status, body = support.call(srv, "DescribeRegions")
+            assert status == 200, body
+            if body["RequestId"] not in log.read_text():
+                missing.append(body["RequestId"])
+        return missing
+
+    assert support.run_together([lambda i=i: calls(i) for i in range(8)]) == [[]] * 8
+
+
+def test_records_of_one_loop_turn_go_out_in_one_write_before_later_callbacks(local_env, monkeypatch):
+    import asyncio
+
+    from shared import audit
+    from shared.config import get_config
+
+    cfg = get_config()
+    writes, order = [], []
+    monkeypatch.setattr(audit, "_write", lambda c, lines: (writes.append(lines), order.append("records")))
+    monkeypatch.setattr(audit, "_turn", [])
+
+    async def turn():
+        audit.hold_per_turn(asyncio.get_running_loop())
+        for n in range(3):
+            audit.record(cfg, {"n": n})
+        asyncio.get_running_loop().call_soon(order.append, "response")  # as the runner's response flush
+        assert writes == []  # held until the turn ends
+        await asyncio.sleep(0)
+
+    asyncio.run(turn())
+    assert [json.loads(line) for line in b"".join(writes).splitlines()] == [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert len(writes) == 1 and order == ["records", "response"]
+    audit.record(cfg, {"n": 3})  # no loop running any more: written at once
+    assert writes[-1] == b'{"n":3}\n'
