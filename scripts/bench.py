@@ -1378,6 +1378,10 @@ def main(argv: list[str] | None = None) -> int:
         stop_all()
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
+            from shared.store import nonces
+
+            if os.path.isdir(nonces.SHM):
+                nonces.sweep(Path(nonces.SHM))  # the data sets' nonce tables in shared memory
         else:
             print(f"bench: kept {tmp}", file=sys.stderr)
 

@@ -19,6 +19,7 @@ import importlib
 import json
 import os
 import random
+import signal
 import sys
 import threading
 import time
@@ -211,6 +212,10 @@ def serve(args: argparse.Namespace) -> None:
                             # event), never a client's own header, or acs:SourceIp could be forged.
                             proxy_headers=False)
     server = uvicorn.Server(config)
+    # uvicorn re-raises the signal that stopped it once it has shut down; leave through Python
+    # instead, so the `finally` below runs.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _exit_quietly)
     try:
         if args.workers > 1:
             Multiprocess(config, sockets=[config.bind_socket()]).run()
@@ -218,6 +223,13 @@ def serve(args: argparse.Namespace) -> None:
             server.run()
     finally:
         stop.set()
+        save = getattr(get_store(), "save_nonces", None)
+        if save is not None:
+            save()  # a nonce table in shared memory would not outlive a reboot
+
+
+def _exit_quietly(signum, frame) -> None:
+    raise SystemExit(0)
 
 
 def invoke(args: argparse.Namespace) -> int:

@@ -43,6 +43,7 @@ class Config:
     secret_quota: int  # secrets per account and region
     audit_stdout: bool  # audit records as JSON lines on stdout (FC ships them to its log service)
     nonce_slots: int | None  # size of a local instance's shared nonce table (store/nonces.py)
+    nonce_dir: str | None  # where it lives: a directory, "data" (the data directory), None: /dev/shm if any
 
     @property
     def primary_root_key_id(self) -> str:
@@ -150,4 +151,5 @@ def get_config() -> Config:
         secret_quota=int(env.get("KMS_SECRET_QUOTA", "1000")),
         audit_stdout=env.get("KMS_AUDIT_STDOUT", "true").lower() == "true",
         nonce_slots=int(env["KMS_NONCE_SLOTS"]) if env.get("KMS_NONCE_SLOTS") else None,
+        nonce_dir=env.get("KMS_NONCE_DIR") or None,
     )

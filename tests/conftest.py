@@ -18,6 +18,7 @@ def pytest_configure(config):
 
     nonces.SLOTS = 1 << 16
     os.environ["KMS_NONCE_SLOTS"] = str(1 << 16)
+    os.environ["KMS_NONCE_DIR"] = "data"  # beside each test's database, removed with it
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ def get_store() -> Store:
 
         if cfg.data_dir is None:
             raise ValueError("the sqlite store needs KMS_DATA_DIR")
-        return SqliteStore(cfg.data_dir / "kms.sqlite3", nonce_slots=cfg.nonce_slots)
+        return SqliteStore(cfg.data_dir / "kms.sqlite3", nonce_slots=cfg.nonce_slots, nonce_dir=cfg.nonce_dir)
     if cfg.store == "tablestore":
         from .tablestore import TablestoreStore
 

@@ -15,8 +15,13 @@ atomic across processes, while two requests contend only if their windows overla
 lock measured 4x slower per call with two busy workers). A window full of live nonces means more requests
 within the replay window than the table holds: the caller refuses the request (throttling) rather
 than forget a nonce. Expired slots are reused in place, so the table never needs sweeping.
-The file survives restarts, so nonces do too; a crash loses at most what the OS had not written
-back, which the timestamp window already bounds.
+Where it lives (`table_path`): in shared memory (tmpfs, /dev/shm) by default. A file on disk is
+written back every half minute, and each page written back takes a write fault at its next write:
+that measured about 4% of a call and most of the run-to-run spread of `scripts/bench`. The table
+survives runner restarts there, and a clean shutdown also saves it beside the database
+(`save`), from where a new table is seeded, so a reboot forgets no nonce either; only a crash of
+the whole host loses the last 15 minutes of nonces. Tables whose data directory is gone are removed
+when another table is created.
 """
 
 from __future__ import annotations
@@ -33,11 +38,12 @@ from pathlib import Path
 
 SLOT = 16
 WINDOW = 32
-# Default size: 4M nonces, 64 MB (KMS_NONCE_SLOTS): ~2,800 signed requests/s sustained over the
-# 15-minute window, and a burst of about two million. Size costs nothing per call since the pages
-# are mapped writable up front (8M slots had measured 15 us slower per request through the write
-# faults); it is memory: a table bigger than RAM would page.
-SLOTS = 1 << 22
+# Default size: 2M nonces, 32 MB (KMS_NONCE_SLOTS): ~1,400 signed requests/s sustained over the
+# 15-minute window and a burst of about a million, and it fits a container's default 64 MB /dev/shm.
+# Size costs nothing per call once the pages are mapped (8M slots had measured 15 us slower per
+# request through write faults); it is memory.
+SLOTS = 1 << 21
+SHM = "/dev/shm"
 _FP = 12
 _SPAN = WINDOW * SLOT
 
@@ -47,12 +53,36 @@ def _range_lock(fd: int, kind: int, start: int) -> None:
     fcntl.fcntl(fd, fcntl.F_OFD_SETLKW, struct.pack("hhqqi4x", kind, os.SEEK_SET, start, _SPAN, 0))
 
 
-def _allocate(fd: int, size: int) -> None:
-    """Write the table out as real zeros once: first writes into holes of a sparse file make the
-    filesystem allocate blocks inside a request, which measured as stalls of tens of milliseconds."""
+def table_path(db_path: Path, nonce_dir: str | None) -> Path:
+    """The table of the database at `db_path`: in `nonce_dir` (KMS_NONCE_DIR; "data" means beside the
+    database), by default in /dev/shm where the host has it, else beside the database."""
+    beside = db_path.with_name(db_path.stem + "-nonces.map")
+    if nonce_dir == "data" or (nonce_dir is None and not os.path.isdir(SHM)):
+        return beside
+    tag = hashlib.sha256(str(db_path.resolve()).encode()).hexdigest()[:24]
+    return Path(nonce_dir or SHM) / f"alikms-nonces-{os.getuid()}-{tag}.map"
+
+
+def sweep(directory: Path, keep: Path | None = None) -> None:
+    """Remove the tables in a shared directory whose data directory no longer exists."""
+    for owner in directory.glob("alikms-nonces-*.owner"):
+        table = owner.with_suffix(".map")
+        with contextlib.suppress(OSError):
+            if table != keep and not os.path.isdir(owner.read_text(encoding="utf-8")):
+                table.unlink(missing_ok=True)
+                owner.unlink()
+
+
+def _allocate(fd: int, size: int, seed: Path | None) -> None:
+    """Write the table out once, as real zeros or as the saved copy `seed`: first writes into holes
+    of a sparse file make the filesystem allocate blocks inside a request (stalls of tens of ms)."""
     fcntl.flock(fd, fcntl.LOCK_EX)  # two processes creating the file at once: one writes it
     try:
         have = os.fstat(fd).st_size
+        if have == 0 and seed is not None and seed.is_file() and seed.stat().st_size == size:
+            with open(seed, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    have += os.write(fd, chunk)
         chunk = bytes(1 << 20)
         os.lseek(fd, have, os.SEEK_SET)
         while have < size:
@@ -62,12 +92,18 @@ def _allocate(fd: int, size: int) -> None:
 
 
 class SharedNonces:
-    def __init__(self, path: str | Path, slots: int | None = None) -> None:
+    def __init__(self, path: str | Path, slots: int | None = None, seed: Path | None = None) -> None:
+        """Open (or create, from `seed` if it holds a saved table of this size) the table at `path`."""
         self._slots = slots = slots or SLOTS
         size = slots * SLOT
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         if os.fstat(self._fd).st_size < size:
-            _allocate(self._fd, size)
+            try:
+                _allocate(self._fd, size, seed)
+            except OSError as exc:
+                os.close(self._fd)
+                raise OSError(exc.errno, f"no room for the {size >> 20} MB nonce table at {path}: make room, "
+                                         "or set KMS_NONCE_SLOTS lower or KMS_NONCE_DIR elsewhere") from exc
         # Map every page now (once per process) rather than fault them in one by one inside requests.
         flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
         self._mm = mmap.mmap(self._fd, size, flags=flags)
@@ -107,6 +143,13 @@ class SharedNonces:
                 return None
             finally:
                 _range_lock(self._fd, fcntl.F_UNLCK, start)
+
+    def save(self, path: Path) -> None:
+        """Write a copy of the table to `path` (atomically), for a later table to start from."""
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            f.write(self._mm)
+        os.replace(tmp, path)
 
     def close(self) -> None:
         self._mm.close()

@@ -6,7 +6,7 @@ in autocommit, and the conditions are part of the statement (`INSERT` fails on a
 
 Request nonces do not go through SQLite: every signed request records one, and a SQLite commit
 per request (plus lock waits between worker processes) cost a third of the signed-request rate.
-They live in a shared memory-mapped table beside the database (`nonces.SharedNonces`).
+They live in a shared memory-mapped table (`nonces.SharedNonces`), in /dev/shm or beside the database.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 import orjson
 
 from .base import TABLES, Conflict, Item, NonceTableFull, Page, Store
+from . import nonces
 from .nonces import SharedNonces
 
 _BUSY_MS = 30000
@@ -34,9 +35,19 @@ def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
 
 
 class SqliteStore(Store):
-    def __init__(self, path: str | Path, nonce_path: str | Path | None = None, nonce_slots: int | None = None) -> None:
+    def __init__(self, path: str | Path, nonce_path: str | Path | None = None, nonce_slots: int | None = None,
+                 nonce_dir: str = "data") -> None:
+        """`nonce_dir`: where the nonce table lives (`nonces.table_path`); "data" is beside the
+        database, None the default (/dev/shm where the host has it)."""
         self._path = Path(path)
-        self._nonces = SharedNonces(nonce_path or self._path.with_name(self._path.stem + "-nonces.map"), nonce_slots)
+        self._nonce_copy = self._path.with_name(self._path.stem + "-nonces.map")  # beside the database
+        table = Path(nonce_path) if nonce_path else nonces.table_path(self._path, nonce_dir)
+        if table != self._nonce_copy and not table.exists():
+            nonces.sweep(table.parent, keep=table)
+            owner = table.with_suffix(".owner")
+            owner.write_text(str(self._path.parent.resolve()), encoding="utf-8")
+        self._nonce_table = table
+        self._nonces = SharedNonces(table, nonce_slots, seed=None if table == self._nonce_copy else self._nonce_copy)
         self._local = threading.local()  # one connection per thread: sqlite3 objects are not shared
         conn = self._conn()
         for table in TABLES.values():
@@ -116,6 +127,12 @@ class SqliteStore(Store):
         if fresh is None:
             raise NonceTableFull()
         return fresh
+
+    def save_nonces(self) -> None:
+        """Copy a nonce table kept outside the data directory into it (at shutdown): a table created
+        after a reboot starts from it, so nonces survive a clean restart of the host too."""
+        if self._nonce_table != self._nonce_copy:
+            self._nonces.save(self._nonce_copy)
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

@@ -69,3 +69,99 @@ def test_processes_racing_on_the_same_nonces_accept_each_once(tmp_path, procs):
     for w in workers:
         w.join(30)
     assert sum(accepted) == len(keys)  # every nonce accepted exactly once, whichever process won it
+
+
+# --- where the table lives: shared memory by default, saved beside the database at shutdown ---
+
+
+def test_table_location(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from shared.store import nonces
+
+    db = tmp_path / "kms.sqlite3"
+    assert nonces.table_path(db, "data") == tmp_path / "kms-nonces.map"
+    elsewhere = nonces.table_path(db, str(tmp_path / "shm"))
+    assert elsewhere.parent == tmp_path / "shm" and elsewhere.name.startswith("alikms-nonces-")
+    assert nonces.table_path(tmp_path / "." / "kms.sqlite3", str(tmp_path / "shm")) == elsewhere  # same database
+    assert nonces.table_path(tmp_path / "other.sqlite3", str(tmp_path / "shm")) != elsewhere
+    monkeypatch.setattr(nonces, "SHM", str(tmp_path / "shm"))
+    (tmp_path / "shm").mkdir()
+    assert nonces.table_path(db, None) == elsewhere  # the default: shared memory where the host has it
+    monkeypatch.setattr(nonces, "SHM", str(tmp_path / "no-such-dir"))
+    assert nonces.table_path(db, None) == tmp_path / "kms-nonces.map"
+    assert Path(nonces.SHM).name == "no-such-dir"
+
+
+def test_a_saved_table_seeds_the_next_one_after_a_reboot(tmp_path):
+    from shared.store.sqlite import SqliteStore
+
+    shm, data = tmp_path / "shm", tmp_path / "data"
+    shm.mkdir()
+    data.mkdir()
+    store = SqliteStore(data / "kms.sqlite3", nonce_slots=1024, nonce_dir=str(shm))
+    assert store.remember_nonce("ak/n1", 1000, 900) is True
+    assert [p.suffix for p in sorted(shm.iterdir())] == [".map", ".owner"]
+    store.save_nonces()
+    for p in shm.iterdir():  # a reboot empties /dev/shm
+        p.unlink()
+    again = SqliteStore(data / "kms.sqlite3", nonce_slots=1024, nonce_dir=str(shm))
+    assert again.remember_nonce("ak/n1", 1100, 900) is False  # still remembered
+    assert again.remember_nonce("ak/n2", 1100, 900) is True
+
+
+def test_tables_of_removed_data_directories_are_swept(tmp_path):
+    import shutil
+
+    from shared.store.sqlite import SqliteStore
+
+    shm = tmp_path / "shm"
+    shm.mkdir()
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        SqliteStore(tmp_path / name / "kms.sqlite3", nonce_slots=1024, nonce_dir=str(shm))
+    assert len(list(shm.glob("*.map"))) == 2
+    shutil.rmtree(tmp_path / "a")
+    (tmp_path / "c").mkdir()
+    SqliteStore(tmp_path / "c" / "kms.sqlite3", nonce_slots=1024, nonce_dir=str(shm))  # a new table sweeps
+    owners = sorted(p.read_text() for p in shm.glob("*.owner"))
+    assert owners == [str((tmp_path / "b").resolve()), str((tmp_path / "c").resolve())]
+    assert len(list(shm.glob("*.map"))) == 2
+
+
+def test_no_room_for_the_table_is_a_clear_error(tmp_path, monkeypatch):
+    import errno
+
+    from shared.store import nonces
+
+    def full(fd, size, seed):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(nonces, "_allocate", full)
+    with pytest.raises(OSError, match="KMS_NONCE_SLOTS") as info:
+        SharedNonces(tmp_path / "n.map", slots=1024)
+    assert info.value.errno == errno.ENOSPC
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_runner_remembers_nonces_across_a_restart_with_shared_memory_emptied(server_factory, tmp_path, workers):
+    from tests import support
+
+    shm = tmp_path / "shm"
+    shm.mkdir()
+    env = {"KMS_NONCE_DIR": str(shm)}
+    srv = server_factory(env, workers=workers)
+    nonce, ts = "restart-nonce-0001", support.timestamp()
+    assert support.call(srv, "DescribeRegions", nonce=nonce, ts=ts)[0] == 200
+    assert list(shm.glob("alikms-nonces-*.map"))  # the live table is in shared memory
+    srv.stop()  # a clean shutdown saves it into the data directory
+    assert (srv.data_dir / "kms-nonces.map").is_file()
+    for p in shm.iterdir():
+        p.unlink()
+    srv2 = support.start_server(srv.data_dir, env, workers=workers)
+    try:
+        status, body = support.call(srv2, "DescribeRegions", nonce=nonce, ts=ts)
+        assert (status, body["Code"]) == (400, "SignatureNonceUsed")
+        assert support.call(srv2, "DescribeRegions")[0] == 200
+    finally:
+        srv2.stop()
