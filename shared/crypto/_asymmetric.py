@@ -82,14 +82,20 @@ def _encryption_padding(algorithm: str):
     return padding.PKCS1v15() if algorithm == "RSAES_PKCS1_V1_5" else _oaep(algorithm)
 
 
+# Padding and hash parameter objects are immutable: built once, not on every call (~1 us each).
+_PREHASHED = utils.Prehashed(hashes.SHA256())
+_ECDSA = ec.ECDSA(_PREHASHED)
+_PKCS1 = padding.PKCS1v15()
+_PSS_SIGN = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=PSS_SALT)
+_PSS_VERIFY = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO)
+
+
 def sign(private, algorithm: str, digest: bytes) -> bytes:
     if algorithm == "SM2DSA":
         return private.sign_digest(digest)
     if algorithm == "ECDSA_SHA_256":
-        return private.sign(digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
-    pad = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=PSS_SALT) \
-        if algorithm == "RSA_PSS_SHA_256" else padding.PKCS1v15()
-    return private.sign(digest, pad, utils.Prehashed(hashes.SHA256()))
+        return private.sign(digest, _ECDSA)
+    return private.sign(digest, _PSS_SIGN if algorithm == "RSA_PSS_SHA_256" else _PKCS1, _PREHASHED)
 
 
 def verify(public, algorithm: str, digest: bytes, signature: bytes) -> bool:
@@ -97,11 +103,9 @@ def verify(public, algorithm: str, digest: bytes, signature: bytes) -> bool:
         return public.verify_digest(digest, signature)
     try:
         if algorithm == "ECDSA_SHA_256":
-            public.verify(signature, digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
+            public.verify(signature, digest, _ECDSA)
         else:
-            pad = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO) \
-                if algorithm == "RSA_PSS_SHA_256" else padding.PKCS1v15()
-            public.verify(signature, digest, pad, utils.Prehashed(hashes.SHA256()))
+            public.verify(signature, digest, _PSS_VERIFY if algorithm == "RSA_PSS_SHA_256" else _PKCS1, _PREHASHED)
         return True
     except (InvalidSignature, ValueError):
         return False
