@@ -29,6 +29,7 @@ import orjson
 
 from shared import audit, errors, registry, wire
 from shared.config import get_config
+from shared.store import get_store
 
 _handlers: dict[str, object] = {}
 
@@ -132,9 +133,39 @@ def dispatch(req: wire.HttpRequest) -> dict:
     return function_handler(spec.module).serve(req, request_id)
 
 
+_idle = [False, False]  # [a check is scheduled, a request came since the last check]
+
+
+def _release_store() -> None:
+    """End this thread's open read snapshot before it waits (a SQLite store keeps one between reads)."""
+    release = getattr(get_store(), "release", None)
+    if release is not None:
+        release()
+
+
+def _release_when_idle(loop) -> None:
+    """Once a second: if no request came, end the store's open read snapshot (store/sqlite.py)."""
+    if _idle[1]:
+        _idle[1] = False
+        loop.call_later(1.0, _release_when_idle, loop)
+        return
+    _idle[0] = False
+    _release_store()
+
+
+_loop: list = []  # this worker's event loop: asyncio.get_running_loop() is a system call (getpid) on 3.11
+
+
 async def app(scope, receive, send) -> None:
     """ASGI entry point: HTTP request -> API Gateway event -> function -> HTTP response."""
-    audit.hold_per_turn(asyncio.get_running_loop())
+    if not _loop or not _loop[0].is_running():
+        _loop[:] = [asyncio.get_running_loop()]
+    loop = _loop[0]
+    audit.hold_per_turn(loop)
+    _idle[1] = True
+    if not _idle[0]:
+        _idle[0] = True
+        loop.call_later(1.0, _release_when_idle, loop)
     limit = get_config().max_body
     chunks, size = [], 0
     while True:
@@ -183,6 +214,8 @@ def run_timers(stop: threading.Event) -> None:
                                                      fc_context(job.name))
                     except Exception as exc:  # noqa: BLE001 - a failed run must not stop the clock
                         print(f"timer {job.name} failed: {type(exc).__name__}", file=sys.stderr)
+                    finally:
+                        _release_store()
         last = now
 
 
@@ -193,9 +226,9 @@ def serve(args: argparse.Namespace) -> None:
     first_start = not (args.data_dir and os.path.exists(os.path.join(args.data_dir, "credentials.json")))
     cfg = get_config()  # creates the data dir, bootstrap credentials and root key on first start
     from shared import identity
-    from shared.store import get_store
 
     identity.ensure_bootstrap(get_store(), cfg, time.time())  # the first admin key, listed by scripts/admin
+    _release_store()  # this thread now only waits
     print(f"KMS (API 2016-01-20) on http://{args.host}:{args.port}  region {cfg.region}  account {cfg.account_id}"
           f"  store {cfg.store}" + (f"  data {cfg.data_dir}" if cfg.data_dir else ""), flush=True)
     if first_start and not os.environ.get("KMS_ACCESS_KEY_SECRET"):

@@ -394,3 +394,22 @@ def test_runner_answers_pipelined_requests_in_order(server):
     assert [s for s, _ in answers] == [200, 404, 200, 200]
     assert "Regions" in answers[0][1] and answers[1][1]["Code"] == "InvalidAction.NotFound"
     assert answers[3][1]["AccountStatus"] == "Enabled"
+
+
+def test_an_idle_worker_releases_its_read_snapshot(monkeypatch):
+    released, scheduled = [], []
+
+    class Loop:
+        def call_later(self, delay, fn, *args):
+            scheduled.append((delay, fn, args))
+
+    class Store:
+        def release(self):
+            released.append(True)
+
+    monkeypatch.setattr(runner, "get_store", lambda: Store())
+    monkeypatch.setattr(runner, "_idle", [True, True])  # armed, and a request came
+    runner._release_when_idle(Loop())
+    assert released == [] and scheduled[0][0] == 1.0  # busy: look again in a second
+    runner._release_when_idle(Loop())
+    assert released == [True] and runner._idle == [False, False]  # a quiet second: released, disarmed

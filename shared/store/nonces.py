@@ -48,9 +48,10 @@ _FP = 12
 _SPAN = WINDOW * SLOT
 
 
-def _range_lock(fd: int, kind: int, start: int) -> None:
+def range_lock(fd: int, kind: int, start: int, length: int = _SPAN) -> None:
+    """Lock (F_WRLCK) or unlock (F_UNLCK) bytes of a file shared by processes, waiting if need be."""
     # struct flock: l_type, l_whence, l_start, l_len, l_pid (0 for OFD locks), padding.
-    fcntl.fcntl(fd, fcntl.F_OFD_SETLKW, struct.pack("hhqqi4x", kind, os.SEEK_SET, start, _SPAN, 0))
+    fcntl.fcntl(fd, fcntl.F_OFD_SETLKW, struct.pack("hhqqi4x", kind, os.SEEK_SET, start, length, 0))
 
 
 def table_path(db_path: Path, nonce_dir: str | None) -> Path:
@@ -73,7 +74,7 @@ def sweep(directory: Path, keep: Path | None = None) -> None:
                 owner.unlink()
 
 
-def _allocate(fd: int, size: int, seed: Path | None) -> None:
+def allocate(fd: int, size: int, seed: Path | None = None) -> None:
     """Write the table out once, as real zeros or as the saved copy `seed`: first writes into holes
     of a sparse file make the filesystem allocate blocks inside a request (stalls of tens of ms)."""
     fcntl.flock(fd, fcntl.LOCK_EX)  # two processes creating the file at once: one writes it
@@ -99,7 +100,7 @@ class SharedNonces:
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         if os.fstat(self._fd).st_size < size:
             try:
-                _allocate(self._fd, size, seed)
+                allocate(self._fd, size, seed)
             except OSError as exc:
                 os.close(self._fd)
                 raise OSError(exc.errno, f"no room for the {size >> 20} MB nonce table at {path}: make room, "
@@ -125,7 +126,7 @@ class SharedNonces:
         expiry = (now + ttl).to_bytes(4, "little")
         mm = self._mm
         with self._lock:
-            _range_lock(self._fd, fcntl.F_WRLCK, start)
+            range_lock(self._fd, fcntl.F_WRLCK, start)
             try:
                 block = mm[start : start + _SPAN]
                 at = block.find(fp)
@@ -142,7 +143,7 @@ class SharedNonces:
                         return True
                 return None
             finally:
-                _range_lock(self._fd, fcntl.F_UNLCK, start)
+                range_lock(self._fd, fcntl.F_UNLCK, start)
 
     def save(self, path: Path) -> None:
         """Write a copy of the table to `path` (atomically), for a later table to start from."""

@@ -137,7 +137,7 @@ def test_no_room_for_the_table_is_a_clear_error(tmp_path, monkeypatch):
     def full(fd, size, seed):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(nonces, "_allocate", full)
+    monkeypatch.setattr(nonces, "allocate", full)
     with pytest.raises(OSError, match="KMS_NONCE_SLOTS") as info:
         SharedNonces(tmp_path / "n.map", slots=1024)
     assert info.value.errno == errno.ENOSPC
