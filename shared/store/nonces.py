@@ -64,6 +64,12 @@ def table_path(db_path: Path, nonce_dir: str | None) -> Path:
     return Path(nonce_dir or SHM) / f"alikms-nonces-{os.getuid()}-{tag}.map"
 
 
+def claim(table: Path, data_dir: Path) -> None:
+    """Before a table is created in a shared directory: note whose it is, and sweep the others'."""
+    sweep(table.parent, keep=table)
+    table.with_suffix(".owner").write_text(str(data_dir.resolve()), encoding="utf-8")
+
+
 def sweep(directory: Path, keep: Path | None = None) -> None:
     """Remove the tables in a shared directory whose data directory no longer exists."""
     for owner in directory.glob("alikms-nonces-*.owner"):

@@ -87,9 +87,7 @@ class SqliteStore(Store):
         self._nonce_copy = self._path.with_name(self._path.stem + "-nonces.map")  # beside the database
         table = Path(nonce_path) if nonce_path else nonces.table_path(self._path, nonce_dir)
         if table != self._nonce_copy and not table.exists():
-            nonces.sweep(table.parent, keep=table)
-            owner = table.with_suffix(".owner")
-            owner.write_text(str(self._path.parent.resolve()), encoding="utf-8")
+            nonces.claim(table, self._path.parent)
         self._nonce_table = table
         self._nonces = SharedNonces(table, nonce_slots, seed=None if table == self._nonce_copy else self._nonce_copy)
         self._local = threading.local()  # one connection per thread: sqlite3 objects are not shared
