@@ -1,7 +1,7 @@
 """Throughput benchmark: signed KMS calls through the local runner against a trivial endpoint on the
 same HTTP stack, the handlers in process, and (when installed) moto's KMS server.
 
-`scripts/bench [--quick] [--json PATH] [--only NAME,...] [--profile]` (the bash wrapper installs
+`scripts/bench [--quick] [--json PATH] [--only NAME,...] [--profile [NAME]]` (the bash wrapper installs
 what is needed). Everything runs on 127.0.0.1 in one invocation, so every ratio compares numbers
 taken minutes apart on the same machine. Nothing here asserts a timing; the table marks each
 ratio's target met or not met.
@@ -36,7 +36,8 @@ Method:
   set (a lower bound: not replay-safe across workers), and `scripts/bench_nonce.py`
   microbenchmarks of the shared table against the SQLite upsert it replaced.
 * In process: the FC handler called in a loop on pre-signed events (one core, no HTTP), plus, for
-  DescribeKey, the runner's ASGI app without a socket; `--profile` adds a cProfile listing.
+  DescribeKey and Encrypt, the runner's ASGI app without a socket; `--profile [NAME]` adds a cProfile
+  listing of one scenario (default DescribeKey).
 
 Adding an action is one `Scenario(...)` line in SCENARIOS (plus a setup function if it needs
 resources) and, if it has a target, one `Ratio(...)` line.

@@ -25,8 +25,6 @@ import threading
 import time
 from types import SimpleNamespace
 
-import orjson
-
 from shared import audit, errors, registry, wire
 from shared.config import get_config
 from shared.store import get_store
