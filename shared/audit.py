@@ -31,7 +31,7 @@ _held: list[tuple[Config, bytes]] = []
 def hold_per_turn(loop) -> None:
     """Let the local runner's event loop collect the records of one turn and write them together.
 
-    Responses leave at the end of the turn too (scripts/http_protocol.py), scheduled after the
+    Responses leave at the end of the turn too (runner/http_protocol.py), scheduled after the
     records, so no response is out before its record. Several calls finishing in one turn then cost
     one write per sink instead of one each (a system call per call measured a few per cent)."""
     if not _turn or _turn[0] is not loop:

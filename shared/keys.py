@@ -1,7 +1,7 @@
 """Keys and key versions as stored, and how a `KeyId` parameter finds one.
 
 A key row (`keys` table, partition = account/region, sort key = key id) holds metadata only;
-versions live in `shared.versions`. Key ids are UUIDs, as in the 2021 documentation era.
+versions live in `alikms.shared.versions`. Key ids are UUIDs, as in the 2021 documentation era.
 """
 
 from __future__ import annotations

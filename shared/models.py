@@ -183,7 +183,7 @@ Base64Bytes = Annotated[bytes, BeforeValidator(_base64)]
 DataKeySpec = Literal["AES_256", "AES_128"]
 DataKeyBytes = Annotated[int, Field(ge=1, le=1024)]
 
-# A KeyId parameter: key id, key ARN or alias name; resolved in `shared.keys`.
+# A KeyId parameter: key id, key ARN or alias name; resolved in `alikms.shared.keys`.
 KeyIdParam = Annotated[str, Field(min_length=1, max_length=512)]
 
 # `alias/` + 1-255 of letters, digits, `_`, `-`, `/`.

@@ -1,7 +1,7 @@
 """The one list of actions and timer jobs.
 
 Everything else is derived from it: each function module finds its own entry here (by module
-name), the local runner routes on it, and `scripts/gen_template.py` writes `template.yml`,
+name), the local runner routes on it, and `deploy/templates.py` writes `template.yml`,
 `s.yaml` and the API Gateway routing from it. An action is registered only once it is complete;
 anything not listed answers `InvalidAction.NotFound`.
 
@@ -9,7 +9,7 @@ Each action names its RAM action (`kms:<Name>`) and the resources a call touches
 `(kind, parameter[, ram action])`: the parameter that names the resource (`None` = the call
 addresses the kind as a whole, `acs:kms:REGION:ACCOUNT:key/*`), and the RAM action checked on it
 when it is not the action's own (ReEncrypt checks kms:ReEncryptFrom and kms:ReEncryptTo).
-`shared.authz` resolves these in one place.
+`alikms.shared.authz` resolves these in one place.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class Action:
 
     @cached_property  # asked on every request by the runner's routing
     def module(self) -> str:
-        return f"functions.{self.section}.{snake(self.name)}"
+        return f"alikms.functions.{self.section}.{snake(self.name)}"
 
     @property
     def ram_action(self) -> str:
@@ -47,7 +47,7 @@ class Job:
 
     @property
     def module(self) -> str:
-        return f"functions.jobs.{snake(self.name)}"
+        return f"alikms.functions.jobs.{snake(self.name)}"
 
 
 def snake(name: str) -> str:

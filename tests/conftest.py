@@ -14,7 +14,7 @@ from tests import support
 def pytest_configure(config):
     # Small nonce tables (1 MB, not the serving default of 128 MB) for the many stores tests make,
     # in process and in the runners they start.
-    from shared.store import nonces
+    from alikms.shared.store import nonces
 
     nonces.SLOTS = 1 << 16
     os.environ["KMS_NONCE_SLOTS"] = str(1 << 16)
@@ -46,9 +46,9 @@ def server_factory(tmp_path):
 
 def reset_caches() -> None:
     """Forget per-instance caches so each in-process test sees its own configuration."""
-    from shared import accounts, identity, secrets, versions
-    from shared.config import get_config
-    from shared.store import get_store
+    from alikms.shared import accounts, identity, secrets, versions
+    from alikms.shared.config import get_config
+    from alikms.shared.store import get_store
 
     get_config.cache_clear()
     get_store.cache_clear()
@@ -86,7 +86,7 @@ def invoke(local_env):
     """Call an action's FC handler in process: invoke("CreateKey", {...}) -> (status, body dict)."""
     import importlib
 
-    from shared import registry
+    from alikms.shared import registry
 
     def call(action: str, params: dict | None = None, **sign):
         spec = registry.action(action)
@@ -111,7 +111,7 @@ class Kms:
         import importlib
         import time
 
-        from shared import registry
+        from alikms.shared import registry
 
         spec = next(j for j in registry.JOBS if j.name == job)
         event = {"triggerTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when)),
@@ -125,11 +125,11 @@ def kms(request, local_env, invoke, monkeypatch):
     if request.param == "tablestore":
         store = request.getfixturevalue("tablestore_store")
     else:
-        from shared.store.sqlite import SqliteStore
+        from alikms.shared.store.sqlite import SqliteStore
 
         local_env.mkdir(parents=True, exist_ok=True)
         store = SqliteStore(local_env / "kms.sqlite3")
-    monkeypatch.setattr("shared.runtime.get_store", lambda: store)
+    monkeypatch.setattr("alikms.shared.runtime.get_store", lambda: store)
     return Kms(store, invoke)
 
 
@@ -139,13 +139,13 @@ def new_store(kms, request):
     made = []
 
     def make():
-        from shared.store.sqlite import SqliteStore
-        from shared.store.tablestore import TablestoreStore
+        from alikms.shared.store.sqlite import SqliteStore
+        from alikms.shared.store.tablestore import TablestoreStore
 
         if isinstance(kms.store, SqliteStore):
             store = SqliteStore(kms.store._path)
         else:
-            from tests.fakes.tablestore import fake_client
+            from alikms.testing.fake_tablestore import fake_client
 
             store = TablestoreStore(fake_client(request.getfixturevalue("ots_backend")))
         made.append(store)

@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from shared.registry import snake
+from alikms.shared.registry import snake
 from tests import support
 
 KINDS = ("tea", "tea_v2", "classic")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
-from shared import signing
+from alikms.shared import signing
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_AK = "LTAItestAccessKey0001"
@@ -66,7 +66,7 @@ def start_server(data_dir: Path, env: dict | None = None, workers: int = 1, time
         "KMS_ACCOUNT_ID": TEST_ACCOUNT,
         **(env or {}),
     }
-    args = [sys.executable, "-m", "scripts.runner", "serve", "--port", str(port), "--data-dir", str(data_dir),
+    args = [sys.executable, "-m", "alikms.runner", "serve", "--port", str(port), "--data-dir", str(data_dir),
             "--workers", str(workers)]
     if not timers:
         args.append("--no-timers")

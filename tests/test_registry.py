@@ -1,6 +1,6 @@
 """The registry is the one list of functions: modules, generated deployment files and tables agree with it.
 
-* template.yml, s.yaml and apigateway-routing.yml equal a fresh `python -m scripts.gen_template`;
+* template.yml, s.yaml and apigateway-routing.yml equal a fresh `python -m alikms.deploy.templates`;
 * every action and job module imports and exposes the `handler` registered for it, in the file its
   name gives; no module under functions/ defines a handler the registry does not know;
 * every Handler in the generated files resolves to an importable callable, timers have valid cron;
@@ -25,16 +25,21 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scripts import create_tables, gen_template
-from scripts.cron import Schedule
-from shared.registry import ACTIONS, JOBS, snake
-from shared.store.base import TABLES
+from alikms.deploy import tables as create_tables, templates as gen_template
+from alikms.runner.cron import Schedule
+from alikms.shared.registry import ACTIONS, JOBS, snake
+from alikms.shared.store.base import TABLES
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ROOT / "functions"
+
+
+def source_file(module: str) -> Path:
+    """The file of an `alikms.<folder>...` module: each top-level folder is a subpackage of alikms."""
+    return ROOT / Path(*module.removeprefix("alikms.").split(".")).with_suffix(".py")
 FUN_VERSION = "3.6.24"
 NODE_DIR = ROOT / ".venv" / "node"  # git-ignored with .venv/
-REGEN_HINT = "run `python -m scripts.gen_template` and commit the result"
+REGEN_HINT = "run `python -m alikms.deploy.templates` and commit the result"
 
 
 def load(name: str) -> dict:
@@ -78,7 +83,7 @@ def test_generation_is_deterministic():
 
 @pytest.mark.parametrize("action", ACTIONS, ids=lambda a: a.name)
 def test_action_module_exposes_its_handler(action):
-    path = ROOT / Path(*action.module.split(".")).with_suffix(".py")
+    path = source_file(action.module)
     assert path.name == f"{snake(action.name)}.py" and path.parent == FUNCTIONS / action.section
     assert path.exists(), f"{action.name} is registered but {path.relative_to(ROOT)} does not exist"
     handler = importlib.import_module(action.module).handler
@@ -88,7 +93,7 @@ def test_action_module_exposes_its_handler(action):
 
 @pytest.mark.parametrize("job", JOBS, ids=lambda j: j.name)
 def test_job_module_exposes_its_handler(job):
-    path = ROOT / Path(*job.module.split(".")).with_suffix(".py")
+    path = source_file(job.module)
     assert path.name == f"{snake(job.name)}.py" and path.parent == FUNCTIONS / "jobs"
     assert path.exists(), f"{job.name} is registered but {path.relative_to(ROOT)} does not exist"
     handler = importlib.import_module(job.module).handler
@@ -113,7 +118,7 @@ def test_no_orphan_function_modules():
     registered = {a.module for a in ACTIONS} | {j.module for j in JOBS}
     orphans = []
     for path in sorted(FUNCTIONS.rglob("*.py")):
-        module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        module = "alikms." + ".".join(path.relative_to(ROOT).with_suffix("").parts)
         if path.name != "__init__.py" and _defines_handler(path) and module not in registered:
             orphans.append(module)
     assert not orphans, f"modules with a handler but no registry entry: {orphans}"
@@ -245,7 +250,7 @@ def test_template_passes_funcraft_validator(tmp_path):
 # --- scripts/create-tables -----------------------------------------------------------------------
 
 def test_create_tables_creates_every_table(monkeypatch):
-    from tests.fakes.tablestore import ACCESS_KEY_ID, ACCESS_KEY_SECRET, INSTANCE, serve
+    from alikms.testing.fake_tablestore import ACCESS_KEY_ID, ACCESS_KEY_SECRET, INSTANCE, serve
 
     server, url = serve()
     try:

@@ -1,5 +1,5 @@
-"""The local runner (scripts/runner.py: invoke, build_request/build_event, route, the ASGI app) and the timer
-schedules of scripts/cron.py."""
+"""The local runner (runner/app.py: invoke, build_request/build_event, route, the ASGI app) and the timer
+schedules of runner/cron.py."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from urllib.parse import quote
 
 import pytest
 
-from scripts import runner
-from scripts.cron import Schedule
-from shared import errors, registry, wire
+from alikms.runner import app as runner
+from alikms.runner.cron import Schedule
+from alikms.shared import errors, registry, wire
 from tests import support
 
 
@@ -39,7 +39,7 @@ def run_invoke(tmp_path, *args: str) -> subprocess.CompletedProcess:
            "KMS_ACCOUNT_ID": support.TEST_ACCOUNT}
     for name in ("KMS_DATA_DIR", "KMS_STORE", "KMS_AUTO_OPEN", "KMS_ROOT_KEY"):
         env.pop(name, None)
-    return subprocess.run([sys.executable, "-m", "scripts.runner", "invoke", *args, "--data-dir",
+    return subprocess.run([sys.executable, "-m", "alikms.runner", "invoke", *args, "--data-dir",
                            str(tmp_path / "data")], cwd=support.ROOT, env=env, capture_output=True, text=True,
                           timeout=60)
 
@@ -218,7 +218,7 @@ def test_asgi_app_serves_a_signed_request(local_env):
 
 
 def test_asgi_app_rejects_an_oversized_chunked_body(local_env, monkeypatch):
-    from shared.config import get_config
+    from alikms.shared.config import get_config
 
     monkeypatch.setenv("KMS_MAX_BODY", "1000")
     get_config.cache_clear()
@@ -346,7 +346,7 @@ def test_registered_job_schedules_parse():
         assert isinstance(Schedule.parse(job.cron), Schedule)
 
 
-# --- the HTTP protocol (scripts/http_protocol.py) over a real socket ---
+# --- the HTTP protocol (runner/http_protocol.py) over a real socket ---
 
 
 def _raw_request(server, action: str, in_body: bool = False, extra: str = "") -> bytes:

@@ -13,7 +13,7 @@ from tests import support
 
 @pytest.fixture
 def ots_url():
-    proc = subprocess.Popen([sys.executable, "-m", "tests.fakes.tablestore", "--port", "0"], cwd=support.ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "alikms.testing.fake_tablestore", "--port", "0"], cwd=support.ROOT,
                             stdout=subprocess.PIPE, text=True)
     url = proc.stdout.readline().strip()
     yield url
@@ -25,7 +25,7 @@ def ots_url():
 def ots_env(ots_url):
     env = {"KMS_STORE": "tablestore", "OTS_ENDPOINT": ots_url, "OTS_INSTANCE": "kmsfake",
            "OTS_ACCESS_KEY_ID": "test-akid", "OTS_ACCESS_KEY_SECRET": "test-secret"}
-    made = subprocess.run([sys.executable, "-m", "scripts.create_tables"], cwd=support.ROOT,
+    made = subprocess.run([sys.executable, "-m", "alikms.deploy.tables"], cwd=support.ROOT,
                           env={**support.os.environ, **env}, capture_output=True, text=True, timeout=60)
     assert made.returncode == 0, made.stderr
     assert "created  kms_keys" in made.stdout

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from pydantic import field_validator
 
-from shared import aliases, errors, keys, lifecycle
-from shared.models import AliasName, ApiModel, KeyIdParam, Response
-from shared.runtime import Context, api_handler
-from shared.store import Conflict
+from alikms.shared import aliases, errors, keys, lifecycle
+from alikms.shared.models import AliasName, ApiModel, KeyIdParam, Response
+from alikms.shared.runtime import Context, api_handler
+from alikms.shared.store import Conflict
 
 
 class CreateAliasRequest(ApiModel):

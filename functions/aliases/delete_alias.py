@@ -5,10 +5,10 @@ Errors: MissingParameter, InvalidParameter, Forbidden.AliasNotFound.
 
 from __future__ import annotations
 
-from shared import errors
-from shared.models import AliasName, ApiModel, Response
-from shared.runtime import Context, api_handler
-from shared.store import Conflict
+from alikms.shared import errors
+from alikms.shared.models import AliasName, ApiModel, Response
+from alikms.shared.runtime import Context, api_handler
+from alikms.shared.store import Conflict
 
 
 class DeleteAliasRequest(ApiModel):

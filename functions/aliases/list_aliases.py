@@ -6,9 +6,9 @@ Errors: InvalidParameter.
 
 from __future__ import annotations
 
-from shared import aliases
-from shared.models import ApiModel, PageNumber, PageSize100, Response, page
-from shared.runtime import Context, api_handler
+from alikms.shared import aliases
+from alikms.shared.models import ApiModel, PageNumber, PageSize100, Response, page
+from alikms.shared.runtime import Context, api_handler
 
 
 class ListAliasesRequest(ApiModel):

@@ -5,9 +5,9 @@ KeyId is a key id or key ARN. Errors: MissingParameter, InvalidParameter, Forbid
 
 from __future__ import annotations
 
-from shared import aliases, keys
-from shared.models import ApiModel, KeyIdParam, PageNumber, PageSize101, Response, page
-from shared.runtime import Context, api_handler
+from alikms.shared import aliases, keys
+from alikms.shared.models import ApiModel, KeyIdParam, PageNumber, PageSize101, Response, page
+from alikms.shared.runtime import Context, api_handler
 
 
 class ListAliasesByKeyIdRequest(ApiModel):

@@ -6,10 +6,10 @@ Rejected.PendingDeletion (new target PendingDeletion).
 
 from __future__ import annotations
 
-from shared import errors, keys, lifecycle
-from shared.models import AliasName, ApiModel, KeyIdParam, Response
-from shared.runtime import Context, api_handler
-from shared.store import Conflict
+from alikms.shared import errors, keys, lifecycle
+from alikms.shared.models import AliasName, ApiModel, KeyIdParam, Response
+from alikms.shared.runtime import Context, api_handler
+from alikms.shared.store import Conflict
 
 
 class UpdateAliasRequest(ApiModel):

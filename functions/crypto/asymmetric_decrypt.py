@@ -13,9 +13,9 @@ from typing import Annotated
 
 from pydantic import Field
 
-from shared import asymmetric, errors, keyspecs
-from shared.models import ApiModel, Base64Bytes, Flag, KeyIdParam, Response
-from shared.runtime import Context, api_handler
+from alikms.shared import asymmetric, errors, keyspecs
+from alikms.shared.models import ApiModel, Base64Bytes, Flag, KeyIdParam, Response
+from alikms.shared.runtime import Context, api_handler
 
 
 class AsymmetricDecryptRequest(ApiModel):

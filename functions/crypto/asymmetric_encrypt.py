@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import base64
 
-from shared import asymmetric, errors, keyspecs
-from shared.models import ApiModel, Base64Bytes, Flag, KeyIdParam, Response
-from shared.runtime import Context, api_handler
+from alikms.shared import asymmetric, errors, keyspecs
+from alikms.shared.models import ApiModel, Base64Bytes, Flag, KeyIdParam, Response
+from alikms.shared.runtime import Context, api_handler
 
 
 class AsymmetricEncryptRequest(ApiModel):

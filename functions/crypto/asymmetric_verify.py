@@ -9,9 +9,9 @@ from __future__ import annotations
 import base64
 import binascii
 
-from shared import asymmetric, errors, keyspecs
-from shared.models import ApiModel, Flag, KeyIdParam, Response
-from shared.runtime import Context, api_handler
+from alikms.shared import asymmetric, errors, keyspecs
+from alikms.shared.models import ApiModel, Flag, KeyIdParam, Response
+from alikms.shared.runtime import Context, api_handler
 
 
 class AsymmetricVerifyRequest(ApiModel):

@@ -14,9 +14,9 @@ from typing import Annotated
 
 from pydantic import Field
 
-from shared import envelope, errors
-from shared.models import ApiModel, EncryptionContext, Flag, Response
-from shared.runtime import Context, api_handler
+from alikms.shared import envelope, errors
+from alikms.shared.models import ApiModel, EncryptionContext, Flag, Response
+from alikms.shared.runtime import Context, api_handler
 
 
 class DecryptRequest(ApiModel):

@@ -12,9 +12,9 @@ from typing import Annotated
 
 from pydantic import Field
 
-from shared import envelope
-from shared.models import ApiModel, Base64Bytes, EncryptionContext, Flag, KeyIdParam, Response
-from shared.runtime import Context, api_handler
+from alikms.shared import envelope
+from alikms.shared.models import ApiModel, Base64Bytes, EncryptionContext, Flag, KeyIdParam, Response
+from alikms.shared.runtime import Context, api_handler
 
 MAX_PLAINTEXT = 6144
 

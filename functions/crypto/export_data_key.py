@@ -15,9 +15,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from shared import asymmetric, envelope
-from shared.models import ApiModel, EncryptionContext, Flag, Response
-from shared.runtime import Context, api_handler
+from alikms.shared import asymmetric, envelope
+from alikms.shared.models import ApiModel, EncryptionContext, Flag, Response
+from alikms.shared.runtime import Context, api_handler
 
 
 class ExportDataKeyRequest(ApiModel):

@@ -14,9 +14,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from shared import asymmetric, crypto, envelope
-from shared.models import ApiModel, DataKeyBytes, DataKeySpec, EncryptionContext, Flag, KeyIdParam, Response
-from shared.runtime import Context, api_handler
+from alikms.shared import asymmetric, crypto, envelope
+from alikms.shared.models import ApiModel, DataKeyBytes, DataKeySpec, EncryptionContext, Flag, KeyIdParam, Response
+from alikms.shared.runtime import Context, api_handler
 
 
 class GenerateAndExportDataKeyRequest(ApiModel):

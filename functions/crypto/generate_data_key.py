@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import base64
 
-from shared import crypto, envelope, errors
-from shared.models import ApiModel, DataKeyBytes, DataKeySpec, EncryptionContext, Flag, KeyIdParam, Response
-from shared.runtime import Context, api_handler
+from alikms.shared import crypto, envelope, errors
+from alikms.shared.models import ApiModel, DataKeyBytes, DataKeySpec, EncryptionContext, Flag, KeyIdParam, Response
+from alikms.shared.runtime import Context, api_handler
 
 
 class GenerateDataKeyRequest(ApiModel):

@@ -5,9 +5,9 @@ Errors: as GenerateDataKey.
 
 from __future__ import annotations
 
-from shared import crypto, envelope
-from shared.models import ApiModel, DataKeyBytes, DataKeySpec, EncryptionContext, Flag, KeyIdParam, Response
-from shared.runtime import Context, api_handler
+from alikms.shared import crypto, envelope
+from alikms.shared.models import ApiModel, DataKeyBytes, DataKeySpec, EncryptionContext, Flag, KeyIdParam, Response
+from alikms.shared.runtime import Context, api_handler
 
 
 class GenerateDataKeyWithoutPlaintextRequest(ApiModel):

@@ -7,9 +7,9 @@ DryRunOperationError.
 
 from __future__ import annotations
 
-from shared import asymmetric
-from shared.models import ApiModel, Flag, KeyIdParam, Response
-from shared.runtime import Context, api_handler
+from alikms.shared import asymmetric
+from alikms.shared.models import ApiModel, Flag, KeyIdParam, Response
+from alikms.shared.runtime import Context, api_handler
 
 
 class GetPublicKeyRequest(ApiModel):

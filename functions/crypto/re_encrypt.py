@@ -20,9 +20,9 @@ from typing import Annotated
 
 from pydantic import Field
 
-from shared import asymmetric, envelope, errors, keyspecs
-from shared.models import ApiModel, EncryptionContext, Flag, KeyIdParam, Response
-from shared.runtime import Context, api_handler
+from alikms.shared import asymmetric, envelope, errors, keyspecs
+from alikms.shared.models import ApiModel, EncryptionContext, Flag, KeyIdParam, Response
+from alikms.shared.runtime import Context, api_handler
 
 
 class ReEncryptRequest(ApiModel):

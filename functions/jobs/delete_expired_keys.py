@@ -8,9 +8,9 @@ and safe to run twice at once: deleting a missing row is not an error.
 
 from __future__ import annotations
 
-from shared import lifecycle
-from shared.runtime import Context, timer_handler
-from shared.store import Conflict
+from alikms.shared import lifecycle
+from alikms.shared.runtime import Context, timer_handler
+from alikms.shared.store import Conflict
 
 
 def delete_expired_keys(ctx: Context, payload: dict) -> dict:

@@ -5,9 +5,9 @@ secrets as gone. Idempotent, safe to run twice at once; "now" is the trigger tim
 
 from __future__ import annotations
 
-from shared import secrets
-from shared.runtime import Context, timer_handler
-from shared.store import Conflict
+from alikms.shared import secrets
+from alikms.shared.runtime import Context, timer_handler
+from alikms.shared.store import Conflict
 
 
 def delete_expired_secrets(ctx: Context, payload: dict) -> dict:

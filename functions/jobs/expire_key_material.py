@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from shared import lifecycle, versions
-from shared.runtime import Context, timer_handler
-from shared.store import Conflict
+from alikms.shared import lifecycle, versions
+from alikms.shared.runtime import Context, timer_handler
+from alikms.shared.store import Conflict
 
 
 def expire_key_material(ctx: Context, payload: dict) -> dict:

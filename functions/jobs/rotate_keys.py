@@ -1,7 +1,7 @@
 """Timer job: give every key whose automatic rotation is due a new primary version.
 
 "Now" is the trigger time, so a test can fire the job at any date. Idempotent and safe to run twice
-at once (see `shared.versions`: deterministic version ids plus a conditional key update give
+at once (see `alikms.shared.versions`: deterministic version ids plus a conditional key update give
 exactly one new version). One key's failure is recorded and the sweep goes on.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from shared import versions
-from shared.runtime import Context, timer_handler
+from alikms.shared import versions
+from alikms.shared.runtime import Context, timer_handler
 
 
 def rotate_keys(ctx: Context, payload: dict) -> dict:

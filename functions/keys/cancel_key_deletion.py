@@ -7,9 +7,9 @@ Rejected.StateModifiedFailed (not PendingDeletion).
 
 from __future__ import annotations
 
-from shared import keys, lifecycle
-from shared.models import ApiModel, KeyIdParam, Response
-from shared.runtime import Context, api_handler
+from alikms.shared import keys, lifecycle
+from alikms.shared.models import ApiModel, KeyIdParam, Response
+from alikms.shared.runtime import Context, api_handler
 
 
 class CancelKeyDeletionRequest(ApiModel):

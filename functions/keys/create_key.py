@@ -20,9 +20,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator
 
-from shared import crypto, errors, keys, keyspecs, lifecycle, tags, versions
-from shared.models import ApiModel, Flag, KeyRotationInterval, Response
-from shared.runtime import Context, api_handler
+from alikms.shared import crypto, errors, keys, keyspecs, lifecycle, tags, versions
+from alikms.shared.models import ApiModel, Flag, KeyRotationInterval, Response
+from alikms.shared.runtime import Context, api_handler
 
 MAX_POLICY_BYTES = 32768
 

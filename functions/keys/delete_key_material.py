@@ -6,9 +6,9 @@ Errors: MissingParameter, Unsupported.Origin, Forbidden.KeyNotFound.
 
 from __future__ import annotations
 
-from shared import errors, keys, lifecycle, versions
-from shared.models import ApiModel, KeyIdParam, Response
-from shared.runtime import Context, api_handler
+from alikms.shared import errors, keys, lifecycle, versions
+from alikms.shared.models import ApiModel, KeyIdParam, Response
+from alikms.shared.runtime import Context, api_handler
 
 
 class DeleteKeyMaterialRequest(ApiModel):

@@ -6,9 +6,9 @@ PendingImport).
 
 from __future__ import annotations
 
-from shared import keys, lifecycle
-from shared.models import ApiModel, KeyIdParam, Response
-from shared.runtime import Context, api_handler
+from alikms.shared import keys, lifecycle
+from alikms.shared.models import ApiModel, KeyIdParam, Response
+from alikms.shared.runtime import Context, api_handler
 
 
 class EnableKeyRequest(ApiModel):

@@ -11,9 +11,9 @@ from __future__ import annotations
 import base64
 from typing import Literal
 
-from shared import byok, errors, keys
-from shared.models import ApiModel, KeyIdParam, Response
-from shared.runtime import Context, api_handler
+from alikms.shared import byok, errors, keys
+from alikms.shared.models import ApiModel, KeyIdParam, Response
+from alikms.shared.runtime import Context, api_handler
 
 
 class GetParametersForImportRequest(ApiModel):

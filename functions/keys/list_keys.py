@@ -13,9 +13,9 @@ from typing import Annotated
 
 from pydantic import BeforeValidator
 
-from shared import lifecycle
-from shared.models import ApiModel, PageNumber, PageSize101, Response, page, parse_filters
-from shared.runtime import Context, api_handler
+from alikms.shared import lifecycle
+from alikms.shared.models import ApiModel, PageNumber, PageSize101, Response, page, parse_filters
+from alikms.shared.runtime import Context, api_handler
 
 FILTER_KEYS = {
     "KeyState": lambda k, aliases: [k["state"]],

@@ -10,9 +10,9 @@ from typing import Annotated
 
 from pydantic import Field
 
-from shared import keys
-from shared.models import ApiModel, KeyIdParam, Response
-from shared.runtime import Context, api_handler
+from alikms.shared import keys
+from alikms.shared.models import ApiModel, KeyIdParam, Response
+from alikms.shared.runtime import Context, api_handler
 
 
 class UpdateKeyDescriptionRequest(ApiModel):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from shared import accounts
-from shared.models import ApiModel, Response
-from shared.runtime import Context, api_handler
+from alikms.shared import accounts
+from alikms.shared.models import ApiModel, Response
+from alikms.shared.runtime import Context, api_handler
 
 
 class DescribeAccountKmsStatusRequest(ApiModel):

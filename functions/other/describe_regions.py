@@ -6,8 +6,8 @@ regions would point clients at endpoints this deployment does not have.
 
 from __future__ import annotations
 
-from shared.models import ApiModel, Response
-from shared.runtime import Context, api_handler
+from alikms.shared.models import ApiModel, Response
+from alikms.shared.runtime import Context, api_handler
 
 
 class DescribeRegionsRequest(ApiModel):

@@ -6,9 +6,9 @@ runner starts opened unless KMS_AUTO_OPEN=false).
 
 from __future__ import annotations
 
-from shared import accounts
-from shared.models import ApiModel, Response
-from shared.runtime import Context, api_handler
+from alikms.shared import accounts
+from alikms.shared.models import ApiModel, Response
+from alikms.shared.runtime import Context, api_handler
 
 
 class OpenKmsServiceRequest(ApiModel):

@@ -19,10 +19,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator
 
-from shared import errors, secrets, tags
-from shared.models import ApiModel, Flag, Response, SecretVersionId
-from shared.runtime import Context, api_handler
-from shared.store import Conflict
+from alikms.shared import errors, secrets, tags
+from alikms.shared.models import ApiModel, Flag, Response, SecretVersionId
+from alikms.shared.runtime import Context, api_handler
+from alikms.shared.store import Conflict
 
 _NAME = re.compile(r"^[A-Za-z0-9_/+=.@\-]{1,192}$")
 

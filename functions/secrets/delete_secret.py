@@ -13,10 +13,10 @@ from typing import Annotated
 
 from pydantic import Field
 
-from shared import errors, keys, secrets
-from shared.models import ApiModel, Flag, Response, SecretName
-from shared.runtime import Context, api_handler
-from shared.store import Conflict
+from alikms.shared import errors, keys, secrets
+from alikms.shared.models import ApiModel, Flag, Response, SecretName
+from alikms.shared.runtime import Context, api_handler
+from alikms.shared.store import Conflict
 
 
 class DeleteSecretRequest(ApiModel):

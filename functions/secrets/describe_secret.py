@@ -5,9 +5,9 @@ Errors: MissingParameter, InvalidParameter, Forbidden.ResourceNotFound.
 
 from __future__ import annotations
 
-from shared import secrets
-from shared.models import ApiModel, Flag, Response, SecretName
-from shared.runtime import Context, api_handler
+from alikms.shared import secrets
+from alikms.shared.models import ApiModel, Flag, Response, SecretName
+from alikms.shared.runtime import Context, api_handler
 
 
 class DescribeSecretRequest(ApiModel):

@@ -16,9 +16,9 @@ from typing import Annotated
 
 from pydantic import Field
 
-from shared import errors
-from shared.models import ApiModel, Flag, Response
-from shared.runtime import Context, api_handler
+from alikms.shared import errors
+from alikms.shared.models import ApiModel, Flag, Response
+from alikms.shared.runtime import Context, api_handler
 
 PUNCTUATION = "!\"#$%&'()*+,-./:;<=>?@[\\]^_{|}~"
 

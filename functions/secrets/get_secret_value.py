@@ -9,9 +9,9 @@ Rejected.ResourceInDeleteWindow, Forbidden.KeyNotFound / Rejected.Disabled / Rej
 
 from __future__ import annotations
 
-from shared import errors, keys, secrets
-from shared.models import ApiModel, Flag, Response, SecretName, SecretVersionId, StageLabel
-from shared.runtime import Context, api_handler
+from alikms.shared import errors, keys, secrets
+from alikms.shared.models import ApiModel, Flag, Response, SecretName, SecretVersionId, StageLabel
+from alikms.shared.runtime import Context, api_handler
 
 
 class GetSecretValueRequest(ApiModel):

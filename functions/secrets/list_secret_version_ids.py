@@ -6,9 +6,9 @@ Errors: MissingParameter, InvalidParameter, Forbidden.ResourceNotFound.
 
 from __future__ import annotations
 
-from shared import keys, secrets
-from shared.models import ApiModel, Flag, PageNumber, PageSize100, Response, SecretName, page
-from shared.runtime import Context, api_handler
+from alikms.shared import keys, secrets
+from alikms.shared.models import ApiModel, Flag, PageNumber, PageSize100, Response, SecretName, page
+from alikms.shared.runtime import Context, api_handler
 
 
 class ListSecretVersionIdsRequest(ApiModel):

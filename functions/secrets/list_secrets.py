@@ -13,9 +13,9 @@ from typing import Annotated
 
 from pydantic import BeforeValidator
 
-from shared import secrets
-from shared.models import ApiModel, Flag, PageNumber, PageSize100, Response, page, parse_filters
-from shared.runtime import Context, api_handler
+from alikms.shared import secrets
+from alikms.shared.models import ApiModel, Flag, PageNumber, PageSize100, Response, page, parse_filters
+from alikms.shared.runtime import Context, api_handler
 
 _FIELDS = {
     "SecretName": lambda s: [s["name"]],

@@ -16,9 +16,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field
 
-from shared import errors, secrets
-from shared.models import ApiModel, Response, SecretName, SecretVersionId, StageLabel
-from shared.runtime import Context, api_handler
+from alikms.shared import errors, secrets
+from alikms.shared.models import ApiModel, Response, SecretName, SecretVersionId, StageLabel
+from alikms.shared.runtime import Context, api_handler
 
 
 def _stages(value: Any) -> Any:

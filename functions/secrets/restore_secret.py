@@ -6,10 +6,10 @@ Rejected.ResourceInUse (not scheduled for deletion).
 
 from __future__ import annotations
 
-from shared import errors, secrets
-from shared.models import ApiModel, Response, SecretName
-from shared.runtime import Context, api_handler
-from shared.store import Conflict
+from alikms.shared import errors, secrets
+from alikms.shared.models import ApiModel, Response, SecretName
+from alikms.shared.runtime import Context, api_handler
+from alikms.shared.store import Conflict
 
 
 class RestoreSecretRequest(ApiModel):

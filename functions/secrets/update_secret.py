@@ -10,9 +10,9 @@ from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
-from shared import errors, secrets
-from shared.models import ApiModel, Response, SecretName
-from shared.runtime import Context, api_handler
+from alikms.shared import errors, secrets
+from alikms.shared.models import ApiModel, Response, SecretName
+from alikms.shared.runtime import Context, api_handler
 
 
 class UpdateSecretRequest(ApiModel):

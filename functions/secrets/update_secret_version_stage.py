@@ -11,9 +11,9 @@ Rejected.ResourceInDeleteWindow.
 
 from __future__ import annotations
 
-from shared import errors, secrets
-from shared.models import ApiModel, Response, SecretName, SecretVersionId, StageLabel
-from shared.runtime import Context, api_handler
+from alikms.shared import errors, secrets
+from alikms.shared.models import ApiModel, Response, SecretName, SecretVersionId, StageLabel
+from alikms.shared.runtime import Context, api_handler
 
 
 class UpdateSecretVersionStageRequest(ApiModel):

@@ -5,9 +5,9 @@ Errors: MissingParameter, InvalidParameter, Forbidden.KeyNotFound.
 
 from __future__ import annotations
 
-from shared import keys
-from shared.models import ApiModel, KeyIdParam, Response
-from shared.runtime import Context, api_handler
+from alikms.shared import keys
+from alikms.shared.models import ApiModel, KeyIdParam, Response
+from alikms.shared.runtime import Context, api_handler
 
 
 class ListResourceTagsRequest(ApiModel):

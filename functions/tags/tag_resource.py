@@ -13,9 +13,9 @@ from typing import Annotated
 
 from pydantic import BeforeValidator
 
-from shared import tagging, tags
-from shared.models import ApiModel, Response
-from shared.runtime import Context, api_handler
+from alikms.shared import tagging, tags
+from alikms.shared.models import ApiModel, Response
+from alikms.shared.runtime import Context, api_handler
 
 
 class TagResourceRequest(ApiModel):

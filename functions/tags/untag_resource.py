@@ -13,9 +13,9 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator
 
-from shared import tagging
-from shared.models import ApiModel, Response
-from shared.runtime import Context, api_handler
+from alikms.shared import tagging
+from alikms.shared.models import ApiModel, Response
+from alikms.shared.runtime import Context, api_handler
 
 
 def _tag_keys(value: Any) -> Any:

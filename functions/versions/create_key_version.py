@@ -12,9 +12,9 @@ Rejected.LimitExceeded (50 asymmetric versions), Rejected.Disabled / PendingDele
 
 from __future__ import annotations
 
-from shared import errors, keys, keyspecs, lifecycle, versions
-from shared.models import ApiModel, KeyIdParam, Response
-from shared.runtime import Context, api_handler
+from alikms.shared import errors, keys, keyspecs, lifecycle, versions
+from alikms.shared.models import ApiModel, KeyIdParam, Response
+from alikms.shared.runtime import Context, api_handler
 
 MIN_ASYMMETRIC_GAP = 7 * 86400
 MAX_ASYMMETRIC_VERSIONS = 50

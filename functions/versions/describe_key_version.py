@@ -9,9 +9,9 @@ from typing import Annotated
 
 from pydantic import Field
 
-from shared import keys, versions
-from shared.models import ApiModel, KeyIdParam, Response
-from shared.runtime import Context, api_handler
+from alikms.shared import keys, versions
+from alikms.shared.models import ApiModel, KeyIdParam, Response
+from alikms.shared.runtime import Context, api_handler
 
 
 class DescribeKeyVersionRequest(ApiModel):

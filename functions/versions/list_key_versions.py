@@ -5,9 +5,9 @@ Errors: MissingParameter, InvalidParameter, Forbidden.KeyNotFound.
 
 from __future__ import annotations
 
-from shared import keys, versions
-from shared.models import ApiModel, KeyIdParam, PageNumber, PageSize101, Response, page
-from shared.runtime import Context, api_handler
+from alikms.shared import keys, versions
+from alikms.shared.models import ApiModel, KeyIdParam, PageNumber, PageSize101, Response, page
+from alikms.shared.runtime import Context, api_handler
 
 
 class ListKeyVersionsRequest(ApiModel):

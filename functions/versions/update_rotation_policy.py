@@ -9,9 +9,9 @@ keys), Rejected.Disabled / PendingDeletion / PendingImport.
 
 from __future__ import annotations
 
-from shared import errors, keys, keyspecs, versions
-from shared.models import ApiModel, Flag, KeyIdParam, KeyRotationInterval, Response
-from shared.runtime import Context, api_handler
+from alikms.shared import errors, keys, keyspecs, versions
+from alikms.shared.models import ApiModel, Flag, KeyIdParam, KeyRotationInterval, Response
+from alikms.shared.runtime import Context, api_handler
 
 
 class UpdateRotationPolicyRequest(ApiModel):

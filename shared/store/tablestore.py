@@ -40,7 +40,7 @@ SCHEMA = [("pk", "STRING"), ("sk", "STRING")]
 _COLUMNS = ["rev", "data"]
 _PAGE_MAX = 5000  # GetRange never returns more rows than this per request anyway
 _MIN_TTL = 86400  # Tablestore rejects a time_to_live below one day (other than -1)
-_SDK_LOGGER = "shared.store.tablestore.sdk"
+_SDK_LOGGER = "alikms.shared.store.tablestore.sdk"
 # (access key id, secret, security token) variables, in order of preference. Function Compute
 # puts the function role's temporary keys in ALIBABA_CLOUD_*; OTS_* lets a deployment override them.
 _ENV_KEYS = (
@@ -81,7 +81,7 @@ def _instance_from_endpoint(endpoint: str) -> str:
 
 
 def client_from_config(cfg) -> OTSClient:
-    """An OTSClient for `cfg` (shared.config.Config): endpoint, instance and credentials."""
+    """An OTSClient for `cfg` (alikms.shared.config.Config): endpoint, instance and credentials."""
     if not cfg.ots_endpoint:
         raise ValueError("OTS_ENDPOINT is not set")
     instance = cfg.ots_instance or _instance_from_endpoint(cfg.ots_endpoint)

@@ -117,9 +117,9 @@ def edit_key(store, key_id: str, **fields) -> None:
 def version_material(store, key_id: str, vid: str) -> bytes:
     """A version's material as the service stores it (PKCS#8 DER private key, or symmetric key bytes),
     unwrapped with the root key."""
-    from shared.config import get_config
-    from shared.crypto import unwrap
-    from shared.versions import material_aad
+    from alikms.shared.config import get_config
+    from alikms.shared.crypto import unwrap
+    from alikms.shared.versions import material_aad
 
     row = store.get("key_versions", f"{SCOPE}/{key_id}", vid)
     assert row is not None

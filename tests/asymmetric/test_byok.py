@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from shared.crypto import sm2
+from alikms.shared.crypto import sm2
 from tests import support
 from tests.asymmetric.helpers import (
     DAY,

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from pysmx import SM2 as smx
 
-from shared.crypto import sm2
+from alikms.shared.crypto import sm2
 from tests import support
 from tests.asymmetric.helpers import (
     BAD_BLOB_MESSAGE,

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from pysmx import SM2 as smx
 
-from shared.crypto import sm2
+from alikms.shared.crypto import sm2
 from tests.asymmetric.helpers import (
     asym_key,
     b64,

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.store.tablestore import TablestoreStore, create_tables
-from tests.fakes.tablestore import FakeTablestore, fake_client, serve
+from alikms.shared.store.tablestore import TablestoreStore, create_tables
+from alikms.testing.fake_tablestore import FakeTablestore, fake_client, serve
 
 __all__ = ["ots_backend", "ots_client", "tablestore_store", "ots_http"]
 

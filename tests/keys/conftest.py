@@ -12,7 +12,7 @@ import pytest
 def per_thread_store(kms, monkeypatch):
     """`use(store)` makes the calling thread's handlers use `store`; other threads keep `kms.store`."""
     local = threading.local()
-    monkeypatch.setattr("shared.runtime.get_store", lambda: getattr(local, "store", kms.store))
+    monkeypatch.setattr("alikms.shared.runtime.get_store", lambda: getattr(local, "store", kms.store))
 
     def use(store) -> None:
         local.store = store

@@ -115,8 +115,8 @@ def alias_rows(store) -> dict[str, str]:
 
 def job_context(store, when: float):
     """The Context a timer job gets, on a given store object, with "now" = `when`."""
-    from shared.config import get_config
-    from shared.runtime import Context
+    from alikms.shared.config import get_config
+    from alikms.shared.runtime import Context
 
     cfg = get_config()
     return Context("job-test", "", cfg.region, "", "", when, store, cfg)

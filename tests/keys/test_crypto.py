@@ -272,8 +272,8 @@ def test_blob_from_another_deployment_fails_the_same_way(kms, tmp_path, monkeypa
     """A second environment (its own data dir, root key and store) makes a blob; this one refuses it.
     Also with the other environment's key rows copied in (same key id and version, material wrapped
     under a root key this deployment does not have)."""
-    from shared import versions as versions_mod
-    from shared.store.sqlite import SqliteStore
+    from alikms.shared import versions as versions_mod
+    from alikms.shared.store.sqlite import SqliteStore
     from tests.conftest import reset_caches
     from tests.keys.helpers import SCOPE
 
@@ -284,7 +284,7 @@ def test_blob_from_another_deployment_fails_the_same_way(kms, tmp_path, monkeypa
     reset_caches()
     (tmp_path / "elsewhere").mkdir()
     other_store = SqliteStore(tmp_path / "elsewhere" / "kms.sqlite3")
-    monkeypatch.setattr("shared.runtime.get_store", lambda: other_store)
+    monkeypatch.setattr("alikms.shared.runtime.get_store", lambda: other_store)
     theirs = create_key(kms)
     foreign = encrypt(kms, theirs, b"foreign", CTX)["CiphertextBlob"]
     key_item = other_store.get("keys", SCOPE, theirs)
@@ -292,7 +292,7 @@ def test_blob_from_another_deployment_fails_the_same_way(kms, tmp_path, monkeypa
 
     monkeypatch.setenv("KMS_DATA_DIR", home_dir)
     reset_caches()
-    monkeypatch.setattr("shared.runtime.get_store", lambda: kms.store)
+    monkeypatch.setattr("alikms.shared.runtime.get_store", lambda: kms.store)
     monkeypatch.setattr(versions_mod, "_material", OrderedDict())  # a fresh instance: nothing cached
     bad_blob(kms, foreign, CTX)
     kms.store.put_new("keys", SCOPE, theirs, key_item.data)

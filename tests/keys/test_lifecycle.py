@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from shared.crypto import blob as blob_format
+from alikms.shared.crypto import blob as blob_format
 from tests.keys.helpers import (
     DAY,
     STATES,

@@ -177,7 +177,7 @@ def test_past_next_rotation_date_rotates_immediately(kms):
 
 @pytest.mark.parametrize("forced", [True, False], ids=["rendezvous", "free"])
 def test_concurrent_rotation_makes_exactly_one_version(kms, new_store, forced):
-    from functions.jobs.rotate_keys import rotate_keys
+    from alikms.functions.jobs.rotate_keys import rotate_keys
 
     keys = [rotating_key(kms) for _ in range(3)]
     originals = {k: describe(kms, k)["PrimaryKeyVersion"] for k in keys}
@@ -280,7 +280,7 @@ def test_overdue_key_is_gone_before_the_sweep(kms):
 
 
 def test_two_sweeps_at_once(kms, new_store):
-    from functions.jobs.delete_expired_keys import delete_expired_keys
+    from alikms.functions.jobs.delete_expired_keys import delete_expired_keys
 
     doomed = [doomed_key(kms) for _ in range(4)]
     survivor = create_key(kms)

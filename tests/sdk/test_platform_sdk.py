@@ -388,7 +388,7 @@ def popcore_params(action: str, params: dict, method: str) -> dict:
 
 
 def _ref_v1_signature(method: str, params: dict) -> str:
-    """RPC v1 as wire.md §3 describes it (independent of shared.signing)."""
+    """RPC v1 as wire.md §3 describes it (independent of alikms.shared.signing)."""
     canonical = "&".join(f"{quote(k, safe='~')}={quote(v, safe='~')}" for k, v in sorted(params.items()))
     sts = f"{method}&%2F&{quote(canonical, safe='~')}"
     digest = hmac.new((support.TEST_SECRET + "&").encode(), sts.encode(), hashlib.sha1).digest()

@@ -112,7 +112,7 @@ def value_rows(store, name: str) -> dict[str, dict]:
 
 def all_rows_text(store) -> str:
     """Every row of every table (keys, values, metadata) as one JSON text."""
-    from shared.store.base import TABLES
+    from alikms.shared.store.base import TABLES
 
     parts = []
     for table in TABLES:

@@ -103,7 +103,7 @@ def test_managed_secret_types_are_unsupported(kms):
 
 
 def test_tags_and_quota_on_create(kms, monkeypatch):
-    from shared.config import get_config
+    from alikms.shared.config import get_config
 
     many = lambda n: json.dumps([{"TagKey": f"k{i}", "TagValue": "v"} for i in range(n)])  # noqa: E731
     name, _ = create(kms, Tags=many(20))

@@ -14,8 +14,8 @@ import uuid
 
 import pytest
 
-from shared import registry
-from shared.errors import KmsError
+from alikms.shared import registry
+from alikms.shared.errors import KmsError
 from tests import support
 from tests.secrets.helpers import create, put, stages, value, value_rows, versions
 
@@ -24,7 +24,7 @@ from tests.secrets.helpers import create, put, stages, value, value_rows, versio
 def instance(kms, new_store):
     """Factory: one more store object on the data `kms` uses, for a thread acting as another
     function instance (run its actions with `run_action`)."""
-    from shared.config import get_config
+    from alikms.shared.config import get_config
 
     get_config()  # first use settles the data directory (see test_first_use_of_a_fresh_data_dir_by_racers)
     return new_store
@@ -54,8 +54,8 @@ class Meeting:
 
 
 def run_action(store, action: str, params: dict, meet: threading.Barrier | None = None) -> dict:
-    from shared.config import get_config
-    from shared.runtime import Context
+    from alikms.shared.config import get_config
+    from alikms.shared.runtime import Context
 
     spec = registry.action(action)
     handler = importlib.import_module(spec.module).handler
@@ -219,15 +219,15 @@ def test_put_racing_a_force_delete_leaves_nothing_behind(kms, instance):
 
 
 def test_two_timer_runs_at_once_delete_each_secret_once(kms, instance):
-    from shared.config import get_config
-    from shared.runtime import Context
+    from alikms.shared.config import get_config
+    from alikms.shared.runtime import Context
 
     names = [create(kms)[0] for _ in range(3)]
     for name in names:
         put(kms, name, "v1", "d1")
         run_action(kms.store, "DeleteSecret", {"SecretName": name, "RecoveryWindowInDays": "7"})
     live, _ = create(kms)
-    job = importlib.import_module(registry.job_for_module("functions.jobs.delete_expired_secrets").module).handler
+    job = importlib.import_module(registry.job_for_module("alikms.functions.jobs.delete_expired_secrets").module).handler
     when = time.time() + 8 * 86400
     results = support.run_together([lambda: job.run(Context("job", "", "cn-hangzhou", "", "", when, instance(), get_config()), {})
                     for _ in range(2)])
@@ -243,7 +243,7 @@ def test_two_timer_runs_at_once_delete_each_secret_once(kms, instance):
 def test_first_use_of_a_fresh_data_dir_by_racers(tmp_path):
     """Instances starting together on a new data directory all get the one root key (the first
     writer's), never an empty or half-written file."""
-    from shared import config
+    from alikms.shared import config
 
     for round_ in range(20):
         data_dir = tmp_path / f"d{round_}"

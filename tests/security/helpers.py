@@ -1,4 +1,4 @@
-"""Helpers of the security tests: `scripts.admin` in a subprocess, RAM-style policy documents,
+"""Helpers of the security tests: `alikms.runner.admin` in a subprocess, RAM-style policy documents,
 official Tea SDK calls that surface errors as one exception type, raw signed calls as any key."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from shared.registry import snake
+from alikms.shared.registry import snake
 from tests import support
 
 REGION = "cn-hangzhou"
@@ -22,8 +22,8 @@ class ApiError(Exception):
 
 
 def admin(data_dir: Path, *args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    """Run `python -m scripts.admin --data-dir DIR ARGS...` as an operator would."""
-    proc = subprocess.run([sys.executable, "-m", "scripts.admin", "--data-dir", str(data_dir), *args], check=False,
+    """Run `python -m alikms.runner.admin --data-dir DIR ARGS...` as an operator would."""
+    proc = subprocess.run([sys.executable, "-m", "alikms.runner.admin", "--data-dir", str(data_dir), *args], check=False,
                           cwd=support.ROOT, env=env, capture_output=True, text=True, timeout=60)
     if check:
         assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
@@ -37,7 +37,7 @@ def write_policy(data_dir: Path, document: dict) -> str:
 
 
 def create_access_key(srv: support.Server, policy: dict | None = None, account: str | None = None) -> tuple[str, str]:
-    """A new access key made by `scripts.admin access-key create --json`: (AccessKeyId, AccessKeySecret)."""
+    """A new access key made by `alikms.runner.admin access-key create --json`: (AccessKeyId, AccessKeySecret)."""
     args = ["access-key", "create", "--json"]
     if account:
         args += ["--account", account]
@@ -105,7 +105,7 @@ def handler_call(action: str, params: dict | None = None, ak: str = support.TEST
     (HTTP status, body, the request's Signature)."""
     import importlib
 
-    from shared import registry
+    from alikms.shared import registry
 
     query = support.sign_v1_params(action, {k: str(v) for k, v in (params or {}).items()}, ak, secret, **sign)
     event = json.dumps({"path": "/", "httpMethod": "POST", "headers": {"host": "kms.test", "x-acs-action": action},

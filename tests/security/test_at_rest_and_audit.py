@@ -5,7 +5,7 @@ asymmetric keys, BYOK import, data keys, secrets with text and binary values, ac
 row of every table, every file of the data directory (SQLite main, WAL and nonce files, audit log)
 and the fake Tablestore's raw cells are searched for each plaintext, data key, secret value, imported
 material, access-key secret and unwrapped key material, raw and encoded. The audit file and stdout get
-one record per call with the documented fields, and `scripts.admin audit` filters them."""
+one record per call with the documented fields, and `alikms.runner.admin audit` filters them."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ import uuid
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from shared import byok, crypto, identity, versions
-from shared.config import get_config
-from shared.runtime import Context
-from shared.store.base import TABLES
+from alikms.shared import byok, crypto, identity, versions
+from alikms.shared.config import get_config
+from alikms.shared.runtime import Context
+from alikms.shared.store.base import TABLES
 from tests import support
 from tests.security.helpers import admin, handler_call
 
@@ -323,8 +323,8 @@ def test_every_answer_under_concurrent_load_has_its_record_already(server_factor
 def test_records_of_one_loop_turn_go_out_in_one_write_before_later_callbacks(local_env, monkeypatch):
     import asyncio
 
-    from shared import audit
-    from shared.config import get_config
+    from alikms.shared import audit
+    from alikms.shared.config import get_config
 
     cfg = get_config()
     writes, order = [], []

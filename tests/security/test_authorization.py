@@ -1,4 +1,4 @@
-"""Authorization end to end: a local runner, RAM-style access keys made with `scripts.admin`, and the
+"""Authorization end to end: a local runner, RAM-style access keys made with `alikms.runner.admin`, and the
 official Tea SDK calling as those keys. Per action and resource, aliases checked as their key,
 ReEncrypt on both sides, the acs:SourceIp condition, Deny over Allow, AccessDeniedDetail, DryRun,
 and access-key management (disable / enable / delete / policy set) taking effect."""

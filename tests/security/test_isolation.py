@@ -1,4 +1,4 @@
-"""Two accounts on one runner. Account B (an access key made with `scripts.admin access-key create
+"""Two accounts on one runner. Account B (an access key made with `alikms.runner.admin access-key create
 --account`) calls EVERY registered action with the ids, ARNs, alias names, secret names, versions,
 tokens and ciphertexts of account A's resources, and gets exactly what an unknown resource gets (same
 HTTP status, Code and Message, same body fields), nothing of A's in any response, and nothing of A's
@@ -19,8 +19,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from shared import registry
-from shared.store.base import TABLES
+from alikms.shared import registry
+from alikms.shared.store.base import TABLES
 from tests import support
 from tests.security.helpers import REGION, create_access_key
 

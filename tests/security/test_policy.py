@@ -1,4 +1,4 @@
-"""Table-driven tests of the RAM-style policy evaluator (shared.policy): parsing, Allow/Deny precedence,
+"""Table-driven tests of the RAM-style policy evaluator (alikms.shared.policy): parsing, Allow/Deny precedence,
 action and resource wildcards, several resources in one decision, and the acs:SourceIp conditions."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from shared import policy
-from shared.policy import ALLOW, EXPLICIT_DENY, IMPLICIT_DENY
+from alikms.shared import policy
+from alikms.shared.policy import ALLOW, EXPLICIT_DENY, IMPLICIT_DENY
 
 ACCOUNT = "1234567890123456"
 KEY = f"acs:kms:cn-hangzhou:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -245,7 +245,7 @@ def test_every_valid_request_is_checked_against_at_least_one_resource():
     action still names at least one resource (`kind/*` when no parameter names it)."""
     import importlib
 
-    from shared import authz, registry
+    from alikms.shared import authz, registry
 
     empty = []
     for spec in registry.ACTIONS:

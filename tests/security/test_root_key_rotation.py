@@ -1,4 +1,4 @@
-"""Root-key rotation with `scripts.admin rotate-root-key`: interrupted (--stop-after), the service
+"""Root-key rotation with `alikms.runner.admin rotate-root-key`: interrupted (--stop-after), the service
 reads everything while rows sit under two root keys, then completed: one key left in root.key, every
 wrapped field under it, everything (old ciphertexts included) still readable. And a live 2-worker
 runner keeps serving before, during and after a rotation."""
@@ -16,11 +16,11 @@ import time
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from shared import crypto, rootkeys, versions
-from shared.config import get_config, parse_root_keys
-from shared.crypto import root
-from shared.store.base import TABLES
-from shared.store.sqlite import SqliteStore
+from alikms.shared import crypto, rootkeys, versions
+from alikms.shared.config import get_config, parse_root_keys
+from alikms.shared.crypto import root
+from alikms.shared.store.base import TABLES
+from alikms.shared.store.sqlite import SqliteStore
 from tests import support
 from tests.security.helpers import admin, allow, create_access_key, handler_call, policy, write_policy
 
@@ -37,7 +37,7 @@ def ok(action: str, params: dict | None = None, **kw) -> dict:
 
 def forget_caches() -> None:
     """Make the next calls read (and unwrap) everything from the store and the key file again."""
-    from shared import identity
+    from alikms.shared import identity
 
     versions._material.clear()
     versions._loaded.clear()
@@ -194,7 +194,7 @@ def test_live_runner_keeps_serving_during_rotation(server_factory):
     try:
         time.sleep(0.7)
         started = time.time()
-        proc = subprocess.run([sys.executable, "-m", "scripts.admin", "--data-dir", str(srv.data_dir), "rotate-root-key"],
+        proc = subprocess.run([sys.executable, "-m", "alikms.runner.admin", "--data-dir", str(srv.data_dir), "rotate-root-key"],
                               check=False, cwd=support.ROOT, env=srv.env, capture_output=True, text=True, timeout=60)
         finished = time.time()
         time.sleep(1.5)  # every worker re-reads the key file (now one key) within a second

@@ -20,10 +20,10 @@ from tablestore.auth import RequestContext
 from tablestore.protobuf import table_store_pb2 as pb
 from tablestore.retry import NoRetryPolicy
 
-from shared.store.base import TABLES, Conflict, Item
-from shared.store.sqlite import SqliteStore
-from shared.store.tablestore import EnvCredentialsProvider, TablestoreStore, client_from_config, create_tables
-from tests.fakes.tablestore import FakeTablestore, fake_client
+from alikms.shared.store.base import TABLES, Conflict, Item
+from alikms.shared.store.sqlite import SqliteStore
+from alikms.shared.store.tablestore import EnvCredentialsProvider, TablestoreStore, client_from_config, create_tables
+from alikms.testing.fake_tablestore import FakeTablestore, fake_client
 from tests.fakes.tablestore_fixtures import ots_backend, ots_client, ots_http, tablestore_store  # noqa: F401
 
 THREADS = 8
@@ -316,7 +316,7 @@ def test_request_tampering_is_detected(ots_backend, ots_client):  # noqa: F811
 @pytest.mark.parametrize("region", [None, "cn-hangzhou"])  # V2 and V4 signing
 def test_http_transport_end_to_end(ots_http, region):  # noqa: F811
     client = ots.OTSClient(ots_http, "test-akid", "test-secret", "kmsfake", region=region,
-                           retry_policy=NoRetryPolicy(), logger_name="tests.fakes.tablestore.sdk")
+                           retry_policy=NoRetryPolicy(), logger_name="alikms.testing.fake_tablestore.sdk")
     store = TablestoreStore(client)
     store.put_new("keys", "scope", "k", {"region": region})
     with pytest.raises(Conflict):
@@ -325,7 +325,7 @@ def test_http_transport_end_to_end(ots_http, region):  # noqa: F811
     assert store.query("keys", "scope").items == [Item("scope", "k", {"n": 2}, 2)]
     assert store.count("keys", "scope") == 1
     bad = ots.OTSClient(ots_http, "test-akid", "nope", "kmsfake", region=region, retry_policy=NoRetryPolicy(),
-                        logger_name="tests.fakes.tablestore.sdk")
+                        logger_name="alikms.testing.fake_tablestore.sdk")
     err = service_error(bad.list_table)
     assert (err.get_http_status(), err.get_error_code()) == (403, "OTSAuthFailed")
 
@@ -333,7 +333,7 @@ def test_http_transport_end_to_end(ots_http, region):  # noqa: F811
 def test_http_transport_races(ots_http):  # noqa: F811
     def open_store():
         return TablestoreStore(ots.OTSClient(ots_http, "test-akid", "test-secret", "kmsfake",
-                                             retry_policy=NoRetryPolicy(), logger_name="tests.fakes.tablestore.sdk"))
+                                             retry_policy=NoRetryPolicy(), logger_name="alikms.testing.fake_tablestore.sdk"))
     assert len(race(open_store, lambda s, i: s.put_new("keys", "scope", "race", {"by": i}))) == 1
 
 
@@ -440,13 +440,13 @@ def test_store_from_config_reads_rotating_keys(ots_http, monkeypatch):  # noqa: 
 
 def test_command_line_server():
     root = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen([sys.executable, "-m", "tests.fakes.tablestore", "--port", "0", "--access-key-id", "cli-id",
+    proc = subprocess.Popen([sys.executable, "-m", "alikms.testing.fake_tablestore", "--port", "0", "--access-key-id", "cli-id",
                              "--access-key-secret", "cli-secret"], cwd=root, stdout=subprocess.PIPE, text=True)
     try:
         url = proc.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:")
         client = ots.OTSClient(url, "cli-id", "cli-secret", "kmsfake", retry_policy=NoRetryPolicy(),
-                               logger_name="tests.fakes.tablestore.sdk")
+                               logger_name="alikms.testing.fake_tablestore.sdk")
         create_tables(client)
         store = TablestoreStore(client)
         store.put_new("keys", "scope", "k", {"via": "cli"})

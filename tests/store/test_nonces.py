@@ -6,8 +6,8 @@ import multiprocessing as mp
 
 import pytest
 
-from shared import errors
-from shared.store.nonces import WINDOW, SharedNonces
+from alikms.shared import errors
+from alikms.shared.store.nonces import WINDOW, SharedNonces
 
 
 def test_new_replay_and_expiry(tmp_path):
@@ -34,14 +34,14 @@ def test_a_full_window_refuses_rather_than_forgets(tmp_path):
 
 
 def test_auth_turns_a_full_table_into_throttling(local_env, monkeypatch, invoke, caplog):
-    from shared.store import NonceTableFull
-    from shared.store.sqlite import SqliteStore
+    from alikms.shared.store import NonceTableFull
+    from alikms.shared.store.sqlite import SqliteStore
 
     def full(self, key, now, ttl):
         raise NonceTableFull()
 
     monkeypatch.setattr(SqliteStore, "remember_nonce", full)
-    monkeypatch.setattr("shared.auth._warned", [0.0])
+    monkeypatch.setattr("alikms.shared.auth._warned", [0.0])
     with caplog.at_level("WARNING", logger="kms"):
         status, body = invoke("DescribeRegions")
         assert (status, body["Code"]) == (400, "Throttling")
@@ -77,7 +77,7 @@ def test_processes_racing_on_the_same_nonces_accept_each_once(tmp_path, procs):
 def test_table_location(tmp_path, monkeypatch):
     from pathlib import Path
 
-    from shared.store import nonces
+    from alikms.shared.store import nonces
 
     db = tmp_path / "kms.sqlite3"
     assert nonces.table_path(db, "data") == tmp_path / "kms-nonces.map"
@@ -94,7 +94,7 @@ def test_table_location(tmp_path, monkeypatch):
 
 
 def test_a_saved_table_seeds_the_next_one_after_a_reboot(tmp_path):
-    from shared.store.sqlite import SqliteStore
+    from alikms.shared.store.sqlite import SqliteStore
 
     shm, data = tmp_path / "shm", tmp_path / "data"
     shm.mkdir()
@@ -113,7 +113,7 @@ def test_a_saved_table_seeds_the_next_one_after_a_reboot(tmp_path):
 def test_tables_of_removed_data_directories_are_swept(tmp_path):
     import shutil
 
-    from shared.store.sqlite import SqliteStore
+    from alikms.shared.store.sqlite import SqliteStore
 
     shm = tmp_path / "shm"
     shm.mkdir()
@@ -132,7 +132,7 @@ def test_tables_of_removed_data_directories_are_swept(tmp_path):
 def test_no_room_for_the_table_is_a_clear_error(tmp_path, monkeypatch):
     import errno
 
-    from shared.store import nonces
+    from alikms.shared.store import nonces
 
     def full(fd, size, seed):
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import multiprocessing as mp
 
-from shared.store import sqlite
-from shared.store.sqlite import ChangeCounter, SqliteStore
+from alikms.shared.store import sqlite
+from alikms.shared.store.sqlite import ChangeCounter, SqliteStore
 
 
 def _bump(path: str, times: int, start) -> None:

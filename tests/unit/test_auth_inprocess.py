@@ -2,7 +2,7 @@
 window, nonce replay, credentials, and that no refused request changes the store.
 
 Requests are signed here with an independent reference implementation of the two schemes
-(docs/wire.md §3, §4; the Tea SDK's own `quote(safe='~')` rule), not with shared.signing.
+(docs/wire.md §3, §4; the Tea SDK's own `quote(safe='~')` rule), not with alikms.shared.signing.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 import pytest
 
-from shared import auth, errors, registry, wire
+from alikms.shared import auth, errors, registry, wire
 from tests import support
 from tests.conftest import make_event
 
@@ -228,8 +228,8 @@ def test_acs3_with_empty_form_body_passes(run):
 @pytest.mark.parametrize("name", ["classic_rpc_v1", "tea_v2_createsecret", "tea_acs3_encrypt",
                                   "tea_acs3_createsecret"])
 def test_captured_sdk_vectors_authenticate_with_a_pinned_clock(local_env, tmp_path, name):
-    from shared.config import get_config
-    from shared.store.sqlite import SqliteStore
+    from alikms.shared.config import get_config
+    from alikms.shared.store.sqlite import SqliteStore
 
     vec = VECTORS[name]
     method, target = vec["wire"].split(" ", 1)
@@ -388,7 +388,7 @@ def test_timestamp_inside_window_passes(run, key_count, offset):
 
 
 def test_clock_skew_is_configurable(run, key_count, monkeypatch):
-    from shared.config import get_config
+    from alikms.shared.config import get_config
 
     monkeypatch.setenv("KMS_CLOCK_SKEW", "60")
     get_config.cache_clear()

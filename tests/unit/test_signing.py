@@ -1,4 +1,4 @@
-"""shared.signing against the captured SDK vectors (tests/data/signature-vectors.json) and the
+"""alikms.shared.signing against the captured SDK vectors (tests/data/signature-vectors.json) and the
 published examples typed in from docs/wire.md §3 (V1-a) and §4 (A3-a)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from shared import signing
+from alikms.shared import signing
 
 VECTORS = json.loads((Path(__file__).resolve().parents[1] / "data" / "signature-vectors.json").read_text())
 SECRET = "testsecret"

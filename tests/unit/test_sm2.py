@@ -1,4 +1,4 @@
-"""shared.crypto.sm2: round trips, tampering, key formats, published vectors, and snowland-smx
+"""alikms.shared.crypto.sm2: round trips, tampering, key formats, published vectors, and snowland-smx
 (`pysmx`, pure Python) as an independent oracle in both directions."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import threading
 import pytest
 from pysmx import SM2 as smx
 
-from shared.crypto import _libcrypto, sm2
+from alikms.shared.crypto import _libcrypto, sm2
 from tests import support
 
 # ----------------------------------------------------------------------------- published vectors

@@ -1,4 +1,4 @@
-"""shared.wire: FC events in (API Gateway and FC 3.0 HTTP trigger), parameters parsed, response structs out."""
+"""alikms.shared.wire: FC events in (API Gateway and FC 3.0 HTTP trigger), parameters parsed, response structs out."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from shared import errors, wire
+from alikms.shared import errors, wire
 
 MAX = 1024
 FORM = "application/x-www-form-urlencoded"

@@ -9,7 +9,7 @@ BACKWARD ranges, transactions, indexes, auto-increment keys, time ranges, wide-r
 recorded but never expires anything.
 
 Transports: `fake_client(backend)` is an OTSClient calling the backend in process; `serve()` and
-`python -m tests.fakes.tablestore` put it behind a loopback HTTP server.
+`python -m alikms.testing.fake_tablestore` put it behind a loopback HTTP server.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from tablestore.plainbuffer.plain_buffer_crc8 import PlainBufferCrc8
 from tablestore.retry import NoRetryPolicy
 
 ACCESS_KEY_ID, ACCESS_KEY_SECRET, INSTANCE = "test-akid", "test-secret", "kmsfake"
-SDK_LOGGER = "tests.fakes.tablestore.sdk"
+SDK_LOGGER = "alikms.testing.fake_tablestore.sdk"
 # The SDK logs every failed request at ERROR (expected conflicts too) and, while its logger's level
 # is NOTSET, formats a debug dump of every request; a quiet logger of its own avoids both.
 logging.getLogger(SDK_LOGGER).setLevel(logging.CRITICAL)
@@ -574,7 +574,7 @@ def serve(port: int = 0, backend: FakeTablestore | None = None, host: str = "127
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tests.fakes.tablestore",
+    parser = argparse.ArgumentParser(prog="python -m alikms.testing.fake_tablestore",
                                      description="Serve a fake Tablestore on loopback until killed.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")

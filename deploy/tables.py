@@ -1,4 +1,4 @@
-"""Create the Tablestore tables of a deployment: every table in `shared.store.base.TABLES`.
+"""Create the Tablestore tables of a deployment: every table in `alikms.shared.store.base.TABLES`.
 
     scripts/create-tables [--endpoint URL] [--instance NAME] [--ttl-nonces SECONDS]
 
@@ -17,11 +17,11 @@ import os
 import sys
 from types import SimpleNamespace
 
-from shared.store.base import TABLES
+from alikms.shared.store.base import TABLES
 
 
 def ots_settings(env: dict[str, str], endpoint: str | None = None, instance: str | None = None) -> SimpleNamespace:
-    """The Tablestore fields of shared.config.Config, read from the same variables in the same order."""
+    """The Tablestore fields of alikms.shared.config.Config, read from the same variables in the same order."""
     return SimpleNamespace(
         ots_endpoint=endpoint or env.get("OTS_ENDPOINT", ""),
         ots_instance=instance or env.get("OTS_INSTANCE", ""),
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     # Imported here so that --help works without the SDK.
-    from shared.store.tablestore import client_from_config, create_tables
+    from alikms.shared.store.tablestore import client_from_config, create_tables
 
     settings = ots_settings(dict(os.environ), args.endpoint, args.instance)
     try:

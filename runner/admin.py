@@ -20,9 +20,9 @@ import secrets
 import sys
 import time
 
-from shared import audit, identity, policy, rootkeys
-from shared.config import ROOT_KEY_FILE, get_config, parse_root_keys, root_key_file
-from shared.store import get_store
+from alikms.shared import audit, identity, policy, rootkeys
+from alikms.shared.config import ROOT_KEY_FILE, get_config, parse_root_keys, root_key_file
+from alikms.shared.store import get_store
 
 
 def _print(rows: list[dict], as_json: bool) -> None:

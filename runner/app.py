@@ -1,10 +1,8 @@
-"""The Function Compute local runner for this project.
+"""The local runner's request path: HTTP request -> the function for its action -> HTTP response.
 
-`serve`: HTTP on 127.0.0.1 (uvicorn, httptools, uvloop; one worker process per core). Each request
-becomes what the API Gateway event decodes to, the action's function runs in process on it through
-the same wrapper as its FC handler (`handler.serve`), and the returned struct becomes the HTTP response.
-The supervisor process fires the timer functions on their cron schedules from the same registry.
-`invoke`: call one function once with an event file, like `fun local invoke`.
+Each request becomes what the API Gateway event decodes to, the action's function runs in process on
+it through the same wrapper as its FC handler (`handler.serve`), and the returned struct becomes the
+HTTP response. `server.py` runs this app under uvicorn and fires the timers.
 
 The runner plays the part of API Gateway in front of one-function-per-action: it reads the action
 from `x-acs-action`, else `Action` in the query, else in the form body, and routes on the registry.
@@ -12,22 +10,16 @@ from `x-acs-action`, else `Action` in the query, else in the form body, and rout
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import importlib
-import json
 import os
 import random
-import signal
-import sys
-import threading
-import time
 from types import SimpleNamespace
 
-from shared import audit, errors, registry, wire
-from shared.config import get_config
-from shared.store import get_store
+from alikms.shared import audit, errors, registry, wire
+from alikms.shared.config import get_config
+from alikms.shared.store import get_store
 
 _handlers: dict[str, object] = {}
 
@@ -189,121 +181,3 @@ async def app(scope, receive, send) -> None:
     out.append((b"content-length", str(len(payload)).encode()))
     await send({"type": "http.response.start", "status": result["statusCode"], "headers": out})
     await send({"type": "http.response.body", "body": payload})
-
-
-def timer_event(job: registry.Job, epoch: int) -> dict:
-    return {"triggerTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch)),
-            "triggerName": f"{job.name}-timer", "payload": job.payload}
-
-
-def run_timers(stop: threading.Event) -> None:
-    """Fire each job's handler when its schedule matches, once per second boundary."""
-    from scripts.cron import Schedule
-
-    schedules = [(job, Schedule.parse(job.cron)) for job in registry.JOBS]
-    last = int(time.time())
-    while not stop.wait(max(0.0, last + 1 - time.time())):
-        now = int(time.time())
-        for second in range(last + 1, now + 1):
-            for job, schedule in schedules:
-                if schedule.matches(second):
-                    try:
-                        function_handler(job.module)(json.dumps(timer_event(job, second)).encode(),
-                                                     fc_context(job.name))
-                    except Exception as exc:  # noqa: BLE001 - a failed run must not stop the clock
-                        print(f"timer {job.name} failed: {type(exc).__name__}", file=sys.stderr)
-                    finally:
-                        _release_store()
-        last = now
-
-
-def serve(args: argparse.Namespace) -> None:
-    import uvicorn
-    from uvicorn.supervisors import Multiprocess
-
-    first_start = not (args.data_dir and os.path.exists(os.path.join(args.data_dir, "credentials.json")))
-    cfg = get_config()  # creates the data dir, bootstrap credentials and root key on first start
-    from shared import identity
-
-    identity.ensure_bootstrap(get_store(), cfg, time.time())  # the first admin key, listed by scripts/admin
-    _release_store()  # this thread now only waits
-    print(f"KMS (API 2016-01-20) on http://{args.host}:{args.port}  region {cfg.region}  account {cfg.account_id}"
-          f"  store {cfg.store}" + (f"  data {cfg.data_dir}" if cfg.data_dir else ""), flush=True)
-    if first_start and not os.environ.get("KMS_ACCESS_KEY_SECRET"):
-        print(f"AccessKeyId: {cfg.access_key_id}\nAccessKeySecret: {cfg.access_key_secret}", flush=True)
-    else:
-        print(f"AccessKeyId: {cfg.access_key_id}", flush=True)
-    stop = threading.Event()
-    if not args.no_timers:
-        threading.Thread(target=run_timers, args=(stop,), daemon=True, name="timers").start()
-    config = uvicorn.Config("scripts.runner:app", host=args.host, port=args.port, workers=args.workers,
-                            http="scripts.http_protocol:RunnerProtocol", loop="uvloop", log_level="warning", access_log=False,
-                            lifespan="off", server_header=False,
-                            # The runner is the gateway: it says who connected (x-forwarded-for in the
-                            # event), never a client's own header, or acs:SourceIp could be forged.
-                            proxy_headers=False)
-    server = uvicorn.Server(config)
-    # uvicorn re-raises the signal that stopped it once it has shut down; leave through Python
-    # instead, so the `finally` below runs.
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, _exit_quietly)
-    try:
-        if args.workers > 1:
-            Multiprocess(config, sockets=[config.bind_socket()]).run()
-        else:
-            server.run()
-    finally:
-        stop.set()
-        save = getattr(get_store(), "save_nonces", None)
-        if save is not None:
-            save()  # a nonce table in shared memory would not outlive a reboot
-
-
-def _exit_quietly(signum, frame) -> None:
-    raise SystemExit(0)
-
-
-def invoke(args: argparse.Namespace) -> int:
-    """Invoke one function (its name in template.yml) once with an event file."""
-    spec = registry.action(args.function) or next((j for j in registry.JOBS if j.name == args.function), None)
-    if spec is None:
-        print(f"unknown function {args.function!r}", file=sys.stderr)
-        return 2
-    if args.event:
-        event = open(args.event, "rb").read()
-    elif isinstance(spec, registry.Job):
-        event = json.dumps(timer_event(spec, int(time.time()))).encode()
-    else:
-        event = sys.stdin.buffer.read()
-    result = function_handler(spec.module)(event, fc_context(spec.name))
-    print(json.dumps(result, indent=2, ensure_ascii=False))
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="runner")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("serve")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--data-dir", default=os.environ.get("KMS_DATA_DIR", ".kms-data"))
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--no-timers", action="store_true")
-    p = sub.add_parser("invoke")
-    p.add_argument("function")
-    p.add_argument("--event")
-    p.add_argument("--data-dir", default=os.environ.get("KMS_DATA_DIR", ".kms-data"))
-    args = parser.parse_args(argv)
-    if args.data_dir:
-        os.environ["KMS_DATA_DIR"] = os.path.abspath(args.data_dir)
-    if args.command == "invoke":
-        # stdout carries the function's result; audit records still go to the data directory.
-        os.environ.setdefault("KMS_AUDIT_STDOUT", "false")
-    if args.command == "serve":
-        serve(args)
-        return 0
-    return invoke(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -8,7 +8,7 @@ ratio's target met or not met.
 
 Method:
 * Load comes from one generator for every server: wrk replaying pre-built raw HTTP/1.1 requests
-  (`scripts/bench_replay.lua`) over keep-alive connections. Signed requests are ACS3-HMAC-SHA256
+  (`bench/replay.lua`) over keep-alive connections. Signed requests are ACS3-HMAC-SHA256
   with a fresh nonce each, signed before the timed window, so signing costs the client nothing
   while it is timed. A list that runs out would replay nonces; the Lua script counts wraps and
   the run is then redone with a longer list. Non-2xx answers are counted; a run with any is
@@ -33,7 +33,7 @@ Method:
   DescribeKey at 10 keys and at 100k keys run on separate runners whose nonce tables grow alike;
   the crypto actions use a third one.
 * Nonce store: the runner as built and the same app with the nonce store swapped for a per-worker
-  set (a lower bound: not replay-safe across workers), and `scripts/bench_nonce.py`
+  set (a lower bound: not replay-safe across workers), and `bench/nonce.py`
   microbenchmarks of the shared table against the SQLite upsert it replaced.
 * In process: the FC handler called in a loop on pre-signed events (one core, no HTTP), plus, for
   DescribeKey and Encrypt, the runner's ASGI app without a socket; `--profile [NAME]` adds a cProfile
@@ -73,7 +73,7 @@ from pathlib import Path
 from urllib.parse import quote, urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
-LUA = Path(__file__).resolve().parent / "bench_replay.lua"
+LUA = Path(__file__).resolve().parent / "replay.lua"
 AK = "LTAIbenchAccessKey0001"
 SECRET = "BenchAccessKeySecret0123456789"
 ACCOUNT = "1234567890123456"
@@ -108,7 +108,7 @@ def nonce_off_app():
 
     Only for measuring what the nonce store costs: a replay to the other worker would pass.
     """
-    from shared.store import sqlite
+    from alikms.shared.store import sqlite
 
     seen: set[str] = set()
 
@@ -119,7 +119,7 @@ def nonce_off_app():
         return True
 
     sqlite.SqliteStore.remember_nonce = remember_nonce  # this worker process only
-    from scripts import runner
+    from alikms.runner import app as runner
 
     return runner.app
 
@@ -129,7 +129,7 @@ def serve(app: str, factory: bool, runner_args: list[str]) -> int:
     loop, worker supervisor, socket) are whatever the runner uses today: only the app is swapped."""
     import uvicorn
 
-    from scripts import runner
+    from alikms.runner import cli
 
     real_config = uvicorn.Config
 
@@ -139,7 +139,7 @@ def serve(app: str, factory: bool, runner_args: list[str]) -> int:
         return real_config(app, *args, **kwargs)
 
     uvicorn.Config = same_settings_other_app
-    return runner.main(["serve", *runner_args])
+    return cli.main(["serve", *runner_args])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -513,7 +513,7 @@ def _describe(ds: str) -> Callable[[Fixture, int], Call]:
 DATASETS = ("kms10", "kms100k", "crypto", "decrypt", "datakey", "secrets", "rotation")
 
 # Server name -> (what it serves, its data set (data directory) or None, another server it needs).
-# A data set's first server creates its 10 keys; "runner" is `python -m scripts.runner serve`, as users
+# A data set's first server creates its 10 keys; "runner" is `python -m alikms.runner serve`, as users
 # run it. DescribeKey at 10 keys and at 100k keys get a data set each so that their nonce tables grow
 # alike; the nonce variants get their own too (nonce-off writes no nonces, so it shares kms10's). The
 # other scenarios get a data set (a runner) each, or share one in pairs, so that no runner's nonce
@@ -526,8 +526,8 @@ SERVERS: dict[str, tuple[str, str | None, str | None]] = {
     "datakey": ("runner", "datakey", None),
     "secrets": ("runner", "secrets", None),
     "rotation": ("runner", "rotation", None),
-    "kms10-nonce-off": ("scripts.bench:nonce_off_app", "kms10", "kms10"),
-    "trivial": ("scripts.bench:trivial_app", None, "kms10"),  # sent kms10's DescribeKey requests
+    "kms10-nonce-off": ("bench.suite:nonce_off_app", "kms10", "kms10"),
+    "trivial": ("bench.suite:trivial_app", None, "kms10"),  # sent kms10's DescribeKey requests
     "moto": ("moto", None, None),
 }
 
@@ -612,9 +612,9 @@ def use_dataset(ds: Dataset, root_key: str) -> None:
     # The runners keep their default audit lines on stdout (to their log files); in this process
     # they would only flood the console, and they still go to the data set's audit.log.
     os.environ.update(BASE_ENV, KMS_ROOT_KEY=root_key, KMS_AUDIT_STDOUT="false", **ds.env())
-    from shared import accounts
-    from shared.config import get_config
-    from shared.store import get_store
+    from alikms.shared import accounts
+    from alikms.shared.config import get_config
+    from alikms.shared.store import get_store
 
     with contextlib.suppress(Exception):
         get_store().close()
@@ -624,23 +624,23 @@ def use_dataset(ds: Dataset, root_key: str) -> None:
 
 
 def handler_for(action: str):
-    from shared import registry
+    from alikms.shared import registry
 
     return importlib.import_module(registry.action(action).module).handler
 
 
 def registered(action: str) -> bool:
-    from shared import registry
+    from alikms.shared import registry
 
     return registry.action(action) is not None
 
 
 def bulk_seed(ds: Dataset, root_key: str, count: int) -> float:
     """Add `count` Aliyun_AES_256 keys with CreateKey's own code, in one SQLite transaction."""
-    from shared.config import get_config
-    from shared.models import parse_request
-    from shared.runtime import Context
-    from shared.store import get_store
+    from alikms.shared.config import get_config
+    from alikms.shared.models import parse_request
+    from alikms.shared.runtime import Context
+    from alikms.shared.store import get_store
 
     use_dataset(ds, root_key)
     handler = handler_for("CreateKey")
@@ -677,8 +677,8 @@ def asgi_scope(wire: Wire) -> tuple[dict, bytes]:
 
 
 def fc_event(wire: Wire) -> bytes:
-    """The API Gateway event the runner builds for this request (scripts.runner.build_event)."""
-    from scripts import runner
+    """The API Gateway event the runner builds for this request (alikms.runner.app.build_event)."""
+    from alikms.runner import app as runner
 
     path, _, qs = wire.target.partition("?")
     return json.dumps(runner.build_event(wire.method, path, qs, list(wire.headers), wire.body, "127.0.0.1")).encode()
@@ -911,7 +911,7 @@ class InProcess:
         self.sc, self.fx, self.opts, self.root_key = sc, fx, opts, root_key
         self.ds = fx.sets[sc.server]
         self.handler = handler_for(sc.build(fx, 0).action)
-        from scripts import runner
+        from alikms.runner import app as runner
 
         self.layers: list[tuple[str, Callable, Callable, Callable | None]] = [
             ("handler", self.events, time_handler, None)]
@@ -936,14 +936,14 @@ class InProcess:
         return [asgi_scope(w) for w in build_wires(self.sc, self.fx, n)]
 
     def nonce_off(self) -> Callable:
-        from shared.store import get_store
+        from alikms.shared.store import get_store
 
         store = get_store()
         store.remember_nonce = lambda key, now, ttl: True  # this process's store object only
         return lambda: delattr(store, "remember_nonce")
 
     def mmap_on(self) -> Callable:
-        from shared.store import get_store
+        from alikms.shared.store import get_store
 
         get_store()._conn().execute("PRAGMA mmap_size=1073741824")
         return lambda: use_dataset(self.ds, self.root_key)  # a fresh store, default pragmas
@@ -978,7 +978,7 @@ def profile_inproc(fx: Fixture, opts: Opts, root_key: str, n: int = 20000) -> st
     import io
     import pstats
 
-    from scripts import runner
+    from alikms.runner import app as runner
 
     sc = next(s for s in SCENARIOS if s.name == opts.profile)
     n = n // 5 if sc.name.startswith("AsymmetricSign") else n  # ~300 us a call
@@ -1060,7 +1060,7 @@ def render(results: list[Result], ratios: list[dict], nonce: dict | None, meta: 
             w(f"{name:<24} {x['layer']:<30} {rate:>9,.0f} {1e6 / rate:>8.1f} {sum(y['non_200'] for y in same):>8}")
     if nonce:
         w("")
-        w("Nonce store (scripts/bench_nonce.py: remember_nonce alone)")
+        w("Nonce store (bench/nonce.py: remember_nonce alone)")
         hdr = (f"{'variant':<66} {'procs':>5} {'calls/s':>9} {'us/call':>8} {'p99 us':>8} {'max ms':>8} "
                f"{'stalls':>7}")
         w(hdr)
@@ -1207,12 +1207,12 @@ def run(opts: Opts, only: set[str] | None, json_path: str | None) -> int:
             continue
         port, workers = free_port(), opts.workers
         if app == "runner":
-            argv = [py, "-m", "scripts.runner", "serve", "--port", str(port), "--data-dir", str(sets[ds_name].dir),
+            argv = [py, "-m", "alikms.runner", "serve", "--port", str(port), "--data-dir", str(sets[ds_name].dir),
                     "--workers", str(workers), "--no-timers"]
         elif app == "moto":
             argv, workers = [py, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], 1
         else:  # the runner's serve path with another app; the variants are factories
-            argv = [py, "-m", "scripts.bench", "serve", app, *([] if app.endswith(":trivial_app") else ["--factory"]),
+            argv = [py, "-m", "bench.suite", "serve", app, *([] if app.endswith(":trivial_app") else ["--factory"]),
                     "--port", str(port), "--data-dir", str(sets[ds_name].dir if ds_name else opts.tmp / "trivial"),
                     "--workers", str(workers), "--no-timers"]
         ds = sets[ds_name] if ds_name else None
@@ -1282,14 +1282,14 @@ def run(opts: Opts, only: set[str] | None, json_path: str | None) -> int:
     nonce = None
     if only is None or "nonce" in only:
         progress("nonce store microbenchmarks")
-        from scripts import bench_nonce
+        from bench import nonce as bench_nonce
 
         nonce = bench_nonce.run_all(opts.tmp / "nonce", quick=opts.quick, quiet_wait=opts.quiet_wait)
 
     primitives = {}
     if only is None or any(r.scenario.name.startswith("AsymmetricSign") for r in results if r.runs):
         progress("raw signing primitives")
-        from scripts import bench_primitives
+        from bench import primitives as bench_primitives
 
         for spec in bench_primitives.SPECS:
             primitives[spec] = bench_primitives.rate(spec, opts.workers, 1.0 if opts.quick else 2.0)
@@ -1383,7 +1383,7 @@ def main(argv: list[str] | None = None) -> int:
         stop_all()
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
-            from shared.store import nonces
+            from alikms.shared.store import nonces
 
             if os.path.isdir(nonces.SHM):
                 nonces.sweep(Path(nonces.SHM))  # the data sets' nonce tables in shared memory

@@ -7,7 +7,7 @@ commit costs ~10 us and whose write lock two worker processes contend for (SQLit
 first sleeps 1 ms, blocking a worker's event loop). The "runner-like" rows space the calls with
 100 us of CPU work (about one request's handling) in two processes, as two busy workers do. A
 per-process set is a lower bound only (not replay-safe across workers or instances).
-Run alone: `python -m scripts.bench_nonce [--quick]`.
+Run alone: `python -m bench.nonce [--quick]`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ TTL = 900  # the default clock skew, as shared/auth.py passes it for a request s
 def _variant(dirpath: Path, variant: str):
     """(remember(key, now, ttl) -> bool, close()) for one process."""
     if variant == "store":
-        from shared.store.sqlite import SqliteStore
+        from alikms.shared.store.sqlite import SqliteStore
 
         # A table big enough for a back-to-back run (hundreds of thousands of nonces a second).
         store = SqliteStore(dirpath / "kms.sqlite3", nonce_slots=1 << 23)
@@ -135,7 +135,7 @@ def run_all(base: Path, quick: bool = False, quiet_wait: float = 30) -> dict:
     seconds = 1.0 if quick else 1.5
     rows: list[dict] = []
 
-    from scripts.bench import wait_quiet
+    from bench.suite import wait_quiet
 
     def add(label: str, procs: int, kind: str, work_us: int = 0) -> None:
         _, load = wait_quiet(0.25, quiet_wait)
