@@ -639,7 +639,7 @@ def bulk_seed(ds: Dataset, root_key: str, count: int) -> float:
     """Add `count` Aliyun_AES_256 keys with CreateKey's own code, in one SQLite transaction."""
     from alikms.shared.config import get_config
     from alikms.shared.models import parse_request
-    from alikms.shared.runtime import Context
+    from alikms.shared.context import Context
     from alikms.shared.store import get_store
 
     use_dataset(ds, root_key)

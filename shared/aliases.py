@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from . import lifecycle
-from .runtime import Context
+from .context import Context
 from .store import Item
 
 

@@ -12,7 +12,7 @@ import binascii
 
 from . import crypto, errors, keys, keyspecs, lifecycle, versions
 from .crypto import _asymmetric
-from .runtime import Context
+from .context import Context
 
 CryptoFailure = _asymmetric.CryptoFailure
 

@@ -17,7 +17,7 @@ import secrets as csprng
 
 from . import crypto, errors, keyspecs
 from .crypto import _asymmetric
-from .runtime import Context
+from .context import Context
 
 TOKEN_LIFETIME = 24 * 3600
 

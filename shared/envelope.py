@@ -12,7 +12,7 @@ import binascii
 
 from . import crypto, errors, keys, keyspecs, lifecycle, versions
 from .crypto import blob
-from .runtime import Context
+from .context import Context
 
 ENCRYPT_DECRYPT = keyspecs.ENCRYPT_DECRYPT
 DATA_KEY_BYTES = {"AES_256": 32, "AES_128": 16}

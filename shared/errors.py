@@ -37,93 +37,228 @@ class KmsError(Exception):
         }
 
 
-def _error(code: str, status: int, message: str) -> type[KmsError]:
-    return type(code.replace(".", "_"), (KmsError,), {"code": code, "status": status, "message": message})
-
-
 # --- request, signature and identity (gateway level) ---
-InternalFailure = _error("InternalFailure", 500, "Internal Failure.")
-ServiceUnavailableTemporary = _error("ServiceUnavailableTemporary", 503, "Service Unavailable Temporary.")
-ParseRequestParameterException = _error(
-    "ParseRequestParameterException", 400, "Server parse parameters exception. Please check your input params."
-)
-MissingParameter = _error("MissingParameter", 400, 'The parameter "{name}" is needed but not provided.')
-InvalidParameter = _error("InvalidParameter", 400, 'The specified parameter "{name}" is not valid.')
-IncompleteSignature = _error(
-    "IncompleteSignature", 400, "The request signature does not conform to Alibaba Cloud standards."
-)
-SignatureDoesNotMatch = _error(
-    "SignatureDoesNotMatch",
-    400,
+class InternalFailure(KmsError):
+    code, status = "InternalFailure", 500
+    message = "Internal Failure."
+
+
+class ServiceUnavailableTemporary(KmsError):
+    code, status = "ServiceUnavailableTemporary", 503
+    message = "Service Unavailable Temporary."
+
+
+class ParseRequestParameterException(KmsError):
+    code, status = "ParseRequestParameterException", 400
+    message = "Server parse parameters exception. Please check your input params."
+
+
+class MissingParameter(KmsError):
+    code, status = "MissingParameter", 400
+    message = 'The parameter "{name}" is needed but not provided.'
+
+
+class InvalidParameter(KmsError):
+    code, status = "InvalidParameter", 400
+    message = 'The specified parameter "{name}" is not valid.'
+
+
+class IncompleteSignature(KmsError):
+    code, status = "IncompleteSignature", 400
+    message = "The request signature does not conform to Alibaba Cloud standards."
+
+
+class SignatureDoesNotMatch(KmsError):
     # The classic Python SDK splits this message on ':' and compares the tail with its own
     # string-to-sign, so the wording and the colon are part of the contract.
-    "Specified signature is not matched with our calculation. server string to sign is:{sts}",
-)
-IllegalTimestamp = _error(
-    "IllegalTimestamp",
-    400,
-    'The input parameter "Timestamp" that is required for processing this request is not supplied.',
-)
-InvalidTimeStampExpired = _error(
-    "InvalidTimeStamp.Expired", 400, "Specified time stamp or date value is expired."
-)
-Throttling = _error("Throttling", 400, "Request was denied due to request throttling.")
-SignatureNonceUsed = _error("SignatureNonceUsed", 400, "Specified signature nonce was used already.")
-InvalidAccessKeyIdNotFound = _error(
-    "InvalidAccessKeyId.NotFound", 404, "The AccessKey ID provided does not exist in our records."
-)
-ForbiddenAccessKey = _error("Forbidden.AccessKey", 403, "This AccessKey is not enabled.")
-ForbiddenNoPermission = _error("Forbidden.NoPermission", 403, "This operation is forbidden by permission system.")
-UnsupportedHTTPMethod = _error("UnsupportedHTTPMethod", 403, "This http method is not supported.")
-InvalidAction = _error("InvalidAction.NotFound", 404, "Specified api is not found, please check your url and method.")
-ForbiddenKmsServiceNotEnabled = _error(
-    "Forbidden.KmsServiceNotEnabled",
-    403,
-    "Kms service is not Enabled for current user. Please get access permission first.",
-)
-ForbiddenOpened = _error("Forbidden.Opened", 400, "Your kms service has been opened.")
+    code, status = "SignatureDoesNotMatch", 400
+    message = "Specified signature is not matched with our calculation. server string to sign is:{sts}"
+
+
+class IllegalTimestamp(KmsError):
+    code, status = "IllegalTimestamp", 400
+    message = 'The input parameter "Timestamp" that is required for processing this request is not supplied.'
+
+
+class InvalidTimeStampExpired(KmsError):
+    code, status = "InvalidTimeStamp.Expired", 400
+    message = "Specified time stamp or date value is expired."
+
+
+class Throttling(KmsError):
+    code, status = "Throttling", 400
+    message = "Request was denied due to request throttling."
+
+
+class SignatureNonceUsed(KmsError):
+    code, status = "SignatureNonceUsed", 400
+    message = "Specified signature nonce was used already."
+
+
+class InvalidAccessKeyIdNotFound(KmsError):
+    code, status = "InvalidAccessKeyId.NotFound", 404
+    message = "The AccessKey ID provided does not exist in our records."
+
+
+class ForbiddenAccessKey(KmsError):
+    code, status = "Forbidden.AccessKey", 403
+    message = "This AccessKey is not enabled."
+
+
+class ForbiddenNoPermission(KmsError):
+    code, status = "Forbidden.NoPermission", 403
+    message = "This operation is forbidden by permission system."
+
+
+class UnsupportedHTTPMethod(KmsError):
+    code, status = "UnsupportedHTTPMethod", 403
+    message = "This http method is not supported."
+
+
+class InvalidAction(KmsError):
+    code, status = "InvalidAction.NotFound", 404
+    message = "Specified api is not found, please check your url and method."
+
+
+class ForbiddenKmsServiceNotEnabled(KmsError):
+    code, status = "Forbidden.KmsServiceNotEnabled", 403
+    message = "Kms service is not Enabled for current user. Please get access permission first."
+
+
+class ForbiddenOpened(KmsError):
+    code, status = "Forbidden.Opened", 400
+    message = "Your kms service has been opened."
+
 
 # --- resources ---
-KeyNotFound = _error("Forbidden.KeyNotFound", 404, "The specified Key is not found.")
-KeyVersionNotFound = _error("Forbidden.KeyVersionNotFound", 404, "The specified Key version is not found.")
-AliasNotFound = _error("Forbidden.AliasNotFound", 404, "The specified Alias is not found.")
-ResourceNotFound = _error("Forbidden.ResourceNotFound", 404, "The resource is not found.")
-LimitExceeded = _error(
-    "Rejected.LimitExceeded", 400, "The request was rejected because user create resource limit was exceeded."
-)
-AliasAlreadyExists = _error("AliasAlreadyExists", 400, "AliasName Already Exists.")
-ResourceExist = _error("Rejected.ResourceExist", 409, "The resource already exists.")
-ResourceInDeleteWindow = _error("Rejected.ResourceInDeleteWindow", 409, "The secret is planned to be deleted.")
-ResourceInUse = _error("Rejected.ResourceInUse", 409, "The secret is not scheduled for deletion.")
-InvalidRequest = _error("Rejected.InvalidRequest", 400, "param mismatch")
-UnsupportedOperation = _error("UnsupportedOperation", 400, "This action is not supported.")
-RejectedUnsupportedOperation = _error("Rejected.UnsupportedOperation", 400, "Unsupported operation.")
-InvalidKeyMaterial = _error("InvalidKeyMaterial", 400, "key material is invalid.")
-InvalidImportToken = _error("InvalidImportToken", 400, "import token is invalid.")
-ExpiredImportToken = _error("ExpiredImportToken", 400, "import token is expired.")
-UnsupportedAlias = _error("Unsupported.Alias", 400, "Alias is not valid for this api.")
-UnsupportedOrigin = _error("Unsupported.Origin", 400, "This key origin is not valid for this api.")
-ForbiddenDKMSInstanceNotFound = _error(
-    "Forbidden.DKMSInstanceNotFound", 403, "The specified DKMS instance is not found."
-)
-UnsupportedProtectionLevel = _error(
-    "Unsupported.ProtectionLevel", 400, "This protection level is not valid for this region"
-)
+class KeyNotFound(KmsError):
+    code, status = "Forbidden.KeyNotFound", 404
+    message = "The specified Key is not found."
+
+
+class KeyVersionNotFound(KmsError):
+    code, status = "Forbidden.KeyVersionNotFound", 404
+    message = "The specified Key version is not found."
+
+
+class AliasNotFound(KmsError):
+    code, status = "Forbidden.AliasNotFound", 404
+    message = "The specified Alias is not found."
+
+
+class ResourceNotFound(KmsError):
+    code, status = "Forbidden.ResourceNotFound", 404
+    message = "The resource is not found."
+
+
+class LimitExceeded(KmsError):
+    code, status = "Rejected.LimitExceeded", 400
+    message = "The request was rejected because user create resource limit was exceeded."
+
+
+class AliasAlreadyExists(KmsError):
+    code, status = "AliasAlreadyExists", 400
+    message = "AliasName Already Exists."
+
+
+class ResourceExist(KmsError):
+    code, status = "Rejected.ResourceExist", 409
+    message = "The resource already exists."
+
+
+class ResourceInDeleteWindow(KmsError):
+    code, status = "Rejected.ResourceInDeleteWindow", 409
+    message = "The secret is planned to be deleted."
+
+
+class ResourceInUse(KmsError):
+    code, status = "Rejected.ResourceInUse", 409
+    message = "The secret is not scheduled for deletion."
+
+
+class InvalidRequest(KmsError):
+    code, status = "Rejected.InvalidRequest", 400
+    message = "param mismatch"
+
+
+class UnsupportedOperation(KmsError):
+    code, status = "UnsupportedOperation", 400
+    message = "This action is not supported."
+
+
+class RejectedUnsupportedOperation(KmsError):
+    code, status = "Rejected.UnsupportedOperation", 400
+    message = "Unsupported operation."
+
+
+class InvalidKeyMaterial(KmsError):
+    code, status = "InvalidKeyMaterial", 400
+    message = "key material is invalid."
+
+
+class InvalidImportToken(KmsError):
+    code, status = "InvalidImportToken", 400
+    message = "import token is invalid."
+
+
+class ExpiredImportToken(KmsError):
+    code, status = "ExpiredImportToken", 400
+    message = "import token is expired."
+
+
+class UnsupportedAlias(KmsError):
+    code, status = "Unsupported.Alias", 400
+    message = "Alias is not valid for this api."
+
+
+class UnsupportedOrigin(KmsError):
+    code, status = "Unsupported.Origin", 400
+    message = "This key origin is not valid for this api."
+
+
+class ForbiddenDKMSInstanceNotFound(KmsError):
+    code, status = "Forbidden.DKMSInstanceNotFound", 403
+    message = "The specified DKMS instance is not found."
+
+
+class UnsupportedProtectionLevel(KmsError):
+    code, status = "Unsupported.ProtectionLevel", 400
+    message = "This protection level is not valid for this region"
+
 
 # --- key state (HTTP 409) ---
-StateModifiedFailed = _error("Rejected.StateModifiedFailed", 409, "Keystate modified failed.")
-RejectedDisabled = _error("Rejected.Disabled", 409, "The request was rejected because the key state is Disabled.")
-RejectedPendingDeletion = _error(
-    "Rejected.PendingDeletion", 409, "The request was rejected because the key state is PendingDeletion."
-)
-RejectedPendingImport = _error(
-    "Rejected.PendingImport", 409, "The request was rejected because the key state is PendingImport."
-)
+class StateModifiedFailed(KmsError):
+    code, status = "Rejected.StateModifiedFailed", 409
+    message = "Keystate modified failed."
+
+
+class RejectedDisabled(KmsError):
+    code, status = "Rejected.Disabled", 409
+    message = "The request was rejected because the key state is Disabled."
+
+
+class RejectedPendingDeletion(KmsError):
+    code, status = "Rejected.PendingDeletion", 409
+    message = "The request was rejected because the key state is PendingDeletion."
+
+
+class RejectedPendingImport(KmsError):
+    code, status = "Rejected.PendingImport", 409
+    message = "The request was rejected because the key state is PendingImport."
+
 
 # --- DryRun outcomes (KMS always fails a DryRun call) ---
 # Status codes of the three outcomes are not documented; 400/400/403 follow the error families.
-DryRunOperationError = _error(
-    "DryRunOperationError", 400, "The request would have succeeded, but the DryRun flag is set."
-)
-ValidationError = _error("ValidationError", 400, "The request parameters are not valid.")
-AccessDeniedError = _error("AccessDeniedError", 403, "You are not authorized to perform this operation.")
+class DryRunOperationError(KmsError):
+    code, status = "DryRunOperationError", 400
+    message = "The request would have succeeded, but the DryRun flag is set."
+
+
+class ValidationError(KmsError):
+    code, status = "ValidationError", 400
+    message = "The request parameters are not valid."
+
+
+class AccessDeniedError(KmsError):
+    code, status = "AccessDeniedError", 403
+    message = "You are not authorized to perform this operation."

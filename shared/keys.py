@@ -7,7 +7,7 @@ versions live in `alikms.shared.versions`. Key ids are UUIDs, as in the 2021 doc
 from __future__ import annotations
 
 from . import errors, keyspecs, lifecycle
-from .runtime import Context
+from .context import Context
 from .store import Conflict
 from .wire import iso  # noqa: F401 - the key actions format dates with keys.iso
 

@@ -24,7 +24,7 @@ from typing import Callable
 
 from . import crypto, envelope, errors, keys, lifecycle
 from .crypto import _primitives
-from .runtime import Context
+from .context import Context
 from .store import Conflict
 
 CURRENT, PREVIOUS = "ACSCurrent", "ACSPrevious"
@@ -111,7 +111,7 @@ def service_key(ctx: Context) -> dict:
     item = ctx.store.get("keys", ctx.scope, key_id)
     if item is not None:
         return item.data
-    from . import versions  # late: versions imports runtime, like this module
+    from . import versions  # late: versions imports this module
 
     now = int(ctx.now)
     key = {"key_id": key_id, "creation_date": now, "creator": ctx.account_id, "creator_type": "Service",

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Callable
 
 from . import errors, keys, secrets
-from .runtime import Context
+from .context import Context
 
 
 def one_resource(key_id: str | None, secret_name: str | None, certificate_id: str | None) -> str:

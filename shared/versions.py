@@ -15,7 +15,7 @@ import uuid
 from collections import OrderedDict
 
 from . import crypto, errors, lifecycle
-from .runtime import Context
+from .context import Context
 from .store import Conflict
 
 _NAMESPACE = uuid.UUID("6f1c3c59-3e8b-4c1e-9d55-9d7a2f6c1b10")

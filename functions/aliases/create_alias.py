@@ -13,7 +13,8 @@ from pydantic import field_validator
 
 from alikms.shared import aliases, errors, keys, lifecycle
 from alikms.shared.models import AliasName, ApiModel, KeyIdParam, Response
-from alikms.shared.runtime import Context, api_handler
+from alikms.shared.context import Context
+from alikms.shared.runtime import api_handler
 from alikms.shared.store import Conflict
 
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from alikms.shared import errors
 from alikms.shared.models import AliasName, ApiModel, Response
-from alikms.shared.runtime import Context, api_handler
+from alikms.shared.context import Context
+from alikms.shared.runtime import api_handler
 from alikms.shared.store import Conflict
 
 

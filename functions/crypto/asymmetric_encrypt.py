@@ -14,7 +14,8 @@ import base64
 
 from alikms.shared import asymmetric, errors, keyspecs
 from alikms.shared.models import ApiModel, Base64Bytes, Flag, KeyIdParam, Response
-from alikms.shared.runtime import Context, api_handler
+from alikms.shared.context import Context
+from alikms.shared.runtime import api_handler
 
 
 class AsymmetricEncryptRequest(ApiModel):

@@ -14,7 +14,8 @@ import base64
 
 from alikms.shared import asymmetric, keyspecs
 from alikms.shared.models import ApiModel, Flag, KeyIdParam, Response
-from alikms.shared.runtime import Context, api_handler
+from alikms.shared.context import Context
+from alikms.shared.runtime import api_handler
 
 
 class AsymmetricSignRequest(ApiModel):

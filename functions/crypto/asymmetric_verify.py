@@ -11,7 +11,8 @@ import binascii
 
 from alikms.shared import asymmetric, errors, keyspecs
 from alikms.shared.models import ApiModel, Flag, KeyIdParam, Response
-from alikms.shared.runtime import Context, api_handler
+from alikms.shared.context import Context
+from alikms.shared.runtime import api_handler
 
 
 class AsymmetricVerifyRequest(ApiModel):

@@ -16,7 +16,8 @@ from pydantic import Field
 
 from alikms.shared import envelope, errors
 from alikms.shared.models import ApiModel, EncryptionContext, Flag, Response
-from alikms.shared.runtime import Context, api_handler
+from alikms.shared.context import Context
+from alikms.shared.runtime import api_handler
 
 
 class DecryptRequest(ApiModel):

@@ -14,7 +14,8 @@ from pydantic import Field
 
 from alikms.shared import envelope
 from alikms.shared.models import ApiModel, Base64Bytes, EncryptionContext, Flag, KeyIdParam, Response
-from alikms.shared.runtime import Context, api_handler
+from alikms.shared.context import Context
+from alikms.shared.runtime import api_handler
 
 MAX_PLAINTEXT = 6144
 

@@ -16,7 +16,8 @@ from pydantic import Field
 
 from alikms.shared import asymmetric, crypto, envelope
 from alikms.shared.models import ApiModel, DataKeyBytes, DataKeySpec, EncryptionContext, Flag, KeyIdParam, Response
-from alikms.shared.runtime import Context, api_handler
+from alikms.shared.context import Context
+from alikms.shared.runtime import api_handler
 
 
 class GenerateAndExportDataKeyRequest(ApiModel):

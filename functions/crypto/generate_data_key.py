@@ -12,7 +12,8 @@ import base64
 
 from alikms.shared import crypto, envelope, errors
 from alikms.shared.models import ApiModel, DataKeyBytes, DataKeySpec, EncryptionContext, Flag, KeyIdParam, Response
-from alikms.shared.runtime import Context, api_handler
+from alikms.shared.context import Context
+from alikms.shared.runtime import api_handler
 
 
 class GenerateDataKeyRequest(ApiModel):

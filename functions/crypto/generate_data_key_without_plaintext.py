@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from alikms.shared import crypto, envelope
 from alikms.shared.models import ApiModel, DataKeyBytes, DataKeySpec, EncryptionContext, Flag, KeyIdParam, Response
-from alikms.shared.runtime import Context, api_handler
+from alikms.shared.context import Context
+from alikms.shared.runtime import api_handler
 
 
 class GenerateDataKeyWithoutPlaintextRequest(ApiModel):

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from alikms.shared import asymmetric
 from alikms.shared.models import ApiModel, Flag, KeyIdParam, Response
-from alikms.shared.runtime import Context, api_handler
+from alikms.shared.context import Context
+from alikms.shared.runtime import api_handler
 
 
 class GetPublicKeyRequest(ApiModel):

@@ -22,7 +22,8 @@ from pydantic import Field
 
 from alikms.shared import asymmetric, envelope, errors, keyspecs
 from alikms.shared.models import ApiModel, EncryptionContext, Flag, KeyIdParam, Response
-from alikms.shared.runtime import Context, api_handler
+from alikms.shared.context import Context
+from alikms.shared.runtime import api_handler
 
 
 class ReEncryptRequest(ApiModel):

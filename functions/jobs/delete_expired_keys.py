@@ -9,7 +9,8 @@ and safe to run twice at once: deleting a missing row is not an error.
 from __future__ import annotations
 
 from alikms.shared import lifecycle
-from alikms.shared.runtime import Context, timer_handler
+from alikms.shared.context import Context
+from alikms.shared.runtime import timer_handler
 from alikms.shared.store import Conflict
 
 

@@ -6,7 +6,8 @@ secrets as gone. Idempotent, safe to run twice at once; "now" is the trigger tim
 from __future__ import annotations
 
 from alikms.shared import secrets
-from alikms.shared.runtime import Context, timer_handler
+from alikms.shared.context import Context
+from alikms.shared.runtime import timer_handler
 from alikms.shared.store import Conflict
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from alikms.shared import lifecycle, versions
-from alikms.shared.runtime import Context, timer_handler
+from alikms.shared.context import Context
+from alikms.shared.runtime import timer_handler
 from alikms.shared.store import Conflict
 
 

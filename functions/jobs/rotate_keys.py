@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from alikms.shared import versions
-from alikms.shared.runtime import Context, timer_handler
+from alikms.shared.context import Context
+from alikms.shared.runtime import timer_handler
 
 
 def rotate_keys(ctx: Context, payload: dict) -> dict:

@@ -22,7 +22,8 @@ from pydantic import BeforeValidator, Field, field_validator
 
 from alikms.shared import crypto, errors, keys, keyspecs, lifecycle, tags, versions
 from alikms.shared.models import ApiModel, Flag, KeyRotationInterval, Response
-from alikms.shared.runtime import Context, api_handler
+from alikms.shared.context import Context
+from alikms.shared.runtime import api_handler
 
 MAX_POLICY_BYTES = 32768
 

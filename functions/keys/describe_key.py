@@ -11,7 +11,8 @@ from pydantic import Field
 
 from alikms.shared import keys
 from alikms.shared.models import ApiModel, Response
-from alikms.shared.runtime import Context, api_handler
+from alikms.shared.context import Context
+from alikms.shared.runtime import api_handler
 
 
 class DescribeKeyRequest(ApiModel):

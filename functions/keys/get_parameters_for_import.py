@@ -13,7 +13,8 @@ from typing import Literal
 
 from alikms.shared import byok, errors, keys
 from alikms.shared.models import ApiModel, KeyIdParam, Response
-from alikms.shared.runtime import Context, api_handler
+from alikms.shared.context import Context
+from alikms.shared.runtime import api_handler
 
 
 class GetParametersForImportRequest(ApiModel):

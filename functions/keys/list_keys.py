@@ -15,7 +15,8 @@ from pydantic import BeforeValidator
 
 from alikms.shared import lifecycle
 from alikms.shared.models import ApiModel, PageNumber, PageSize101, Response, page, parse_filters
-from alikms.shared.runtime import Context, api_handler
+from alikms.shared.context import Context
+from alikms.shared.runtime import api_handler
 
 FILTER_KEYS = {
     "KeyState": lambda k, aliases: [k["state"]],

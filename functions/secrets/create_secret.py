@@ -21,7 +21,8 @@ from pydantic import BeforeValidator, Field, field_validator
 
 from alikms.shared import errors, secrets, tags
 from alikms.shared.models import ApiModel, Flag, Response, SecretVersionId
-from alikms.shared.runtime import Context, api_handler
+from alikms.shared.context import Context
+from alikms.shared.runtime import api_handler
 from alikms.shared.store import Conflict
 
 _NAME = re.compile(r"^[A-Za-z0-9_/+=.@\-]{1,192}$")

@@ -15,7 +15,8 @@ from pydantic import Field
 
 from alikms.shared import errors, keys, secrets
 from alikms.shared.models import ApiModel, Flag, Response, SecretName
-from alikms.shared.runtime import Context, api_handler
+from alikms.shared.context import Context
+from alikms.shared.runtime import api_handler
 from alikms.shared.store import Conflict
 
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from alikms.shared import secrets
 from alikms.shared.models import ApiModel, Flag, Response, SecretName
-from alikms.shared.runtime import Context, api_handler
+from alikms.shared.context import Context
+from alikms.shared.runtime import api_handler
 
 
 class DescribeSecretRequest(ApiModel):

@@ -18,7 +18,8 @@ from pydantic import Field
 
 from alikms.shared import errors
 from alikms.shared.models import ApiModel, Flag, Response
-from alikms.shared.runtime import Context, api_handler
+from alikms.shared.context import Context
+from alikms.shared.runtime import api_handler
 
 PUNCTUATION = "!\"#$%&'()*+,-./:;<=>?@[\\]^_{|}~"
 

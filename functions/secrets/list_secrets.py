@@ -15,7 +15,8 @@ from pydantic import BeforeValidator
 
 from alikms.shared import secrets
 from alikms.shared.models import ApiModel, Flag, PageNumber, PageSize100, Response, page, parse_filters
-from alikms.shared.runtime import Context, api_handler
+from alikms.shared.context import Context
+from alikms.shared.runtime import api_handler
 
 _FIELDS = {
     "SecretName": lambda s: [s["name"]],

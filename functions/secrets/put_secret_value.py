@@ -18,7 +18,8 @@ from pydantic import BeforeValidator, Field
 
 from alikms.shared import errors, secrets
 from alikms.shared.models import ApiModel, Response, SecretName, SecretVersionId, StageLabel
-from alikms.shared.runtime import Context, api_handler
+from alikms.shared.context import Context
+from alikms.shared.runtime import api_handler
 
 
 def _stages(value: Any) -> Any:

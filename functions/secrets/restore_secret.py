@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from alikms.shared import errors, secrets
 from alikms.shared.models import ApiModel, Response, SecretName
-from alikms.shared.runtime import Context, api_handler
+from alikms.shared.context import Context
+from alikms.shared.runtime import api_handler
 from alikms.shared.store import Conflict
 
 

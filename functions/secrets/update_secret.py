@@ -12,7 +12,8 @@ from pydantic import Field, model_validator
 
 from alikms.shared import errors, secrets
 from alikms.shared.models import ApiModel, Response, SecretName
-from alikms.shared.runtime import Context, api_handler
+from alikms.shared.context import Context
+from alikms.shared.runtime import api_handler
 
 
 class UpdateSecretRequest(ApiModel):

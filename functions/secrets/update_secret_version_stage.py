@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from alikms.shared import errors, secrets
 from alikms.shared.models import ApiModel, Response, SecretName, SecretVersionId, StageLabel
-from alikms.shared.runtime import Context, api_handler
+from alikms.shared.context import Context
+from alikms.shared.runtime import api_handler
 
 
 class UpdateSecretVersionStageRequest(ApiModel):

@@ -15,7 +15,8 @@ from pydantic import BeforeValidator
 
 from alikms.shared import tagging, tags
 from alikms.shared.models import ApiModel, Response
-from alikms.shared.runtime import Context, api_handler
+from alikms.shared.context import Context
+from alikms.shared.runtime import api_handler
 
 
 class TagResourceRequest(ApiModel):

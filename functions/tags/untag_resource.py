@@ -15,7 +15,8 @@ from pydantic import BeforeValidator
 
 from alikms.shared import tagging
 from alikms.shared.models import ApiModel, Response
-from alikms.shared.runtime import Context, api_handler
+from alikms.shared.context import Context
+from alikms.shared.runtime import api_handler
 
 
 def _tag_keys(value: Any) -> Any:

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from alikms.shared import errors, keys, keyspecs, lifecycle, versions
 from alikms.shared.models import ApiModel, KeyIdParam, Response
-from alikms.shared.runtime import Context, api_handler
+from alikms.shared.context import Context
+from alikms.shared.runtime import api_handler
 
 MIN_ASYMMETRIC_GAP = 7 * 86400
 MAX_ASYMMETRIC_VERSIONS = 50

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from alikms.shared import keys, versions
 from alikms.shared.models import ApiModel, KeyIdParam, PageNumber, PageSize101, Response, page
-from alikms.shared.runtime import Context, api_handler
+from alikms.shared.context import Context
+from alikms.shared.runtime import api_handler
 
 
 class ListKeyVersionsRequest(ApiModel):

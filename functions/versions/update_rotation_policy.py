@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from alikms.shared import errors, keys, keyspecs, versions
 from alikms.shared.models import ApiModel, Flag, KeyIdParam, KeyRotationInterval, Response
-from alikms.shared.runtime import Context, api_handler
+from alikms.shared.context import Context
+from alikms.shared.runtime import api_handler
 
 
 class UpdateRotationPolicyRequest(ApiModel):

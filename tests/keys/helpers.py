@@ -116,7 +116,7 @@ def alias_rows(store) -> dict[str, str]:
 def job_context(store, when: float):
     """The Context a timer job gets, on a given store object, with "now" = `when`."""
     from alikms.shared.config import get_config
-    from alikms.shared.runtime import Context
+    from alikms.shared.context import Context
 
     cfg = get_config()
     return Context("job-test", "", cfg.region, "", "", when, store, cfg)

@@ -55,7 +55,7 @@ class Meeting:
 
 def run_action(store, action: str, params: dict, meet: threading.Barrier | None = None) -> dict:
     from alikms.shared.config import get_config
-    from alikms.shared.runtime import Context
+    from alikms.shared.context import Context
 
     spec = registry.action(action)
     handler = importlib.import_module(spec.module).handler
@@ -220,7 +220,7 @@ def test_put_racing_a_force_delete_leaves_nothing_behind(kms, instance):
 
 def test_two_timer_runs_at_once_delete_each_secret_once(kms, instance):
     from alikms.shared.config import get_config
-    from alikms.shared.runtime import Context
+    from alikms.shared.context import Context
 
     names = [create(kms)[0] for _ in range(3)]
     for name in names:

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 
 from alikms.shared import byok, crypto, identity, versions
 from alikms.shared.config import get_config
-from alikms.shared.runtime import Context
+from alikms.shared.context import Context
 from alikms.shared.store.base import TABLES
 from tests import support
 from tests.security.helpers import admin, handler_call
