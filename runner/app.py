@@ -15,11 +15,14 @@ import base64
 import importlib
 import os
 import random
+import types
 from types import SimpleNamespace
 
-from alikms.shared import audit, errors, registry, wire
+from alikms.shared import audit, errors, registry, telemetry, wire
 from alikms.shared.config import get_config
 from alikms.shared.store import get_store
+
+from . import metrics
 
 _handlers: dict[str, object] = {}
 
@@ -119,8 +122,15 @@ def dispatch(req: wire.HttpRequest) -> dict:
         if spec is None:
             raise errors.InvalidAction()
     except errors.KmsError as exc:
+        telemetry.sink.call("", exc.code, 0.0)  # no function ran: counted under no action
         return wire.error_response(exc, request_id, req.headers.get("host", ""))
     return function_handler(spec.module).serve(req, request_id)
+
+
+@types.coroutine
+def _next_turn():
+    """Let the event loop run the callbacks already queued (the audit write of this turn) first."""
+    yield
 
 
 _idle = [False, False]  # [a check is scheduled, a request came since the last check]
@@ -149,6 +159,8 @@ _loop: list = []  # this worker's event loop: asyncio.get_running_loop() is a sy
 async def app(scope, receive, send) -> None:
     """ASGI entry point: HTTP request -> API Gateway event -> function -> HTTP response."""
     if not _loop or not _loop[0].is_running():
+        if not _loop:
+            metrics.start_process()  # this worker's JSON logs and metrics file
         _loop[:] = [asyncio.get_running_loop()]
     loop = _loop[0]
     audit.hold_per_turn(loop)
@@ -172,7 +184,17 @@ async def app(scope, receive, send) -> None:
         req = build_request(scope["method"], scope["path"], scope["query_string"].decode("latin-1"),
                             scope["headers"], b"".join(chunks), (scope.get("client") or ("", 0))[0])
         result = dispatch(req)
-    except errors.KmsError as exc:
+        batch = audit.pending()
+        if batch is not None:
+            # Answer only once this turn's audit records are written (one write for the turn), and
+            # with the refusal if they could not be (fail-closed): the call's own record is missing.
+            await _next_turn()
+            if batch.refused:
+                rid = (result.get("headers") or {}).get("x-acs-request-id") or new_request_id()
+                result = wire.error_response(errors.ServiceUnavailableTemporary(audit.REFUSED), rid,
+                                             req.headers.get("host", ""))
+    except errors.KmsError as exc:  # before any function ran (a bad query, a body too large)
+        telemetry.sink.call("", exc.code, 0.0)
         host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
         result = wire.error_response(exc, new_request_id(), host)
     body = result["body"]

@@ -44,6 +44,13 @@ class Config:
     audit_stdout: bool  # audit records as JSON lines on stdout (FC ships them to its log service)
     nonce_slots: int | None  # size of a local instance's shared nonce table (store/nonces.py)
     nonce_dir: str | None  # where it lives: a directory, "data" (the data directory), None: /dev/shm if any
+    log_level: str = "info"  # operational JSON logs on stderr (shared/log.py): debug, info, warning, error
+    audit_fail_open: bool = False  # serve on when the audit trail cannot be written (development only)
+    audit_rotate_bytes: int = 64 << 20  # start a new audit file past this size (and at each UTC day)
+    audit_digest_records: int = 1000  # an authenticated digest after this many records...
+    audit_digest_seconds: int = 60  # ...or at the first record this long after the last digest
+    metrics_host: str = "127.0.0.1"  # the local runner's metrics and health listener
+    metrics_port: int = 9464  # 0: no listener
 
     @property
     def primary_root_key_id(self) -> str:
@@ -152,4 +159,11 @@ def get_config() -> Config:
         audit_stdout=env.get("KMS_AUDIT_STDOUT", "true").lower() == "true",
         nonce_slots=int(env["KMS_NONCE_SLOTS"]) if env.get("KMS_NONCE_SLOTS") else None,
         nonce_dir=env.get("KMS_NONCE_DIR") or None,
+        log_level=env.get("KMS_LOG_LEVEL", "info").lower(),
+        audit_fail_open=env.get("KMS_AUDIT_FAIL_OPEN", "false").lower() == "true",
+        audit_rotate_bytes=int(env.get("KMS_AUDIT_ROTATE_BYTES", str(64 << 20))),
+        audit_digest_records=int(env.get("KMS_AUDIT_DIGEST_RECORDS", "1000")),
+        audit_digest_seconds=int(env.get("KMS_AUDIT_DIGEST_SECONDS", "60")),
+        metrics_host=env.get("KMS_METRICS_HOST", "127.0.0.1"),
+        metrics_port=int(env.get("KMS_METRICS_PORT", "9464")),
     )

@@ -33,6 +33,7 @@ from tablestore import (
     TableOptions,
 )
 from tablestore.credentials import Credentials, CredentialsProvider
+from tablestore.retry import DefaultRetryPolicy
 
 from .base import TABLES, Conflict, Item, Page, Store
 
@@ -72,6 +73,22 @@ class EnvCredentialsProvider(CredentialsProvider):
         return Credentials(akid, secret, token or None)
 
 
+class LoggedRetryPolicy(DefaultRetryPolicy):
+    """The SDK's default retries (throttling, busy or unavailable partitions, 5xx on reads), each one
+    logged and counted: retries are the first sign of an overloaded or failing instance."""
+
+    def should_retry(self, retry_times, exception, api_name):
+        retry = super().should_retry(retry_times, exception, api_name)
+        if retry:
+            from .. import log, telemetry
+
+            telemetry.sink.store_event(api_name, "retry")
+            log.get("kms.store").warning("Tablestore request retried", extra={
+                "event": "store.retry", "op": api_name, "attempt": retry_times + 1,
+                "error": getattr(exception, "code", None) or type(exception).__name__})
+        return retry
+
+
 def _instance_from_endpoint(endpoint: str) -> str:
     # Public and VPC endpoints are https://<instance>.<region>.ots.aliyuncs.com (or .tablestore.…).
     host = urlparse(endpoint).hostname or ""
@@ -94,7 +111,7 @@ def client_from_config(cfg) -> OTSClient:
         logger.setLevel(logging.CRITICAL)
     provider = EnvCredentialsProvider((cfg.ots_access_key_id, cfg.ots_access_key_secret, cfg.ots_security_token))
     return OTSClient(cfg.ots_endpoint, instance_name=instance, credentials_provider=provider,
-                     logger_name=_SDK_LOGGER)
+                     logger_name=_SDK_LOGGER, retry_policy=LoggedRetryPolicy())
 
 
 def create_tables(client: OTSClient, ttl_nonces: int = _MIN_TTL) -> None:

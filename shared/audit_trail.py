@@ -1,0 +1,388 @@
+"""The audit trail's writing side: a hash chain per writer, authenticated digests, rotating files,
+and what happens when a record cannot be written.
+
+Chain. Each process writing records is one writer, with its own id (`<pid>-<8 hex>`). Every line it
+writes ends with `"Writer"`, `"Seq"` (0, 1, 2, ...) and `"Prev"`: the first 128 bits of the SHA-256
+of its previous line, in hex. The same lines go, in the same order, to every sink (stdout, and the
+files of the data directory), so each sink holds whole chains. Concurrent workers never share a
+chain or a file: no interleaving, and a failed write can be cut back to the last whole line.
+
+Digests. A writer's first line is a `Start` record, and a `Digest` record follows every
+`audit_digest_records` records, the first write `audit_digest_seconds` after the last digest, the
+end of each file ("End": "rotated", naming the next file) and the end of the process ("End":
+"closed"). These carry "Mac", an HMAC-SHA256 of the line's own bytes (up to the Mac) under a key
+derived with HKDF from the primary root key, named by "KeyId". Whoever can edit the files without
+the root key can recompute the unkeyed chain, but not a digest: everything up to the last digest is
+authenticated, and a record removed from the end shows as soon as the writer appends again (its
+`Seq`/`Prev` then skip it).
+
+Files. `<data dir>/audit/audit-<UTC date>-<writer>-<part>.log`, mode 0600, created by the writer
+alone. A file ends past `audit_rotate_bytes` or when the UTC day changes; the chain goes on in the
+next part. The writer holds a shared flock on the file it writes, so `verify` tells a file still being
+written from one that ends early. A file removed while open is noticed within a second, and the lines
+written to it since are written again at the head of the next part.
+
+Failures. A write that fails (disk full, permission lost, the directory gone) is cut back to the last
+whole line and its lines are kept, in order, to go first once writing works again. Unless
+`audit_fail_open` is set the writer is then blocked: calls are refused with ServiceUnavailableTemporary
+(503) before they run (`audit.admit`), and so are the calls whose records were in the failed write
+(their answers wait for it: runner/app.py, runtime.handler). A blocked writer retries on every call
+and once a second in the runner; when the held lines are written, an `Outage` record counts the calls
+refused meanwhile (their own records are not chained: nothing ran) and calls run again.
+"""
+
+from __future__ import annotations
+
+import calendar
+import contextlib
+import fcntl
+import hashlib
+import os
+import re
+import secrets
+import threading
+import time
+from pathlib import Path
+
+import orjson
+
+from . import log, telemetry
+from .config import Config
+from .wire import iso
+
+DIR_NAME = "audit"
+FILE_RE = re.compile(r"^audit-(\d{8})-(\d+-[0-9a-f]{8})-(\d{6})\.log$")
+REFUSAL = b'"ResultCode":"ServiceUnavailableTemporary"'
+DIGEST_INFO = b"alikms audit trail digests v1"
+_MAC_TAIL = len(b',"Mac":""}') + 64
+_HELD_MAX = 32 << 20  # bytes a sink keeps while it cannot write; beyond, the oldest lines are lost (and logged)
+_CHECK_SECONDS = 1.0  # how often a writer makes sure its open file still has a name
+_RECENT_MAX = 4 << 20
+
+BLOCKED: set = set()  # the trails of this process that refuse calls until they can write
+
+
+def line_hash(line: bytes) -> bytes:
+    """The `Prev` that the line after `line` (without its newline) carries."""
+    return hashlib.sha256(line).digest()[:16].hex().encode()
+
+
+def digest_mac(root_key: bytes, body: bytes) -> str:
+    from .crypto import _primitives as p
+
+    return p.hmac_sha256(p.hkdf_sha256(root_key, DIGEST_INFO), body).hex()
+
+
+def mac_ok(root_key: bytes, line: bytes) -> bool:
+    """Whether a Start/Digest line's Mac authenticates the line under `root_key`."""
+    from .crypto import _primitives as p
+
+    body, tail = line[:-_MAC_TAIL] + b"}", line[-_MAC_TAIL:]
+    if not (tail.startswith(b',"Mac":"') and tail.endswith(b'"}')):
+        return False
+    try:
+        tag = bytes.fromhex(tail[8:-2].decode("ascii"))
+    except ValueError:
+        return False
+    return p.hmac_sha256_ok(p.hkdf_sha256(root_key, DIGEST_INFO), body, tag)
+
+
+def _errno_name(exc: BaseException | None) -> str:
+    number = getattr(exc, "errno", None)
+    return os.strerror(number) if number else type(exc).__name__
+
+
+class _Sink:
+    """Where lines go. Keeps what it could not write, to write it first next time."""
+
+    name = "sink"
+
+    def __init__(self) -> None:
+        self.held: list[bytes] = []
+        self.held_bytes = 0
+        self.error: OSError | None = None
+
+    def write(self, data: bytes) -> bool:
+        if not self.held:
+            try:
+                self._put(data)
+                return True
+            except OSError as exc:
+                self.error = exc
+                self._hold(data)
+                return False
+        self._hold(data)
+        return self.retry()
+
+    def retry(self) -> bool:
+        """Write the held lines, one earlier write at a time (a file may end after one of them)."""
+        while self.held:
+            try:
+                self._put(self.held[0])
+            except OSError as exc:
+                self.error = exc
+                return False
+            self.held_bytes -= len(self.held.pop(0))
+        self.error = None
+        return True
+
+    def _hold(self, data: bytes) -> None:
+        self.held.append(data)
+        self.held_bytes += len(data)
+        lost = 0
+        while self.held_bytes > _HELD_MAX and len(self.held) > 1:
+            dropped = self.held.pop(0)
+            self.held_bytes -= len(dropped)
+            lost += dropped.count(b"\n")
+        if lost:
+            log.get("kms.audit").error("audit records lost: more than the writer can hold while it cannot write",
+                                       extra={"event": "audit.records_lost", "sink": self.name, "records": lost})
+
+    def _put(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the sink holds open."""
+
+
+class StdoutSink(_Sink):
+    name = "stdout"
+
+    def _put(self, data: bytes) -> None:
+        done = 0
+        while done < len(data):
+            done += os.write(1, data[done:] if done else data)  # unbuffered: out before the invocation ends
+
+
+class FileSink(_Sink):
+    name = "file"
+
+    def __init__(self, directory: Path, writer: str) -> None:
+        super().__init__()
+        self.dir, self.writer = directory, writer
+        self.fd: int | None = None
+        self.part, self.size, self.day_ends = -1, 0, 0.0
+        self.path: Path | None = None
+        self.want: str | None = None  # the name the next file must have (announced by a closing digest)
+        self.next: str | None = None  # switch to this file once what was written ends the current one
+        self.recent: list[bytes] = []  # written since the file was last seen to still have a name
+        self.recent_bytes, self.check_at = 0, 0.0
+        self.carry = b""  # lines written to a file that was then removed: they go first into the next one
+
+    def next_name(self) -> str:
+        return f"audit-{time.strftime('%Y%m%d', time.gmtime())}-{self.writer}-{self.part + 1:06d}.log"
+
+    def can_rotate(self) -> bool:
+        return self.fd is not None and self.next is None and not self.held
+
+    def _open(self) -> None:
+        name = self.want or self.next_name()
+        self.dir.mkdir(mode=0o700, exist_ok=True)  # not the data directory: if that is gone, refuse
+        fd = os.open(self.dir / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_SH)  # "being written": verify does not call the missing end a truncation
+        m = FILE_RE.match(name)
+        self.fd, self.path, self.want, self.size = fd, self.dir / name, None, 0
+        self.part = int(m.group(3)) if m else self.part + 1
+        now, mono = time.time(), time.monotonic()
+        self.day_ends = mono + calendar.timegm(time.gmtime(now)[:3] + (0, 0, 0)) + 86400.0 - now  # monotonic
+        self.recent, self.recent_bytes, self.check_at = [], 0, mono + _CHECK_SECONDS
+
+    def _check(self, now: float) -> None:
+        """If the open file was removed, what was written to it since the last check went nowhere:
+        it goes again at the head of the next part."""
+        self.check_at = now + _CHECK_SECONDS
+        removed = os.fstat(self.fd).st_nlink == 0
+        if removed:
+            self.carry = b"".join(self.recent) + self.carry
+            log.get("kms.audit").error("audit file removed while being written; continuing in a new file",
+                                       extra={"event": "audit.file_removed", "file": self.path.name})
+            self._close_fd()
+        self.recent, self.recent_bytes = [], 0
+        if removed:
+            self._open()
+
+    def _put(self, data: bytes) -> None:
+        if self.fd is None:
+            self._open()
+        now = time.monotonic()
+        if now >= self.check_at or self.recent_bytes > _RECENT_MAX:
+            self._check(now)
+        if self.carry:
+            data = self.carry + data
+        written = os.write(self.fd, data)
+        if written != len(data):
+            self._rest(data, written)
+        self.carry = b""
+        self.size += len(data)
+        self.recent.append(data)
+        self.recent_bytes += len(data)
+        if self.next is not None:  # `data` ended with the closing digest of this file
+            self.want, self.next = self.next, None
+            self._close_fd()
+
+    def _rest(self, data: bytes, done: int) -> None:
+        """Finish a short write (a filesystem filling up), or cut the part written back off: a partial
+        line would corrupt the record after it."""
+        try:
+            while done < len(data):
+                done += os.write(self.fd, data[done:])
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.fd, os.fstat(self.fd).st_size - done)
+            raise
+
+    def _close_fd(self) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = None
+
+    def close(self) -> None:
+        self._close_fd()
+
+
+class Trail:
+    """One writer's chain over the sinks `cfg` names."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.writer = f"{os.getpid()}-{secrets.token_hex(4)}"
+        self._wid = self.writer.encode()
+        self.lock = threading.RLock()
+        self.seq, self.prev = 0, b""
+        self.sinks: list[_Sink] = [StdoutSink()] if cfg.audit_stdout else []
+        self.file = FileSink(cfg.data_dir / DIR_NAME, self.writer) if cfg.data_dir is not None else None
+        if self.file is not None:
+            self.sinks.append(self.file)
+        self.blocked, self.refused, self.failing_since = False, 0, 0.0
+        self.since_digest, self.digest_due, self.closed = 0, 0.0, False
+
+    # --- lines ---
+    def _chain(self, line: bytes) -> bytes:
+        out = b'%s,"Writer":"%s","Seq":%d,"Prev":"%s"}' % (line[:-1], self._wid, self.seq, self.prev)
+        self.prev = line_hash(out)
+        self.seq += 1
+        return out
+
+    def _typed(self, kind: str, signed: bool, **fields) -> bytes:
+        rec = {"Type": kind, "Time": iso(time.time()), **fields, "Writer": self.writer, "Seq": self.seq,
+               "Prev": self.prev.decode()}
+        if signed:
+            from .crypto import root
+
+            ring = root.keys(self.cfg)
+            key_id = next(iter(ring))
+            body = orjson.dumps({**rec, "KeyId": key_id})
+            line = body[:-1] + b',"Mac":"%s"}' % digest_mac(ring[key_id], body).encode()
+            self.since_digest, self.digest_due = 0, time.monotonic() + self.cfg.audit_digest_seconds
+        else:
+            line = orjson.dumps(rec)
+        self.prev = line_hash(line)
+        self.seq += 1
+        return line
+
+    # --- writing ---
+    def write(self, lines: list[bytes]) -> bool:
+        """Chain and write `lines` (JSON objects without newline). False if they could not be written
+        and calls must be refused for it (never in fail-open mode)."""
+        with self.lock:
+            if self.closed:
+                return True
+            if self.blocked or not self.seq:
+                lines = self._before(lines)
+                if not lines:
+                    return self.blocked is False
+            now = time.monotonic()
+            out = [self._chain(line) for line in lines]
+            self.since_digest += len(lines)
+            if self.since_digest >= self.cfg.audit_digest_records or now >= self.digest_due:
+                out.append(self._typed("Digest", True))
+            ok = self._emit(out)
+            file = self.file
+            if ok and file is not None and (file.size >= self.cfg.audit_rotate_bytes or now >= file.day_ends) \
+                    and file.can_rotate():
+                name = file.next = file.next_name()
+                ok = self._emit([self._typed("Digest", True, End="rotated", Next=name)])
+            return ok or self.cfg.audit_fail_open
+
+    def _before(self, lines: list[bytes]) -> list[bytes]:
+        """The first write of a writer starts with its Start record; a blocked writer first tries to
+        write what it holds, and while still blocked counts refused calls instead of chaining them."""
+        if self.blocked:
+            self.retry()
+        if self.blocked:
+            kept = [line for line in lines if REFUSAL not in line]
+            if len(kept) != len(lines):
+                self.refused += len(lines) - len(kept)
+                telemetry.sink.audit("refused", len(lines) - len(kept))
+            lines = kept
+        if lines and not self.seq:
+            self._emit([self._typed("Start", True, Pid=os.getpid())])
+        return lines
+
+    def _emit(self, out: list[bytes]) -> bool:
+        data = b"\n".join(out) + b"\n"
+        ok = True
+        for sink in self.sinks:
+            ok = sink.write(data) and ok
+        if not ok:
+            self._failed()
+        return ok
+
+    def _failed(self) -> None:
+        telemetry.sink.audit("write_failure")
+        sink = next((s for s in self.sinks if s.held), None)
+        first = not self.failing_since
+        if first:
+            self.failing_since = time.time()
+        if first or not self.cfg.audit_fail_open:
+            log.get("kms.audit").error(
+                "audit trail cannot be written: " + ("serving on (fail-open)" if self.cfg.audit_fail_open
+                                                     else "calls are refused until it can"),
+                extra={"event": "audit.write_failed", "sink": sink.name if sink else "",
+                       "file": getattr(getattr(sink, "path", None), "name", None),
+                       "error": _errno_name(sink.error if sink else None), "writer": self.writer})
+        if not self.cfg.audit_fail_open and not self.blocked:
+            self.blocked = True
+            BLOCKED.add(self)
+            telemetry.sink.audit_blocked(True)
+
+    def retry(self) -> bool:
+        """Write what the sinks hold. True once nothing is held (then calls run again)."""
+        with self.lock:
+            ok = True
+            for sink in self.sinks:
+                ok = sink.retry() and ok
+            if ok and self.failing_since:
+                self._recovered()
+            return ok and not self.blocked
+
+    def _recovered(self) -> None:
+        refused, since = self.refused, self.failing_since
+        self.refused, self.failing_since = 0, 0.0
+        if self.blocked:
+            self.blocked = False
+            BLOCKED.discard(self)
+            telemetry.sink.audit_blocked(False)
+        log.get("kms.audit").warning("audit trail writable again", extra={
+            "event": "audit.recovered", "refused_calls": refused, "seconds": round(time.time() - since, 3),
+            "writer": self.writer})
+        if refused:
+            self._emit([self._typed("Outage", False, Since=iso(since), RefusedCalls=refused)])
+
+    def state(self) -> dict:
+        held = sum(len(s.held) for s in self.sinks)
+        return {"writer": self.writer, "blocked": self.blocked, "failing": bool(self.failing_since),
+                "held_writes": held, "file": self.file.path.name if self.file and self.file.path else None}
+
+    def close(self) -> None:
+        """End the chain with a closing digest (at process exit)."""
+        with self.lock:
+            if self.closed:
+                return
+            if self.seq:
+                self._emit([self._typed("Digest", True, End="closed")])
+            self.closed = True
+            BLOCKED.discard(self)
+            for sink in self.sinks:
+                sink.close()
