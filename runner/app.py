@@ -156,11 +156,28 @@ def _release_when_idle(loop) -> None:
 _loop: list = []  # this worker's event loop: asyncio.get_running_loop() is a system call (getpid) on 3.11
 
 
+async def lifespan(receive, send) -> None:
+    """A worker's start and end: its logs and metrics file first; at the end, after its last answer,
+    the audit records still held and each chain's closing digest. (uvicorn ends a worker by re-raising
+    the SIGTERM it caught, so nothing registered with atexit would run there.)"""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            metrics.start_process()
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            audit.close()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
 async def app(scope, receive, send) -> None:
     """ASGI entry point: HTTP request -> API Gateway event -> function -> HTTP response."""
+    if scope["type"] != "http":
+        return await lifespan(receive, send)
     if not _loop or not _loop[0].is_running():
         if not _loop:
-            metrics.start_process()  # this worker's JSON logs and metrics file
+            metrics.start_process()  # (driven without a lifespan, as in process)
         _loop[:] = [asyncio.get_running_loop()]
     loop = _loop[0]
     audit.hold_per_turn(loop)

@@ -144,6 +144,14 @@ class Recorder(telemetry.Sink):
             self._d[index] = 1.0 if blocked else 0.0
 
 
+    def close(self) -> None:
+        """Stop counting here (the process is ending): its gauges no longer count, its counters do."""
+        with self._lock:
+            self._d.release()
+            self._mm.close()
+            os.close(self._fd)
+
+
 def _entries(path: Path):
     """(series key, values) of one process's file."""
     with open(path, "rb") as f:

@@ -81,7 +81,7 @@ def serve(args: argparse.Namespace) -> None:
     config = uvicorn.Config("alikms.runner.app:app", host=args.host, port=args.port, workers=args.workers,
                             http="alikms.runner.http_protocol:RunnerProtocol", loop="uvloop", log_level="warning",
                             log_config=log.uvicorn_log_config(), access_log=False,
-                            lifespan="off", server_header=False,
+                            lifespan="auto", server_header=False,  # app.lifespan closes the audit chains
                             # The runner is the gateway: it says who connected (x-forwarded-for in the
                             # event), never a client's own header, or acs:SourceIp could be forged.
                             proxy_headers=False)

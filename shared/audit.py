@@ -68,7 +68,7 @@ def _on_exit() -> None:
 
 def trail(cfg: Config) -> Trail:
     t = _trails.get(cfg.data_dir)
-    if t is None or t.cfg is not cfg:
+    if t is None or t.cfg is not cfg or t.closed:
         _on_exit()
         if t is not None:
             t.close()

@@ -254,7 +254,7 @@ class Trail:
         self.file = FileSink(cfg.data_dir / DIR_NAME, self.writer) if cfg.data_dir is not None else None
         if self.file is not None:
             self.sinks.append(self.file)
-        self.blocked, self.refused, self.failing_since = False, 0, 0.0
+        self.blocked, self.refused, self.failing_since, self.failures, self.logged = False, 0, 0.0, 0, 0.0
         self.since_digest, self.digest_due, self.closed = 0, 0.0, False
 
     # --- lines ---
@@ -293,17 +293,17 @@ class Trail:
                 if not lines:
                     return self.blocked is False
             now = time.monotonic()
+            file = self.file
+            if file is not None and (file.size >= self.cfg.audit_rotate_bytes or now >= file.day_ends) \
+                    and file.can_rotate():
+                # The file ends with a digest naming the next, which these lines then begin.
+                name = file.next = file.next_name()
+                self._emit([self._typed("Digest", True, End="rotated", Next=name)])
             out = [self._chain(line) for line in lines]
             self.since_digest += len(lines)
             if self.since_digest >= self.cfg.audit_digest_records or now >= self.digest_due:
                 out.append(self._typed("Digest", True))
-            ok = self._emit(out)
-            file = self.file
-            if ok and file is not None and (file.size >= self.cfg.audit_rotate_bytes or now >= file.day_ends) \
-                    and file.can_rotate():
-                name = file.next = file.next_name()
-                ok = self._emit([self._typed("Digest", True, End="rotated", Next=name)])
-            return ok or self.cfg.audit_fail_open
+            return self._emit(out) or self.cfg.audit_fail_open
 
     def _before(self, lines: list[bytes]) -> list[bytes]:
         """The first write of a writer starts with its Start record; a blocked writer first tries to
@@ -330,18 +330,22 @@ class Trail:
         return ok
 
     def _failed(self) -> None:
+        """Count the failure; log it when writing first fails, then at most every ten seconds."""
         telemetry.sink.audit("write_failure")
-        sink = next((s for s in self.sinks if s.held), None)
-        first = not self.failing_since
-        if first:
-            self.failing_since = time.time()
-        if first or not self.cfg.audit_fail_open:
+        self.failures += 1
+        now = time.monotonic()
+        if not self.failing_since:
+            self.failing_since, self.logged = time.time(), 0.0
+        if now - self.logged >= 10.0:
+            self.logged = now
+            sink = next((s for s in self.sinks if s.held), None)
             log.get("kms.audit").error(
                 "audit trail cannot be written: " + ("serving on (fail-open)" if self.cfg.audit_fail_open
                                                      else "calls are refused until it can"),
                 extra={"event": "audit.write_failed", "sink": sink.name if sink else "",
                        "file": getattr(getattr(sink, "path", None), "name", None),
-                       "error": _errno_name(sink.error if sink else None), "writer": self.writer})
+                       "error": _errno_name(sink.error if sink else None), "writer": self.writer,
+                       "failed_writes": self.failures, "refused_calls": self.refused})
         if not self.cfg.audit_fail_open and not self.blocked:
             self.blocked = True
             BLOCKED.add(self)
@@ -359,7 +363,7 @@ class Trail:
 
     def _recovered(self) -> None:
         refused, since = self.refused, self.failing_since
-        self.refused, self.failing_since = 0, 0.0
+        self.refused, self.failing_since, self.failures = 0, 0.0, 0
         if self.blocked:
             self.blocked = False
             BLOCKED.discard(self)

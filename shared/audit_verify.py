@@ -113,10 +113,11 @@ def _check_writer(writer: str, parts: list[tuple[int, Path]], ring: dict[str, by
     recs: list[_Rec] = []
     bad_at: dict[str, list[int]] = {}
     names = {p.name for _, p in parts}
-    expected = 0
+    expected, after_gap = 0, set()
     for number, path in parts:
         if number != expected:
             find(Finding("removed", path.name, 0, f"file parts {expected}..{number - 1} of writer {writer} are missing"))
+            after_gap.add(path.name)
         expected = number + 1
         got, bad = _read(path, writer, report, tick)
         recs.extend(got)
@@ -137,7 +138,7 @@ def _check_writer(writer: str, parts: list[tuple[int, Path]], ring: dict[str, by
                                                           f"({high.file}:{high.line})"))
         if high is None or rec.seq > high.seq:
             high = rec
-    _gaps(recs, by_seq, bad_at, find)
+    _gaps(recs, by_seq, bad_at, after_gap, find)
     for rec in by_seq.values():
         before = by_seq.get(rec.seq - 1)
         if before is not None and rec.prev != before.hash:
@@ -148,16 +149,20 @@ def _check_writer(writer: str, parts: list[tuple[int, Path]], ring: dict[str, by
     _ends(writer, parts, recs, names, cut, find)
 
 
-def _gaps(recs: list[_Rec], by_seq: dict[int, _Rec], bad_at: dict[str, list[int]], find) -> None:
-    """Seq numbers missing from the chain, unless malformed lines stand exactly where they were."""
+def _gaps(recs: list[_Rec], by_seq: dict[int, _Rec], bad_at: dict[str, list[int]], after_gap: set[str],
+          find) -> None:
+    """Seq numbers missing from the chain, unless malformed lines stand exactly where they were or a
+    missing file (already reported) held them."""
     seqs = sorted(by_seq)
-    if seqs[0] != 0:
-        first = by_seq[seqs[0]]
+    first = by_seq[seqs[0]]
+    if seqs[0] != 0 and not (first.file in after_gap and first.line == recs[0].line and first.file == recs[0].file):
         find(Finding("removed", first.file, first.line, f"records Seq 0..{seqs[0] - 1} before it are missing"))
     for a, b in zip(seqs, seqs[1:]):
         if b == a + 1:
             continue
         ra, rb = by_seq[a], by_seq[b]
+        if rb.file in after_gap and ra.file != rb.file:
+            continue  # they were in the missing file
         between = sum(1 for n in bad_at.get(rb.file, []) if (ra.file != rb.file or n > ra.line) and n < rb.line)
         if ra.file == rb.file and between >= b - a - 1:
             continue  # the malformed lines are those records, reported as such
@@ -194,7 +199,7 @@ def _ends(writer: str, parts: list[tuple[int, Path]], recs: list[_Rec], names: s
         end = last.data.get("End") if last and last.data.get("Type") == "Digest" else None
         if end == "rotated":
             nxt = last.data.get("Next", "")
-            if nxt not in names:
+            if nxt not in names and i == len(parts) - 1:  # (a missing file between two was reported)
                 find(Finding("removed", path.name, last.line, f"the next file it names, {nxt}, is missing"))
             continue
         if end == "closed" and i == len(parts) - 1:

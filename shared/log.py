@@ -29,6 +29,7 @@ ROOT = "kms"
 LEVELS = ("debug", "info", "warning", "error", "critical")
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "event"}
 _handler: list[logging.Handler] = []  # the one handler configure() installed, once per process
+_for: list = [None]  # the configuration get() last configured from
 
 
 def safe_traceback(exc: BaseException) -> str:
@@ -59,6 +60,17 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(out, default=str).decode()
 
 
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is when a line is logged (a test's capture, say)."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+
 def configure(level: str = "info") -> None:
     """Send the `kms` loggers to stderr as JSON lines at `level` (KMS_LOG_LEVEL). Idempotent.
 
@@ -66,7 +78,7 @@ def configure(level: str = "info") -> None:
     configures the root logger, so they are not printed twice."""
     logger = logging.getLogger(ROOT)
     if not _handler:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _Stderr()
         handler.setFormatter(JsonFormatter())
         logger.addHandler(handler)
         _handler.append(handler)
@@ -78,14 +90,15 @@ def get(name: str = ROOT) -> logging.Logger:
 
     For the rare places that log (never once per successful request): they may run in a Function
     Compute instance or a tool where nothing configured logging yet."""
-    if not _handler:
-        from .config import get_config
+    from .config import get_config
 
-        try:
-            level = get_config().log_level
-        except Exception:  # noqa: BLE001 - a broken configuration must not hide the line being logged
-            level = "info"
-        configure(level)
+    try:
+        cfg = get_config()
+    except Exception:  # noqa: BLE001 - a broken configuration must not hide the line being logged
+        cfg = None
+    if not _handler or _for[0] is not cfg:
+        _for[0] = cfg
+        configure(cfg.log_level if cfg is not None else "info")
     return logging.getLogger(name)
 
 

@@ -19,6 +19,7 @@ def pytest_configure(config):
     nonces.SLOTS = 1 << 16
     os.environ["KMS_NONCE_SLOTS"] = str(1 << 16)
     os.environ["KMS_NONCE_DIR"] = "data"  # beside each test's database, removed with it
+    os.environ["KMS_METRICS_PORT"] = "0"  # no metrics listener in the runners tests start, unless a test asks
 
 
 @pytest.fixture(scope="session")
