@@ -34,11 +34,12 @@ from alikms.shared import audit, audit_trail, log, ops, telemetry
 from alikms.shared.store import nonces
 
 DIR_ENV = "ALIKMS_METRICS_DIR"  # set by the supervisor for its workers; not a user setting
-SIZE = 512 << 10
+SIZE = 1 << 20
 _HEADER = 16
 _SPARE = 8 * 32  # at the end: where values go once the file is full (never listed)
 BOUNDS = (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 _NB = len(BOUNDS) + 1  # buckets, +Inf last; the sum follows them
+_bucket = bisect.bisect_left  # the first bound at or above a value: Prometheus' `le`
 
 # name -> (type, help, how processes add up: "sum", "live" = sum over running processes, "max")
 FAMILIES = {
@@ -65,7 +66,11 @@ def _escape(value: str) -> str:
 
 
 class Recorder(telemetry.Sink):
-    """This process's counts, in its file. Thread-safe (a lock around each update)."""
+    """This process's counts, in its file.
+
+    The two updates of every request (`call`, `store`) take no lock: each thread counts in entries
+    of its own (found through a thread-local map; a scrape adds up entries with the same key), so no
+    two threads ever write one value. Making an entry, and the rarer updates, take the lock."""
 
     def __init__(self, path: Path) -> None:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
@@ -74,21 +79,25 @@ class Recorder(telemetry.Sink):
         self._fd, self._mm = fd, mmap.mmap(fd, SIZE)
         self._d = memoryview(self._mm).cast("d")
         self._used = _HEADER
-        self._slots: dict = {}
+        self._slots: dict = {}  # the shared entries (rare updates, under the lock)
+        self._mine = threading.local()  # .calls: (action, code) -> (counter, histogram); .ops: op -> histogram
         self._lock = threading.Lock()
 
-    def _slot(self, key: tuple, family: str, labels: str, n: int) -> int:
+    def _slot(self, key: tuple | None, family: str, labels: str, n: int) -> int:
+        """A new entry of `n` values; with a key, remembered as shared. Caller holds the lock."""
         name = f"{family}{{{labels}}}".encode() if labels else family.encode()
         size = 8 + (len(name) + 7) // 8 * 8 + 8 * n
         if self._used + size > SIZE - _SPARE:
-            index = self._slots[key] = (SIZE - _SPARE) // 8  # full: count nowhere rather than fail a call
-            return index
-        at = self._used
-        struct.pack_into("II", self._mm, at, len(name), n)
-        self._mm[at + 8:at + 8 + len(name)] = name
-        index = self._slots[key] = (at + size - 8 * n) // 8
-        self._used = at + size
-        struct.pack_into("Q", self._mm, 0, self._used)  # publish: readers see whole entries only
+            index = (SIZE - _SPARE) // 8  # full: count nowhere rather than fail a call
+        else:
+            at = self._used
+            struct.pack_into("II", self._mm, at, len(name), n)
+            self._mm[at + 8:at + 8 + len(name)] = name
+            index = (at + size - 8 * n) // 8
+            self._used = at + size
+            struct.pack_into("Q", self._mm, 0, self._used)  # publish: readers see whole entries only
+        if key is not None:
+            self._slots[key] = index
         return index
 
     def _histogram(self, key: tuple, family: str, labels: str, seconds: float) -> None:
@@ -96,7 +105,7 @@ class Recorder(telemetry.Sink):
         if base is None:
             base = self._slot(key, family, labels, _NB + 1)
         d = self._d
-        d[base + bisect.bisect_left(BOUNDS, seconds)] += 1.0
+        d[base + _bucket(BOUNDS, seconds)] += 1.0
         d[base + _NB] += seconds
 
     def _add(self, key: tuple, family: str, labels: str, amount: float = 1.0) -> None:
@@ -105,15 +114,43 @@ class Recorder(telemetry.Sink):
             index = self._slot(key, family, labels, 1)
         self._d[index] += amount
 
+    def _own(self) -> threading.local:
+        mine = self._mine
+        if not hasattr(mine, "calls"):
+            mine.calls, mine.ops, mine.hists = {}, {}, {}
+        return mine
+
     def call(self, action: str, code: str, seconds: float) -> None:
+        try:
+            count, hist = self._mine.calls[(action, code)]
+        except (AttributeError, KeyError):
+            count, hist = self._new_call(action, code)
+        d = self._d
+        d[count] += 1.0
+        d[hist + _bucket(BOUNDS, seconds)] += 1.0
+        d[hist + _NB] += seconds
+
+    def _new_call(self, action: str, code: str) -> tuple[int, int]:
+        mine, label = self._own(), f'action="{_escape(action)}"'
         with self._lock:
-            self._add(("c", action, code), "alikms_requests_total",
-                      f'action="{_escape(action)}",code="{_escape(code)}"')
-            self._histogram(("d", action), "alikms_request_duration_seconds", f'action="{_escape(action)}"', seconds)
+            hist = mine.hists.get(action)
+            if hist is None:
+                hist = mine.hists[action] = self._slot(None, "alikms_request_duration_seconds", label, _NB + 1)
+            count = self._slot(None, "alikms_requests_total", f'{label},code="{_escape(code)}"', 1)
+        mine.calls[(action, code)] = count, hist
+        return count, hist
 
     def store(self, op: str, seconds: float) -> None:
-        with self._lock:
-            self._histogram(("s", op), "alikms_store_operation_duration_seconds", f'op="{op}"', seconds)
+        try:
+            hist = self._mine.ops[op]
+        except (AttributeError, KeyError):
+            mine = self._own()
+            with self._lock:
+                hist = mine.ops[op] = self._slot(None, "alikms_store_operation_duration_seconds", f'op="{op}"',
+                                                 _NB + 1)
+        d = self._d
+        d[hist + _bucket(BOUNDS, seconds)] += 1.0
+        d[hist + _NB] += seconds
 
     def store_event(self, op: str, kind: str) -> None:
         family = {"conflict": "alikms_store_conflicts_total", "fault": "alikms_store_faults_total",
@@ -142,7 +179,6 @@ class Recorder(telemetry.Sink):
             if index is None:
                 index = self._slot(("ab",), "alikms_audit_blocked", "", 1)
             self._d[index] = 1.0 if blocked else 0.0
-
 
     def close(self) -> None:
         """Stop counting here (the process is ending): its gauges no longer count, its counters do."""

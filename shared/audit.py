@@ -21,8 +21,6 @@ import threading
 import time
 from pathlib import Path
 
-import orjson
-
 from . import errors
 from .audit_trail import BLOCKED, DIR_NAME, FILE_RE, Trail
 from .config import Config
@@ -35,18 +33,21 @@ _trails: dict = {}  # data dir (None: stdout only) -> this process's Trail for i
 
 
 class Batch:
-    """Records held for the end of one event-loop turn; `refused` once their write failed (fail-closed)."""
+    """Records held for the end of one event-loop turn; `refused` once their write failed (fail-closed).
+    They share one configuration but in tests, which may mix them (`others`)."""
 
-    __slots__ = ("lines", "refused")
+    __slots__ = ("cfg", "lines", "others", "refused")
 
-    def __init__(self) -> None:
-        self.lines: list[tuple[Config, bytes]] = []
-        self.refused = False
+    def __init__(self, cfg: Config) -> None:
+        self.cfg, self.refused = cfg, False
+        self.lines: list[dict] = []
+        self.others: list[tuple[Config, dict]] = []
 
 
 _turn: list = []  # [event loop, its thread] while the local runner holds records for the end of each turn
 _batch: list[Batch] = []  # this turn's batch, while one is held
 _state = {"exit_hook": False, "retrying": False}
+_last: list = [None, None]  # the configuration and trail of the last record: nearly always the same
 
 
 def hold_per_turn(loop) -> None:
@@ -67,12 +68,15 @@ def _on_exit() -> None:
 
 
 def trail(cfg: Config) -> Trail:
+    if _last[0] is cfg and not _last[1].closed:
+        return _last[1]
     t = _trails.get(cfg.data_dir)
     if t is None or t.cfg is not cfg or t.closed:
         _on_exit()
         if t is not None:
             t.close()
         t = _trails[cfg.data_dir] = Trail(cfg)
+    _last[:] = [cfg, t]
     return t
 
 
@@ -86,20 +90,20 @@ def admit(cfg: Config) -> None:
 
 
 def record(cfg: Config, entry: dict) -> None:
-    """Write one call's record. In the runner's event loop it is held for the end of the turn;
+    """Write one call's record (the dict is the trail's from here: its chain fields are added to it). In the runner's event loop it is held for the end of the turn;
     anywhere else it is written now, and ServiceUnavailableTemporary is raised if it cannot be."""
-    line = orjson.dumps(entry)
     if _turn and _turn[1] == threading.get_ident() and _turn[0].is_running():
         if not _batch:
-            _batch.append(Batch())
+            _batch.append(Batch(cfg))
             _turn[0].call_soon(flush)
-        _batch[0].lines.append((cfg, line))
+        batch = _batch[0]
+        if cfg is batch.cfg:
+            batch.lines.append(entry)
+        else:
+            batch.others.append((cfg, entry))
         return
     flush()  # anything a stopped loop still held goes first
-    batch = Batch()
-    batch.lines.append((cfg, line))
-    _write(batch)
-    if batch.refused:
+    if not trail(cfg).write([entry]):
         raise errors.ServiceUnavailableTemporary(REFUSED)
 
 
@@ -116,12 +120,10 @@ def flush() -> None:
 
 
 def _write(batch: Batch) -> None:
-    lines = batch.lines
-    while lines:
-        cfg = lines[0][0]
-        if not trail(cfg).write([line for c, line in lines if c is cfg]):
+    batch.refused = not trail(batch.cfg).write(batch.lines)
+    for cfg, entry in batch.others:
+        if not trail(cfg).write([entry]):
             batch.refused = True
-        lines = [(c, line) for c, line in lines if c is not cfg]
     if batch.refused:
         _retry_later()
 

@@ -3,7 +3,7 @@ and what happens when a record cannot be written.
 
 Chain. Each process writing records is one writer, with its own id (`<pid>-<8 hex>`). Every line it
 writes ends with `"Writer"`, `"Seq"` (0, 1, 2, ...) and `"Prev"`: the first 128 bits of the SHA-256
-of its previous line, in hex. The same lines go, in the same order, to every sink (stdout, and the
+of its previous line (newline included), in hex. The same lines go, in the same order, to every sink (stdout, and the
 files of the data directory), so each sink holds whole chains. Concurrent workers never share a
 chain or a file: no interleaving, and a failed write can be cut back to the last whole line.
 
@@ -19,8 +19,8 @@ authenticated, and a record removed from the end shows as soon as the writer app
 Files. `<data dir>/audit/audit-<UTC date>-<writer>-<part>.log`, mode 0600, created by the writer
 alone. A file ends past `audit_rotate_bytes` or when the UTC day changes; the chain goes on in the
 next part. The writer holds a shared flock on the file it writes, so `verify` tells a file still being
-written from one that ends early. A file removed while open is noticed within a second, and the lines
-written to it since are written again at the head of the next part.
+written from one that ends early. A file removed while open is noticed within a second and its records,
+read back through the open descriptor, begin the next part: removing a file loses no record.
 
 Failures. A write that fails (disk full, permission lost, the directory gone) is cut back to the last
 whole line and its lines are kept, in order, to go first once writing works again. Unless
@@ -52,19 +52,23 @@ from .wire import iso
 
 DIR_NAME = "audit"
 FILE_RE = re.compile(r"^audit-(\d{8})-(\d+-[0-9a-f]{8})-(\d{6})\.log$")
-REFUSAL = b'"ResultCode":"ServiceUnavailableTemporary"'
+REFUSAL = "ServiceUnavailableTemporary"  # the result code of a call refused because the trail cannot be written
 DIGEST_INFO = b"alikms audit trail digests v1"
 _MAC_TAIL = len(b',"Mac":""}') + 64
 _HELD_MAX = 32 << 20  # bytes a sink keeps while it cannot write; beyond, the oldest lines are lost (and logged)
 _CHECK_SECONDS = 1.0  # how often a writer makes sure its open file still has a name
-_RECENT_MAX = 4 << 20
 
 BLOCKED: set = set()  # the trails of this process that refuse calls until they can write
 
 
-def line_hash(line: bytes) -> bytes:
-    """The `Prev` that the line after `line` (without its newline) carries."""
-    return hashlib.sha256(line).digest()[:16].hex().encode()
+_sha256 = hashlib.sha256
+_dumps, _NEWLINE = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+_monotonic = time.monotonic
+
+
+def line_hash(line: bytes) -> str:
+    """The `Prev` that the line after `line` (with its newline) carries."""
+    return _sha256(line).digest()[:16].hex()
 
 
 def digest_mac(root_key: bytes, body: bytes) -> str:
@@ -138,7 +142,8 @@ class _Sink:
             log.get("kms.audit").error("audit records lost: more than the writer can hold while it cannot write",
                                        extra={"event": "audit.records_lost", "sink": self.name, "records": lost})
 
-    def _put(self, data: bytes) -> None:
+    def _put(self, data: bytes, now: float = 0.0) -> None:
+        """Write `data` whole or raise OSError. `now`: time.monotonic() if the caller has it."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -148,7 +153,7 @@ class _Sink:
 class StdoutSink(_Sink):
     name = "stdout"
 
-    def _put(self, data: bytes) -> None:
+    def _put(self, data: bytes, now: float = 0.0) -> None:
         done = 0
         while done < len(data):
             done += os.write(1, data[done:] if done else data)  # unbuffered: out before the invocation ends
@@ -165,9 +170,8 @@ class FileSink(_Sink):
         self.path: Path | None = None
         self.want: str | None = None  # the name the next file must have (announced by a closing digest)
         self.next: str | None = None  # switch to this file once what was written ends the current one
-        self.recent: list[bytes] = []  # written since the file was last seen to still have a name
-        self.recent_bytes, self.check_at = 0, 0.0
-        self.carry = b""  # lines written to a file that was then removed: they go first into the next one
+        self.check_at = 0.0  # when to make sure the open file still has a name
+        self.carry = b""  # what a removed file held: it goes first into the next one
 
     def next_name(self) -> str:
         return f"audit-{time.strftime('%Y%m%d', time.gmtime())}-{self.writer}-{self.part + 1:06d}.log"
@@ -178,47 +182,54 @@ class FileSink(_Sink):
     def _open(self) -> None:
         name = self.want or self.next_name()
         self.dir.mkdir(mode=0o700, exist_ok=True)  # not the data directory: if that is gone, refuse
-        fd = os.open(self.dir / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        # Readable too: if the file is removed while open, its records are read back from it (_check).
+        fd = os.open(self.dir / name, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         fcntl.flock(fd, fcntl.LOCK_SH)  # "being written": verify does not call the missing end a truncation
         m = FILE_RE.match(name)
         self.fd, self.path, self.want, self.size = fd, self.dir / name, None, 0
         self.part = int(m.group(3)) if m else self.part + 1
         now, mono = time.time(), time.monotonic()
         self.day_ends = mono + calendar.timegm(time.gmtime(now)[:3] + (0, 0, 0)) + 86400.0 - now  # monotonic
-        self.recent, self.recent_bytes, self.check_at = [], 0, mono + _CHECK_SECONDS
+        self.check_at = mono + _CHECK_SECONDS
 
     def _check(self, now: float) -> None:
-        """If the open file was removed, what was written to it since the last check went nowhere:
-        it goes again at the head of the next part."""
+        """Once a second: if the open file was removed, read back what it holds (the inode lives on
+        while it is open) and start the next part with it, so removing the file loses no record."""
         self.check_at = now + _CHECK_SECONDS
-        removed = os.fstat(self.fd).st_nlink == 0
-        if removed:
-            self.carry = b"".join(self.recent) + self.carry
-            log.get("kms.audit").error("audit file removed while being written; continuing in a new file",
-                                       extra={"event": "audit.file_removed", "file": self.path.name})
-            self._close_fd()
-        self.recent, self.recent_bytes = [], 0
-        if removed:
-            self._open()
+        if os.fstat(self.fd).st_nlink:
+            return
+        chunks, at = [], 0
+        while chunk := os.pread(self.fd, 1 << 20, at):
+            chunks.append(chunk)
+            at += len(chunk)
+        self.carry = b"".join(chunks) + self.carry
+        log.get("kms.audit").error("audit file removed while being written: its records go into a new file",
+                                   extra={"event": "audit.file_removed", "file": self.path.name})
+        self._close_fd()
+        self._open()
 
-    def _put(self, data: bytes) -> None:
+    def _put(self, data: bytes, now: float = 0.0) -> None:
         if self.fd is None:
             self._open()
-        now = time.monotonic()
-        if now >= self.check_at or self.recent_bytes > _RECENT_MAX:
+        now = now or time.monotonic()
+        if now >= self.check_at:
             self._check(now)
         if self.carry:
-            data = self.carry + data
-        written = os.write(self.fd, data)
+            self._write(self.carry)
+            self.carry = b""
+        written = os.write(self.fd, data)  # (what _write does, inline: this is every request's write)
         if written != len(data):
             self._rest(data, written)
-        self.carry = b""
         self.size += len(data)
-        self.recent.append(data)
-        self.recent_bytes += len(data)
         if self.next is not None:  # `data` ended with the closing digest of this file
             self.want, self.next = self.next, None
             self._close_fd()
+
+    def _write(self, data: bytes) -> None:
+        written = os.write(self.fd, data)
+        if written != len(data):
+            self._rest(data, written)
+        self.size += len(data)
 
     def _rest(self, data: bytes, done: int) -> None:
         """Finish a short write (a filesystem filling up), or cut the part written back off: a partial
@@ -247,84 +258,130 @@ class Trail:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.writer = f"{os.getpid()}-{secrets.token_hex(4)}"
-        self._wid = self.writer.encode()
         self.lock = threading.RLock()
-        self.seq, self.prev = 0, b""
+        self.seq, self.prev = 0, ""
         self.sinks: list[_Sink] = [StdoutSink()] if cfg.audit_stdout else []
         self.file = FileSink(cfg.data_dir / DIR_NAME, self.writer) if cfg.data_dir is not None else None
         if self.file is not None:
             self.sinks.append(self.file)
         self.blocked, self.refused, self.failing_since, self.failures, self.logged = False, 0, 0.0, 0, 0.0
         self.since_digest, self.digest_due, self.closed = 0, 0.0, False
+        self._rotate_bytes, self._digest_records = cfg.audit_rotate_bytes, cfg.audit_digest_records
+        self._fail_open = cfg.audit_fail_open
+        self._steady, self._due, self._room = False, 0.0, 0  # see _steady_state
 
     # --- lines ---
-    def _chain(self, line: bytes) -> bytes:
-        out = b'%s,"Writer":"%s","Seq":%d,"Prev":"%s"}' % (line[:-1], self._wid, self.seq, self.prev)
-        self.prev = line_hash(out)
-        self.seq += 1
-        return out
-
     def _typed(self, kind: str, signed: bool, **fields) -> bytes:
         rec = {"Type": kind, "Time": iso(time.time()), **fields, "Writer": self.writer, "Seq": self.seq,
-               "Prev": self.prev.decode()}
+               "Prev": self.prev}
         if signed:
             from .crypto import root
 
             ring = root.keys(self.cfg)
             key_id = next(iter(ring))
             body = orjson.dumps({**rec, "KeyId": key_id})
-            line = body[:-1] + b',"Mac":"%s"}' % digest_mac(ring[key_id], body).encode()
+            line = body[:-1] + b',"Mac":"%s"}\n' % digest_mac(ring[key_id], body).encode()
             self.since_digest, self.digest_due = 0, time.monotonic() + self.cfg.audit_digest_seconds
         else:
-            line = orjson.dumps(rec)
+            line = orjson.dumps(rec, option=orjson.OPT_APPEND_NEWLINE)
         self.prev = line_hash(line)
         self.seq += 1
         return line
 
     # --- writing ---
-    def write(self, lines: list[bytes]) -> bool:
-        """Chain and write `lines` (JSON objects without newline). False if they could not be written
-        and calls must be refused for it (never in fail-open mode)."""
-        with self.lock:
+    def write(self, entries: list[dict]) -> bool:
+        """Chain and write `entries` (records: the chain fields are added to them). False if they could
+        not be written and calls must be refused for it (never in fail-open mode).
+
+        Every call passes here, so the usual case (nothing held, nothing due) is kept to the chain
+        and one write per sink; anything else takes `_write`."""
+        lock = self.lock
+        lock.acquire()  # (not `with`: on this path the statement costs as much as the lock)
+        try:
+            now = _monotonic()
+            if not self._steady or now >= self._due or self._room <= 0 \
+                    or self.since_digest + len(entries) >= self._digest_records:
+                return self._write(entries, now)
+            out, seq, prev, writer, size = [], self.seq, self.prev, self.writer, 0
+            for entry in entries:  # each record gets its place in the chain
+                entry["Writer"], entry["Seq"], entry["Prev"] = writer, seq, prev
+                line = _dumps(entry, option=_NEWLINE)
+                prev = _sha256(line).digest()[:16].hex()
+                seq += 1
+                size += len(line)
+                out.append(line)
+            self.seq, self.prev, self._room = seq, prev, self._room - size
+            self.since_digest += len(entries)
+            return self._emit(out, now) or self._fail_open
+        finally:
+            lock.release()
+
+    def _steady_state(self) -> None:
+        """Whether the next write may take the short way, and until when: the next digest by time, the
+        end of the day, the next check that the file still exists, and the bytes left before it rotates."""
+        file = self.file
+        self._steady = bool(self.seq) and not (self.blocked or self.closed or any(s.held for s in self.sinks))
+        self._due, self._room = self.digest_due, 1 << 62
+        if file is not None:
+            self._steady = self._steady and file.fd is not None and not file.carry and file.next is None
+            self._due, self._room = min(self._due, file.day_ends, file.check_at), self._rotate_bytes - file.size
+
+    def _write(self, entries: list[dict], now: float) -> bool:
+        try:
             if self.closed:
                 return True
             if self.blocked or not self.seq:
-                lines = self._before(lines)
-                if not lines:
+                entries = self._before(entries)
+                if not entries:
                     return self.blocked is False
-            now = time.monotonic()
             file = self.file
-            if file is not None and (file.size >= self.cfg.audit_rotate_bytes or now >= file.day_ends) \
-                    and file.can_rotate():
+            if file is not None and (file.size >= self._rotate_bytes or now >= file.day_ends) and file.can_rotate():
                 # The file ends with a digest naming the next, which these lines then begin.
                 name = file.next = file.next_name()
-                self._emit([self._typed("Digest", True, End="rotated", Next=name)])
-            out = [self._chain(line) for line in lines]
-            self.since_digest += len(lines)
-            if self.since_digest >= self.cfg.audit_digest_records or now >= self.digest_due:
+                self._emit([self._typed("Digest", True, End="rotated", Next=name)], now)
+            out, seq, prev, writer = [], self.seq, self.prev, self.writer
+            for entry in entries:  # (as in `write`)
+                entry["Writer"], entry["Seq"], entry["Prev"] = writer, seq, prev
+                line = _dumps(entry, option=_NEWLINE)
+                prev = line_hash(line)
+                seq += 1
+                out.append(line)
+            self.seq, self.prev = seq, prev
+            self.since_digest += len(entries)
+            if self.since_digest >= self._digest_records or now >= self.digest_due:
                 out.append(self._typed("Digest", True))
-            return self._emit(out) or self.cfg.audit_fail_open
+            return self._emit(out, now) or self._fail_open
+        finally:
+            self._steady_state()
 
-    def _before(self, lines: list[bytes]) -> list[bytes]:
+    def _before(self, entries: list[dict]) -> list[dict]:
         """The first write of a writer starts with its Start record; a blocked writer first tries to
         write what it holds, and while still blocked counts refused calls instead of chaining them."""
         if self.blocked:
             self.retry()
         if self.blocked:
-            kept = [line for line in lines if REFUSAL not in line]
-            if len(kept) != len(lines):
-                self.refused += len(lines) - len(kept)
-                telemetry.sink.audit("refused", len(lines) - len(kept))
-            lines = kept
-        if lines and not self.seq:
+            kept = [entry for entry in entries if entry.get("ResultCode") != REFUSAL]
+            if len(kept) != len(entries):
+                self.refused += len(entries) - len(kept)
+                telemetry.sink.audit("refused", len(entries) - len(kept))
+            entries = kept
+        if entries and not self.seq:
             self._emit([self._typed("Start", True, Pid=os.getpid())])
-        return lines
+        return entries
 
-    def _emit(self, out: list[bytes]) -> bool:
-        data = b"\n".join(out) + b"\n"
+    def _emit(self, out: list[bytes], now: float = 0.0) -> bool:
+        data = out[0] if len(out) == 1 else b"".join(out)
         ok = True
         for sink in self.sinks:
-            ok = sink.write(data) and ok
+            if sink.held:
+                ok = sink.write(data) and ok
+                continue
+            try:  # (what sink.write does when nothing is held, one call less: every call's path)
+                sink._put(data, now)
+            except OSError as exc:
+                sink.error = exc
+                sink._hold(data)
+                ok = False
         if not ok:
             self._failed()
         return ok
@@ -332,7 +389,7 @@ class Trail:
     def _failed(self) -> None:
         """Count the failure; log it when writing first fails, then at most every ten seconds."""
         telemetry.sink.audit("write_failure")
-        self.failures += 1
+        self.failures, self._steady = self.failures + 1, False
         now = time.monotonic()
         if not self.failing_since:
             self.failing_since, self.logged = time.time(), 0.0
@@ -359,6 +416,7 @@ class Trail:
                 ok = sink.retry() and ok
             if ok and self.failing_since:
                 self._recovered()
+            self._steady_state()
             return ok and not self.blocked
 
     def _recovered(self) -> None:
@@ -374,11 +432,6 @@ class Trail:
         if refused:
             self._emit([self._typed("Outage", False, Since=iso(since), RefusedCalls=refused)])
 
-    def state(self) -> dict:
-        held = sum(len(s.held) for s in self.sinks)
-        return {"writer": self.writer, "blocked": self.blocked, "failing": bool(self.failing_since),
-                "held_writes": held, "file": self.file.path.name if self.file and self.file.path else None}
-
     def close(self) -> None:
         """End the chain with a closing digest (at process exit)."""
         with self.lock:
@@ -386,7 +439,7 @@ class Trail:
                 return
             if self.seq:
                 self._emit([self._typed("Digest", True, End="closed")])
-            self.closed = True
+            self.closed, self._steady = True, False
             BLOCKED.discard(self)
             for sink in self.sinks:
                 sink.close()

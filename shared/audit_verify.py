@@ -102,7 +102,7 @@ def _read(path: Path, writer: str, report: Report, tick: Callable[[int], None]) 
                 bad.append(number)
                 report.findings.append(Finding("malformed", path.name, number, f"not a record of writer {writer}"))
                 continue
-            recs.append(_Rec(path.name, number, data["Seq"], data["Prev"], line_hash(line).decode(), data, line))
+            recs.append(_Rec(path.name, number, data["Seq"], data["Prev"], line_hash(raw), data, line))
             report.records += 1
     return recs, bad
 

@@ -23,7 +23,8 @@ _perf = time.perf_counter
 class ObservedStore(Store):
     def __init__(self, inner: Store) -> None:
         self.inner = inner
-        self._nonces_local = type(inner).remember_nonce is not Store.remember_nonce
+        if type(inner).remember_nonce is not Store.remember_nonce:  # a local table: called straight
+            self.remember_nonce = inner.remember_nonce  # type: ignore[method-assign]
 
     def __getattr__(self, name: str):
         # Backend extras (`release`, `save_nonces`, `nonce_usage`...) pass through untouched.
@@ -78,8 +79,6 @@ class ObservedStore(Store):
             telemetry.sink.store(op, _perf() - t)
 
     def remember_nonce(self, key: str, now: int, ttl: int) -> bool:
-        if self._nonces_local:
-            return self.inner.remember_nonce(key, now, ttl)
         return self._timed("remember_nonce", "nonces", self.inner.remember_nonce, key, now, ttl)
 
     def close(self) -> None:

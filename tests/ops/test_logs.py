@@ -125,7 +125,7 @@ def test_a_store_fault_is_logged_and_raised(tmp_path, capfd, monkeypatch):
     (tmp_path / "m").mkdir()
     monkeypatch.setattr(telemetry, "sink", metrics.Recorder(tmp_path / "m" / "1.map"))
     store = ObservedStore.__new__(ObservedStore)
-    store.inner, store._nonces_local = Broken(), True
+    store.inner = Broken()
     with pytest.raises(sqlite3.OperationalError):
         store.get("keys", "1234/cn-hangzhou", "key-1")
     err = capfd.readouterr().err
