@@ -334,7 +334,7 @@ def _audit_writable(cfg) -> str:
             if _running(path):
                 os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC))
     except OSError as exc:
-        return f"error: {audit_trail._errno_name(exc)}"
+        return f"error: {audit_trail.errno_name(exc)}"
     return "ok"
 
 
