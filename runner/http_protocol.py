@@ -1,4 +1,4 @@
-"""The runner's HTTP protocol: uvicorn's httptools protocol with two changes.
+"""The runner's HTTP protocol: uvicorn's httptools protocol with these changes.
 
 * Request targets over 65,535 bytes are accepted. httptools cannot parse a URL that long, but the
   classic SDK puts every parameter, a 30 KB SecretData included, in the query string. For such
@@ -8,31 +8,50 @@
   as the largest kernel cost of a request here. Writes made in one turn of the event loop are held
   and sent together at the end of that turn, so nothing waits longer than the turn that made it
   (a `100 Continue` still goes out before the app waits for the body).
+* An idle connection is closed only when it really is idle. uvicorn arms its keep-alive timer when
+  a response is handed over, by the loop's clock, which was read when the turn began; a turn that
+  lasted seconds, and a response that left only at the end of it, made the timer fire as the answer
+  went out, resetting a connection whose next request was already waiting (and SDKs do not retry a
+  POST after a reset). The timer now counts from when the last bytes actually left, and never closes
+  a connection that has unread data: that is a request, and it gets its answer.
+* A connection that sends nothing is closed after the keep-alive timeout, as one that went idle
+  after a response is (uvicorn leaves a silent connection open forever). A request must arrive whole
+  within `request_timeout` seconds of its first byte; one that stalls is answered 408 and closed.
+  So neither idle sockets nor half-sent requests pile up until the worker runs out of descriptors.
 
-Named by import string in the runner's uvicorn config.
+Named by import string in the runner's uvicorn config, which carries `request_timeout`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import select
+import time
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 _PARSER_LIMIT = 65535
+REQUEST_TIMEOUT = 30.0  # seconds from a request's first byte to its last, unless the config says
+_TIMED_OUT = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
+              b"content-length: 16\r\nconnection: close\r\n\r\nRequest Timeout.")
 
 
 class _OneWriteTransport:
     """A connection's transport whose writes within one event-loop turn go out as one."""
 
-    __slots__ = ("_transport", "_loop", "_pending")
+    __slots__ = ("_transport", "_loop", "_pending", "sent_at")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport, self._loop, self._pending = transport, loop, []
+        self.sent_at = time.monotonic()  # when bytes last left (or the connection came)
 
     def write(self, data: bytes) -> None:
         if not self._pending:
             self._loop.call_soon(self.flush)
         self._pending.append(data)
+
+    def holding(self) -> bool:
+        return bool(self._pending)
 
     def flush(self) -> None:
         if self._pending:
@@ -40,6 +59,11 @@ class _OneWriteTransport:
             self._pending.clear()
             if not self._transport.is_closing():
                 self._transport.write(data)
+                self.sent_at = time.monotonic()
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
 
     def close(self) -> None:
         self.flush()
@@ -49,10 +73,75 @@ class _OneWriteTransport:
         return getattr(self._transport, name)
 
 
+def _has_unread_data(transport: asyncio.Transport) -> bool:
+    """Whether the peer sent something the loop has not read yet (or closed its side)."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return False
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
+
+
 class RunnerProtocol(HttpToolsProtocol):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.request_timeout = getattr(self.config, "request_timeout", REQUEST_TIMEOUT)
+        self._deadline: asyncio.TimerHandle | None = None
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.transport = _OneWriteTransport(transport, self.loop)  # type: ignore[assignment]
+        # A connection that never sends a byte is idle from the start; data_received disarms this.
+        self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._end_deadline()
+        super().connection_lost(exc)
+
+    def timeout_keep_alive_handler(self) -> None:
+        self.timeout_keep_alive_task = None
+        transport = self.transport
+        if transport.is_closing():
+            return
+        left = self.timeout_keep_alive - (time.monotonic() - transport.sent_at)  # type: ignore[attr-defined]
+        if transport.holding():  # type: ignore[attr-defined]  # the answer leaves at the end of this turn
+            left = self.timeout_keep_alive
+        if left > 0:
+            self.timeout_keep_alive_task = self.loop.call_later(left, self.timeout_keep_alive_handler)
+        elif not _has_unread_data(transport):  # unread data is a request the busy loop has not read yet
+            transport.close()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._end_deadline()
+        self._deadline = self.loop.call_later(self.request_timeout, self._request_timed_out)
+
+    def on_message_complete(self) -> None:
+        self._end_deadline()
+        super().on_message_complete()
+
+    def _end_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _request_timed_out(self) -> None:
+        """A request began `request_timeout` seconds ago and has not arrived whole."""
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        cycle = self.cycle
+        if self.pipeline or (cycle is not None and not cycle.response_complete
+                             and (cycle.response_started or not cycle.more_body)):
+            # It is pipelined behind a request still being answered, and uvicorn may not be reading
+            # it meanwhile: count again once that answer is out of the way.
+            self._deadline = self.loop.call_later(self.request_timeout, self._request_timed_out)
+            return
+        # Nothing is being answered, so the 408 is in order. If the stalled request's headers had
+        # arrived, its app is waiting for the body and sees the disconnect.
+        self.transport.write(_TIMED_OUT)
+        self.transport.close()
 
     def on_headers_complete(self) -> None:
         if len(self.url) <= _PARSER_LIMIT:

@@ -72,7 +72,8 @@ def serve(args: argparse.Namespace) -> None:
                             lifespan="off", server_header=False,
                             # The runner is the gateway: it says who connected (x-forwarded-for in the
                             # event), never a client's own header, or acs:SourceIp could be forged.
-                            proxy_headers=False)
+                            proxy_headers=False, timeout_keep_alive=args.timeout_keep_alive)
+    config.request_timeout = args.request_timeout  # read by RunnerProtocol, in each worker process
     server = uvicorn.Server(config)
     # uvicorn re-raises the signal that stopped it once it has shut down; leave through Python
     # instead, so the `finally` below runs.
@@ -87,7 +88,10 @@ def serve(args: argparse.Namespace) -> None:
         stop.set()
         save = getattr(get_store(), "save_nonces", None)
         if save is not None:
-            save()  # a nonce table in shared memory would not outlive a reboot
+            try:
+                save()  # a nonce table in shared memory would not outlive a reboot
+            except OSError as exc:  # a full disk, say: the table itself is intact, only the copy failed
+                print(f"could not save the nonce table into the data directory: {exc.strerror}", file=sys.stderr)
 
 
 def _exit_quietly(signum, frame) -> None:
