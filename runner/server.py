@@ -27,6 +27,17 @@ def timer_event(job: registry.Job, epoch: int) -> dict:
             "triggerName": f"{job.name}-timer", "payload": job.payload}
 
 
+def fire(job: registry.Job, second: int) -> dict | None:
+    """Run a job's handler as its timer does at `second`; its summary, or None if it failed."""
+    try:
+        return function_handler(job.module)(json.dumps(timer_event(job, second)).encode(), fc_context(job.name))
+    except Exception as exc:  # noqa: BLE001 - a failed run must not stop the clock
+        print(f"timer {job.name} failed: {type(exc).__name__}", file=sys.stderr)
+        return None
+    finally:
+        _release_store()
+
+
 def run_timers(stop: threading.Event) -> None:
     """Fire each job's handler when its schedule matches, once per second boundary."""
     from alikms.runner.cron import Schedule
@@ -38,13 +49,7 @@ def run_timers(stop: threading.Event) -> None:
         for second in range(last + 1, now + 1):
             for job, schedule in schedules:
                 if schedule.matches(second):
-                    try:
-                        function_handler(job.module)(json.dumps(timer_event(job, second)).encode(),
-                                                     fc_context(job.name))
-                    except Exception as exc:  # noqa: BLE001 - a failed run must not stop the clock
-                        print(f"timer {job.name} failed: {type(exc).__name__}", file=sys.stderr)
-                    finally:
-                        _release_store()
+                    fire(job, second)
         last = now
 
 

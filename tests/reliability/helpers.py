@@ -21,7 +21,8 @@ TABLESTORE_ENV = {"KMS_STORE": "tablestore", "OTS_INSTANCE": "kmsfake", "OTS_ACC
                   "OTS_ACCESS_KEY_SECRET": "test-secret"}
 
 
-def start_group(data_dir: Path, env: dict | None = None, workers: int = 2, *extra: str) -> support.Server:
+def start_group(data_dir: Path, env: dict | None = None, workers: int = 2,
+                extra: tuple[str, ...] = ()) -> support.Server:
     """A runner whose processes (supervisor and workers) form a process group of their own."""
     port = support.free_port()
     full_env = {**os.environ, "KMS_ACCESS_KEY_ID": support.TEST_AK, "KMS_ACCESS_KEY_SECRET": support.TEST_SECRET,
@@ -45,12 +46,14 @@ def start_group(data_dir: Path, env: dict | None = None, workers: int = 2, *extr
 
 
 def group_pids(pgid: int) -> list[int]:
+    """The live processes of a process group (a killed one may stay a zombie until reaped)."""
     pids = []
     for name in os.listdir("/proc"):
         if name.isdigit():
             with contextlib.suppress(OSError):
                 stat = Path(f"/proc/{name}/stat").read_text()
-                if int(stat[stat.rfind(")") + 2:].split()[2]) == pgid:
+                fields = stat[stat.rfind(")") + 2:].split()
+                if int(fields[2]) == pgid and fields[0] != "Z":
                     pids.append(int(name))
     return pids
 
@@ -166,15 +169,18 @@ def read_response(f) -> tuple[int, dict]:
     return status, json.loads(body) if body.startswith(b"{") else {"raw": body.decode(errors="replace")}
 
 
-def closed_by_peer(sock: socket.socket, timeout: float = 10.0) -> bytes | None:
-    """Everything the server sent until it closed the connection, or None if it kept it open."""
-    sock.settimeout(timeout)
+def closed_by_peer(sock: socket.socket, deadline: float) -> bytes | None:
+    """Everything the server sent until it closed the connection, or None if it still kept it open
+    at `deadline` (time.monotonic())."""
     data = b""
     try:
-        while chunk := sock.recv(65536):
+        while True:
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
+            chunk = sock.recv(65536)
+            if not chunk:
+                return data
             data += chunk
     except TimeoutError:
         return None
     except ConnectionResetError:
-        pass
-    return data
+        return data
