@@ -79,7 +79,10 @@ def material(ctx: Context, key_id: str, vid: str) -> bytes:
     cache_key = (ctx.scope, key_id, vid)
     found = _material.get(cache_key)
     if found is not None:
-        _material.move_to_end(cache_key)
+        try:
+            _material.move_to_end(cache_key)
+        except KeyError:  # evicted meanwhile by a call on another thread (the runner's call threads)
+            pass
         return found
     row = get(ctx, key_id, vid)
     plain = crypto.unwrap(ctx.config, row["material"], material_aad(key_id, vid))
@@ -101,7 +104,10 @@ def private_key(ctx: Context, key_id: str, key_spec: str, vid: str):
         if len(_loaded) > _CACHE_SIZE:
             _loaded.popitem(last=False)
     else:
-        _loaded.move_to_end(cache_key)
+        try:
+            _loaded.move_to_end(cache_key)
+        except KeyError:  # evicted meanwhile by a call on another thread
+            pass
     return found
 
 
