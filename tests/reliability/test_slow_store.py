@@ -155,3 +155,37 @@ def test_keep_alive_timer_counts_from_the_last_write(sent_ago, holding, unread, 
         assert 0 < protocol.loop.timers[0][0] <= 5.0
     if not closes:
         transport.close()
+
+
+def test_calls_held_by_the_store_proxy_cost_nobody_an_answer(tmp_path, ots_proxy):
+    # The issue's own reproduction, at test scale: 3% of Tablestore requests held for 2 s (twice the
+    # keep-alive timeout), 16 clients on kept-alive connections to one worker. Every call is answered.
+    from tests.reliability.helpers import start_group, stop_group
+
+    env = {**TABLESTORE_ENV, "OTS_ENDPOINT": ots_proxy.url}
+    srv = start_group(tmp_path / "data", env, workers=1, extra=("--timeout-keep-alive", "1"))
+    try:
+        key = create_key(srv)
+        ots_proxy.delay(2.0, probability=0.03)
+        outcomes: list = []
+
+        def client() -> None:
+            with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as sock, sock.makefile("rb") as f:
+                for _ in range(12):
+                    try:
+                        sock.sendall(raw_request(srv, "DescribeKey", {"KeyId": key}))
+                        outcomes.append(read_response(f)[0])
+                    except OSError as exc:
+                        outcomes.append(type(exc).__name__)
+                        return
+
+        clients = [threading.Thread(target=client) for _ in range(16)]
+        for thread in clients:
+            thread.start()
+        for thread in clients:
+            thread.join(60)
+        assert ots_proxy.stats["delay"] > 0  # some calls really were held
+        assert outcomes == [200] * 16 * 12
+    finally:
+        ots_proxy.clear()
+        stop_group(srv)
