@@ -18,6 +18,8 @@
   after a response is (uvicorn leaves a silent connection open forever). A request must arrive whole
   within `request_timeout` seconds of its first byte; one that stalls is answered 408 and closed.
   So neither idle sockets nor half-sent requests pile up until the worker runs out of descriptors.
+  Requests are not given a timer each (arming and cancelling one cost a few per cent of a call):
+  each notes when it began, and one sweep per worker looks over the open connections.
 
 Named by import string in the runner's uvicorn config, which carries `request_timeout`.
 """
@@ -83,21 +85,36 @@ def _has_unread_data(transport: asyncio.Transport) -> bool:
     return bool(poller.poll(0))
 
 
+def _sweep(loop: asyncio.AbstractEventLoop, state, every: float) -> None:
+    """Time out the requests of this worker's connections that began too long ago; runs every
+    `every` seconds while the worker has connections."""
+    now = time.monotonic()
+    for conn in list(state.connections):
+        began = getattr(conn, "began", None)
+        if began is not None and now - began >= conn.request_timeout:
+            conn.request_timed_out()
+    if state.connections:
+        loop.call_later(every, _sweep, loop, state, every)
+    else:
+        state.runner_sweep = False  # the next connection starts it again
+
+
 class RunnerProtocol(HttpToolsProtocol):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.request_timeout = getattr(self.config, "request_timeout", REQUEST_TIMEOUT)
-        self._deadline: asyncio.TimerHandle | None = None
+        self.began: float | None = None  # when the request being read began to arrive
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.transport = _OneWriteTransport(transport, self.loop)  # type: ignore[assignment]
         # A connection that never sends a byte is idle from the start; data_received disarms this.
         self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._end_deadline()
-        super().connection_lost(exc)
+        state = self.server_state
+        if not getattr(state, "runner_sweep", False):
+            state.runner_sweep = True
+            every = min(1.0, self.request_timeout / 2)
+            self.loop.call_later(every, _sweep, self.loop, state, every)
 
     def timeout_keep_alive_handler(self) -> None:
         self.timeout_keep_alive_task = None
@@ -114,30 +131,24 @@ class RunnerProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._end_deadline()
-        self._deadline = self.loop.call_later(self.request_timeout, self._request_timed_out)
+        self.began = time.monotonic()
 
     def on_message_complete(self) -> None:
-        self._end_deadline()
+        self.began = None
         super().on_message_complete()
 
-    def _end_deadline(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
-    def _request_timed_out(self) -> None:
-        """A request began `request_timeout` seconds ago and has not arrived whole."""
-        self._deadline = None
+    def request_timed_out(self) -> None:
+        """The request being read began `request_timeout` seconds ago and has not arrived whole."""
         if self.transport.is_closing():
             return
         cycle = self.cycle
         if self.pipeline or (cycle is not None and not cycle.response_complete
                              and (cycle.response_started or not cycle.more_body)):
             # It is pipelined behind a request still being answered, and uvicorn may not be reading
-            # it meanwhile: count again once that answer is out of the way.
-            self._deadline = self.loop.call_later(self.request_timeout, self._request_timed_out)
+            # it meanwhile: count again from now.
+            self.began = time.monotonic()
             return
+        self.began = None
         # Nothing is being answered, so the 408 is in order. If the stalled request's headers had
         # arrived, its app is waiting for the body and sees the disconnect.
         self.transport.write(_TIMED_OUT)
