@@ -1310,13 +1310,13 @@ def run(opts: Opts, only: set[str] | None, json_path: str | None) -> int:
         if name not in need:
             continue
         port, workers = free_port(), opts.workers
+        count_file = opts.tmp / f"store-requests-{name}" if app.startswith("ots:") else None
         if app == "runner":
             argv = [py, "-m", "alikms.runner", "serve", "--port", str(port), "--data-dir", str(sets[ds_name].dir),
                     "--workers", str(workers), "--no-timers"]
         elif app == "moto":
             argv, workers = [py, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], 1
-        elif app.startswith("ots:"):
-            count_file = opts.tmp / f"store-requests-{name}"
+        elif count_file is not None:
             argv = [py, "-m", "bench.suite", "serve-ots", "--latency", app.partition(":")[2], "--count-file",
                     str(count_file), "--port", str(port), "--data-dir", str(sets[ds_name].dir),
                     "--workers", str(workers), "--no-timers"]
@@ -1325,8 +1325,7 @@ def run(opts: Opts, only: set[str] | None, json_path: str | None) -> int:
                     "--port", str(port), "--data-dir", str(sets[ds_name].dir if ds_name else opts.tmp / "trivial"),
                     "--workers", str(workers), "--no-timers"]
         ds = sets[ds_name] if ds_name else None
-        servers[name] = Server(name, argv, env_for(ds), port, opts.tmp, workers,
-                               count_file if app.startswith("ots:") else None).start()
+        servers[name] = Server(name, argv, env_for(ds), port, opts.tmp, workers, count_file).start()
         if ds is not None and ds.server is None:  # the first server on a data set makes its 10 keys
             ds.server = servers[name]
             for _ in range(10):
