@@ -8,7 +8,8 @@ wiped by them later, would let a captured request be replayed.
 
 So every such file is opened here, never through a symbolic link (`O_NOFOLLOW`), and checked on the
 descriptor that was opened (`fstat`), so nothing can be swapped between the check and the use:
-  - a regular file with one link (a hard link to a file elsewhere would have us write into it),
+  - a regular file, with one link if the service writes to it (a hard link to a file elsewhere
+    would have us write into that file),
   - owned by the user the service runs as: anything else was not created by the service, and the
     service refuses to start on it (`UnsafeFile`, with what to do);
   - mode 0600: a file of ours with a looser mode (a database made by an older version, or by hand)
@@ -19,7 +20,9 @@ whole (credentials, root key, saved tables) are written under a unique temporary
 
 Directories: the data directory is the operator's (any mode, owned by the service user or root,
 but not writable by every user). Files kept in a directory every user can write to (the nonce table
-in /dev/shm) live in a private subdirectory of it (`private_dir`: 0700, ours).
+in /dev/shm) live in a private subdirectory of it (`private_dir`: 0700, ours). Either way every
+directory above must belong to root or the service's user and must not let every user rename its
+entries, or the whole directory could be swapped for another user's while the service runs.
 """
 
 from __future__ import annotations
@@ -43,21 +46,23 @@ def _refuse(path: Path | str, why: str) -> UnsafeFile:
                       f"(`rm -r {path}`) and start again")
 
 
-def check_file(fd: int, path: Path | str) -> os.stat_result:
+def check_file(fd: int, path: Path | str, writing: bool = True) -> os.stat_result:
     """Refuse what the service did not create; tighten a loose mode of a file of ours to 0600."""
     st = os.fstat(fd)
-    _check(st, path)
+    _check(st, path, writing)
     if st.st_mode & 0o7177:
         os.fchmod(fd, st.st_mode & PRIVATE)  # only ever take permissions away
     return st
 
 
-def _check(st: os.stat_result, path: Path | str) -> None:
+def _check(st: os.stat_result, path: Path | str, writing: bool) -> None:
     if not stat.S_ISREG(st.st_mode):
         raise _refuse(path, "is not a regular file")
     if st.st_uid != os.geteuid():
         raise _refuse(path, f"belongs to uid {st.st_uid}, not to the service's user (uid {os.geteuid()})")
-    if st.st_nlink != 1:  # a link to another file would have the service write into that file
+    # A second link to another file would have the service write into that file. Only for files
+    # written: a file made whole by `write_private` has two links for a moment while it appears.
+    if writing and st.st_nlink != 1:
         raise _refuse(path, f"has {st.st_nlink} hard links")
 
 
@@ -70,7 +75,7 @@ def open_private(path: Path | str, flags: int = os.O_RDWR, create: bool = True) 
             raise _refuse(path, "is a symbolic link") from None
         raise
     try:
-        check_file(fd, path)
+        check_file(fd, path, writing=bool(flags & (os.O_WRONLY | os.O_RDWR)))
         os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
@@ -86,7 +91,7 @@ def check_path(path: Path) -> bool:
         return False
     if stat.S_ISLNK(st.st_mode):
         raise _refuse(path, "is a symbolic link")
-    _check(st, path)
+    _check(st, path, writing=True)
     if st.st_mode & 0o7177:
         os.chmod(path, st.st_mode & PRIVATE)
     return True
@@ -117,9 +122,25 @@ def write_private(path: Path | str, data: bytes | memoryview, replace: bool = Fa
         tmp.unlink(missing_ok=True)
 
 
+def _check_parents(path: Path) -> None:
+    """Every directory above `path` belongs to root or to the service's user, and none lets every
+    user replace what it holds (world-writable without the sticky bit, like /tmp has): otherwise
+    another user could move `path` away and put a directory of their own in its place."""
+    for parent in Path(os.path.realpath(path.parent)).joinpath("x").parents:
+        st = os.stat(parent)
+        if st.st_uid not in (os.geteuid(), 0):
+            raise UnsafeFile(f"{parent}, above {path}, belongs to uid {st.st_uid}, who could replace {path.name} "
+                             f"with a directory of their own: use a place whose parents belong to root or the "
+                             f"service's user (uid {os.geteuid()})")
+        if st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_ISVTX:
+            raise UnsafeFile(f"{parent}, above {path}, is writable by every user without the sticky bit, so anyone "
+                             f"could replace {path.name} in it: use another place")
+
+
 def check_data_dir(path: Path) -> None:
-    """The data directory: owned by the service's user (or root), and not writable by every user,
-    who could otherwise replace the files in it."""
+    """The data directory: owned by the service's user (or root), not writable by every user, who
+    could otherwise put files in it before the service does, and in a safe place (`_check_parents`)."""
+    _check_parents(path)
     st = os.stat(path)
     if not stat.S_ISDIR(st.st_mode):
         raise UnsafeFile(f"data directory {path} is not a directory")
@@ -133,11 +154,8 @@ def check_data_dir(path: Path) -> None:
 
 def private_dir(path: Path) -> Path:
     """`path`, a directory of the service's own (0700, ours) inside a directory others may write to;
-    created if missing. Refused if another user made it, or if its parent lets anyone replace it."""
-    parent = os.stat(path.parent)
-    if parent.st_mode & stat.S_IWOTH and not parent.st_mode & stat.S_ISVTX:
-        raise UnsafeFile(f"{path.parent} is writable by every user without the sticky bit, so anyone could "
-                         f"replace {path.name} in it: use another directory")
+    created if missing. Refused if another user made it, or if a directory above lets them replace it."""
+    _check_parents(path)
     try:
         os.mkdir(path, 0o700)
     except FileExistsError:

@@ -188,6 +188,36 @@ def test_a_data_directory_others_can_write_to_is_refused(tmp_path):
         support.start_server(theirs)
 
 
+def test_a_data_directory_in_a_directory_another_user_owns_is_refused(tmp_path):
+    # Their directory: they could rename the service's data directory away and put their own in its
+    # place (a database with their access keys) while the service runs.
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    theirs.chmod(0o755)
+    os.chown(theirs, STRANGER, STRANGER)
+    with pytest.raises(RuntimeError, match=f"{theirs}, above {theirs / 'data'}, belongs to uid 65534"):
+        support.start_server(theirs / "data")
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    loose.chmod(0o777)
+    with pytest.raises(RuntimeError, match="writable by every user without the sticky bit"):
+        support.start_server(loose / "data")
+
+
+def test_a_file_only_read_may_have_a_second_link(local_env, monkeypatch):
+    """credentials.json and root.key appear whole by a link from a temporary name, so for a moment
+    they have two links; a worker reading them then must not refuse to start."""
+    from alikms.shared.config import get_config
+
+    for var in ("KMS_ACCESS_KEY_ID", "KMS_ACCESS_KEY_SECRET"):
+        monkeypatch.delenv(var)
+    get_config()
+    get_config.cache_clear()
+    for name in ("credentials.json", "root.key"):
+        os.link(local_env / name, local_env / f".{name}.tmp")
+    assert get_config().account_id == support.TEST_ACCOUNT
+
+
 IN_DATA_DIR = ["kms.sqlite3", "kms.sqlite3-wal", "kms.sqlite3-shm", "kms-changes.map", "kms-nonces.map",
                "credentials.json", "root.key", "audit.log"]
 
