@@ -257,10 +257,12 @@ def parse_root_keys(raw: str) -> dict[str, bytes]:
 def get_config() -> Config:
     """The configuration of this instance, read once (`get_config.cache_clear()` reads it again)."""
     s = read_settings(Settings)
-    data_dir = s.data_dir.resolve() if s.data_dir is not None else None
-    if data_dir is not None:
-        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        localfiles.check_data_dir(data_dir)
+    data_dir = None
+    if s.data_dir is not None:
+        localfiles.check_links(s.data_dir)  # before anything is made through them
+        s.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        localfiles.check_data_dir(s.data_dir)
+        data_dir = s.data_dir.resolve()
     creds = _bootstrap_credentials(s, data_dir)
     key_file = root_key_file(data_dir, from_env=s.root_key is not None)
     if key_file is not None:

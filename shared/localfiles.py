@@ -27,6 +27,7 @@ entries, or the whole directory could be swapped for another user's while the se
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
@@ -122,11 +123,24 @@ def write_private(path: Path | str, data: bytes | memoryview, replace: bool = Fa
         tmp.unlink(missing_ok=True)
 
 
+def check_links(path: Path) -> None:
+    """The path as given passes through no symbolic link of another user's (say /tmp/kms planted to
+    point at a directory of the service's user): that user would choose the directory."""
+    given = Path(os.path.abspath(path))
+    for step in [*reversed(given.parents), given]:
+        with contextlib.suppress(FileNotFoundError):
+            st = os.lstat(step)
+            if stat.S_ISLNK(st.st_mode) and st.st_uid not in (os.geteuid(), 0):
+                raise UnsafeFile(f"{step} is a symbolic link of uid {st.st_uid}, who chooses where it leads: "
+                                 f"name the real directory instead")
+
+
 def _check_parents(path: Path) -> None:
-    """Every directory above `path` belongs to root or to the service's user, and none lets every
-    user replace what it holds (world-writable without the sticky bit, like /tmp has): otherwise
-    another user could move `path` away and put a directory of their own in its place."""
-    for parent in Path(os.path.realpath(path.parent)).joinpath("x").parents:
+    """`check_links`, and every directory above `path` belongs to root or to the service's user, and
+    none lets every user replace what it holds (world-writable without the sticky bit, like /tmp
+    has): otherwise another user could move `path` away and put a directory of their own in its place."""
+    check_links(path)
+    for parent in Path(os.path.realpath(path)).parents:
         st = os.stat(parent)
         if st.st_uid not in (os.geteuid(), 0):
             raise UnsafeFile(f"{parent}, above {path}, belongs to uid {st.st_uid}, who could replace {path.name} "

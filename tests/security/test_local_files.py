@@ -204,6 +204,25 @@ def test_a_data_directory_in_a_directory_another_user_owns_is_refused(tmp_path):
         support.start_server(loose / "data")
 
 
+def test_a_data_directory_named_through_another_users_link_is_refused(tmp_path):
+    # /tmp/kms planted by them, pointing at a directory of the service's user: they would choose
+    # where the service keeps (and appends to) its files.
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    link = tmp_path / "kms"
+    link.symlink_to(ours)
+    os.chown(link, STRANGER, STRANGER, follow_symlinks=False)
+    with pytest.raises(RuntimeError, match=f"{link} is a symbolic link of uid 65534"):
+        support.start_server(link)
+    assert list(ours.iterdir()) == []
+    shm = shared_memory(tmp_path)
+    (tmp_path / "shm-link").symlink_to(shm)
+    os.chown(tmp_path / "shm-link", STRANGER, STRANGER, follow_symlinks=False)
+    (tmp_path / "data").mkdir()
+    with pytest.raises(UnsafeFile, match="is a symbolic link of uid 65534"):
+        SqliteStore(tmp_path / "data" / "kms.sqlite3", nonce_slots=1024, nonce_dir=str(tmp_path / "shm-link"))
+
+
 def test_a_file_only_read_may_have_a_second_link(local_env, monkeypatch):
     """credentials.json and root.key appear whole by a link from a temporary name, so for a moment
     they have two links; a worker reading them then must not refuse to start."""
