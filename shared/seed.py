@@ -47,7 +47,7 @@ from .config import Config
 from .context import Context
 from .crypto import derive
 from .models import KeyRotationInterval, parse_request
-from .store import Store
+from .store import Conflict, Store
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")  # what a ciphertext blob can name
 _NAMESPACE = uuid.UUID("0d7f5a43-3f4b-4c8e-9a51-6b2f0c9e1d27")
@@ -184,18 +184,21 @@ def _key(ctx: Context, seed: Seed, entry: SeedKey) -> str:
     kid = key_id(seed, entry, ctx.region)
     imported = entry.material is not None
     material = _material(seed, entry, kid, ctx.region)
-    existing = ctx.store.get("keys", ctx.scope, kid)
-    if existing is None:
-        _create_key(ctx, entry, kid, material, imported)
-    elif material is not None:
+    created = False
+    if ctx.store.get("keys", ctx.scope, kid) is None:
+        created = _create_key(ctx, entry, kid, material, imported)
+    if not created and material is not None:  # there before (an earlier start, or another instance now)
         vid = versions.version_id(kid, 1)
         if not hmac.compare_digest(versions.material(ctx, kid, vid), material):
             raise ValueError(f"key {kid} exists with other material")
     for alias in entry.aliases:
+        if ctx.store.get("aliases", ctx.scope, alias) is None:
+            try:
+                _call(ctx, "CreateAlias", {"AliasName": alias, "KeyId": kid})
+            except errors.AliasAlreadyExists:
+                pass  # another instance loading the same seed made it; checked below
         found = ctx.store.get("aliases", ctx.scope, alias)
-        if found is None:
-            _call(ctx, "CreateAlias", {"AliasName": alias, "KeyId": kid})
-        elif found.data["key_id"] != kid:
+        if found is None or found.data["key_id"] != kid:
             raise ValueError(f"{alias} already names another key")
     return kid
 
@@ -221,7 +224,8 @@ def _material(seed: Seed, entry: SeedKey, kid: str, region: str) -> bytes | None
     return None
 
 
-def _create_key(ctx: Context, entry: SeedKey, kid: str, material: bytes | None, imported: bool) -> None:
+def _create_key(ctx: Context, entry: SeedKey, kid: str, material: bytes | None, imported: bool) -> bool:
+    """Write the key row and its first version; False if another writer created the key first."""
     spec = keyspecs.SPECS[entry.spec]
     usage = entry.usage or spec.default_usage
     if usage not in spec.usages:
@@ -251,7 +255,11 @@ def _create_key(ctx: Context, entry: SeedKey, kid: str, material: bytes | None, 
     key["primary_key_version"] = versions.create(ctx, key, 1, material, now)
     if imported:
         key["material_fingerprint"] = byok.fingerprint(ctx, kid, material)
-    ctx.store.put_new("keys", ctx.scope, kid, key)
+    try:
+        ctx.store.put_new("keys", ctx.scope, kid, key)
+    except Conflict:
+        return False
+    return True
 
 
 def _tags(tags: dict[str, str]) -> dict[str, str]:
@@ -280,4 +288,7 @@ def _secret(ctx: Context, secret: SeedSecret) -> None:
         params["EncryptionKeyId"] = keys.key_id_from(ctx, secret.key)
     if secret.tags:
         params["Tags"] = json.dumps([{"TagKey": k, "TagValue": v} for k, v in secret.tags.items()])
-    _call(ctx, "CreateSecret", params)
+    try:
+        _call(ctx, "CreateSecret", params)
+    except errors.ResourceExist:
+        pass  # another instance loading the same seed created it first
