@@ -56,8 +56,10 @@ def install(serve: Serve, is_kms_host: Callable[[str], bool]) -> None:
     aiohttp = _optional("aiohttp")
     if aiohttp is not None:
         _patch(aiohttp.ClientSession, "_request", _aiohttp_request(serve, aiohttp))
-    ping = _loaded(_PING_MODULE)
-    if ping is not None:  # the secrets client pings each region's endpoint when it has several
+    # The secrets client pings each region's endpoint when it has several. Imported here (once per
+    # process) so that a builder imported later still finds the patch in place.
+    ping = _optional(_PING_MODULE)
+    if ping is not None:
         _patch(ping, "ping_host", _ping(ping.ping_host, is_kms_host))
 
 
@@ -76,14 +78,8 @@ def _optional(name: str):
     """The module if it is installed (imported on the first use of the double), else None."""
     try:
         return importlib.import_module(name)
-    except ImportError:
+    except ImportError:  # not installed (or broken beside this environment's other packages)
         return None
-
-
-def _loaded(name: str):
-    import sys
-
-    return sys.modules.get(name)
 
 
 # --- requests (top-level and the classic SDK's vendored copy) --------------------------------------

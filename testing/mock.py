@@ -59,6 +59,9 @@ _INSTANCE_GATEWAY = ".cryptoservice.kms.aliyuncs.com"
 _REFUSED = "refused"
 _CREDENTIAL_ENV = ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN")
 
+_CREDENTIAL_MODULE = "alibabacloud_credentials.utils.auth_util"
+_CREDENTIAL_ATTRIBUTES = ("environment_access_key_id", "environment_access_key_secret", "environment_security_token")
+
 _active: list[MockKms] = []  # the double answering is the last one
 _local = threading.local()  # per thread: (state, config of the region being served)
 _hosts: dict[str, str | None] = {}  # netloc -> region, _REFUSED or None
@@ -221,6 +224,7 @@ class MockKms:
         self._keep_state = keep_state
         self._state: _State | None = None
         self._saved_env: dict[str, str | None] = {}
+        self._saved_chain: tuple | None = None
 
     # --- entering and leaving ---------------------------------------------------------------------
 
@@ -236,10 +240,23 @@ class MockKms:
             _install()
         _active.append(self)
         self._saved_env = {name: os.environ.get(name) for name in _CREDENTIAL_ENV}
-        os.environ["ALIBABA_CLOUD_ACCESS_KEY_ID"] = ACCESS_KEY_ID
-        os.environ["ALIBABA_CLOUD_ACCESS_KEY_SECRET"] = self._state.secret
-        os.environ.pop("ALIBABA_CLOUD_SECURITY_TOKEN", None)
+        self._saved_chain = _credential_chain()
+        self._use_default_credentials()
         return self
+
+    def _use_default_credentials(self) -> None:
+        values = (ACCESS_KEY_ID, self._live.secret, None)
+        for name, value in zip(_CREDENTIAL_ENV, values):
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        # alibabacloud-credentials reads these variables once, when it is imported; its default
+        # chain would otherwise go on to the ECS metadata service.
+        module = _credential_module()
+        if module is not None:
+            for attribute, value in zip(_CREDENTIAL_ATTRIBUTES, values):
+                setattr(module, attribute, value)
 
     def __exit__(self, *exc_info) -> None:
         try:
@@ -248,6 +265,10 @@ class MockKms:
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
+            module = _credential_module()
+            if module is not None and self._saved_chain is not None:
+                for attribute, value in zip(_CREDENTIAL_ATTRIBUTES, self._saved_chain):
+                    setattr(module, attribute, value)
             if self in _active:
                 _active.remove(self)
             if not _active:
@@ -377,7 +398,7 @@ class MockKms:
         _forget_cached_state()
         self._state = _State(self._options, self._seed)
         if self in _active:
-            os.environ["ALIBABA_CLOUD_ACCESS_KEY_SECRET"] = self._state.secret
+            self._use_default_credentials()
 
 
 # --- the seams the double plugs into --------------------------------------------------------------
@@ -440,6 +461,22 @@ def _uninstall() -> None:
     while _service_patches:
         owner, name, value = _service_patches.pop()
         setattr(owner, name, value)
+
+
+def _credential_module():
+    """alibabacloud-credentials' copy of the credential variables, if it is installed."""
+    try:
+        import importlib
+
+        module = importlib.import_module(_CREDENTIAL_MODULE)
+    except ImportError:
+        return None
+    return module if all(hasattr(module, a) for a in _CREDENTIAL_ATTRIBUTES) else None
+
+
+def _credential_chain() -> tuple | None:
+    module = _credential_module()
+    return None if module is None else tuple(getattr(module, a) for a in _CREDENTIAL_ATTRIBUTES)
 
 
 def _forget_cached_state() -> None:
