@@ -19,7 +19,9 @@ raises `NotServed` for a KMS host it must not let through. `uninstall()` puts ev
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 import io
 import json
 from http import HTTPStatus
@@ -176,7 +178,6 @@ def _aiohttp_response(aiohttp, session, method: str, url, request_headers, answe
     """A genuine `aiohttp.ClientResponse` holding the answer, in the state `start()` leaves a response
     whose whole body has arrived: callers read, release and raise on it as on any other."""
     import asyncio
-    import inspect
 
     from aiohttp.client_proto import ResponseHandler
     from aiohttp.helpers import TimerNoop
@@ -188,7 +189,8 @@ def _aiohttp_response(aiohttp, session, method: str, url, request_headers, answe
               "session": session,
               "request_info": aiohttp.RequestInfo(url, method, CIMultiDictProxy(CIMultiDict(request_headers)), url),
               "stream_writer": _SentBody(len(body))}
-    accepted = inspect.signature(aiohttp.ClientResponse.__init__).parameters
+    # Its keyword arguments differ across aiohttp 3.x releases: pass the ones this release takes.
+    accepted = _response_parameters(aiohttp)
     resp = aiohttp.ClientResponse(method, url, **{k: v for k, v in kwargs.items() if k in accepted})
     resp.version = aiohttp.HttpVersion11
     resp.status, resp.reason = status, reason(status)
@@ -199,6 +201,11 @@ def _aiohttp_response(aiohttp, session, method: str, url, request_headers, answe
     content.feed_eof()
     resp.content = content
     return resp
+
+
+@functools.cache
+def _response_parameters(aiohttp) -> frozenset[str]:
+    return frozenset(inspect.signature(aiohttp.ClientResponse.__init__).parameters)
 
 
 class _SentBody:

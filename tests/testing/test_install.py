@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -94,7 +95,10 @@ def wheel(tmp_path_factory) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         built = sorted(shared.glob("alikms-*.whl"))
         if not built:
-            subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(shared), str(ROOT)],
+            # Built from a copy: setuptools writes build/ and *.egg-info beside the sources it builds.
+            source = shutil.copytree(ROOT, shared / "source", ignore=shutil.ignore_patterns(
+                ".git", ".venv", "build", "*.egg-info", "__pycache__", "node_modules", ".kms-data", ".bench"))
+            subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(shared), str(source)],
                            check=True, capture_output=True, timeout=300)
             built = sorted(shared.glob("alikms-*.whl"))
     return built[0]

@@ -13,6 +13,7 @@ from alibabacloud_tea_openapi.exceptions import ClientException
 from alibabacloud_tea_openapi.models import Config
 
 from alikms.testing import MockKms, mock_kms
+from alikms.testing import _service
 from alikms.testing import mock as mock_module
 
 
@@ -125,7 +126,7 @@ def test_bad_options_are_refused_before_anything_is_patched():
     with pytest.raises(ValueError):
         with mock_kms(store="postgres"):
             pass
-    assert mock_module.active() is None and not mock_module._service_patches
+    assert mock_module.active() is None and not _service._patches and not _service.stack
 
 
 def test_default_credential_variables_are_the_doubles_while_it_runs(monkeypatch):
