@@ -1,6 +1,6 @@
 """`alikms`: the one console command, a subcommand per tool.
 
-    alikms serve [--host H] [--port P] [--data-dir DIR] [--workers N] [--no-timers]
+    alikms serve [--host H] [--port P] [--data-dir DIR] [--workers N] [--no-timers] [--seed FILE]
     alikms invoke FUNCTION [--event FILE] [--data-dir DIR]
     alikms admin ...                 (access keys, policies, the audit trail, root-key rotation)
     alikms create-tables [...]       (the Tablestore tables of a deployment)
@@ -29,6 +29,7 @@ def _runner(argv: list[str]) -> int:
     p.add_argument("--data-dir", default=os.environ.get("KMS_DATA_DIR", ".kms-data"))
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     p.add_argument("--no-timers", action="store_true")
+    p.add_argument("--seed", metavar="FILE", help="keys, aliases and secrets to create at start (YAML or JSON)")
     p = sub.add_parser("invoke", help="one function once, like `fun local invoke`")
     p.add_argument("function")
     p.add_argument("--event")
