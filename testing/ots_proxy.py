@@ -127,6 +127,7 @@ class OtsProxy:
         self._stopping = threading.Event()
         self._listener: socket.socket | None = None
         self._conns: set[socket.socket] = set()
+        self._clients: set[socket.socket] = set()
         self.url = ""
 
     # --- control (from tests) ---------------------------------------------------------------------
@@ -197,8 +198,11 @@ class OtsProxy:
             self._listener.close()
         with self._lock:
             conns, self._conns = list(self._conns), set()
-        for sock in conns:
-            _reset(sock)
+        for sock in conns:  # clients see a reset; the server sees its connections closed
+            if sock in self._clients:
+                _reset(sock)
+            else:
+                sock.close()
 
     def __enter__(self) -> OtsProxy:
         if not self.url:
@@ -217,6 +221,7 @@ class OtsProxy:
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
                 self._conns.add(client)
+                self._clients.add(client)
             threading.Thread(target=self._serve, args=(client,), name="ots-proxy-conn", daemon=True).start()
 
     def _forget(self, *socks: socket.socket | None) -> None:
@@ -224,6 +229,7 @@ class OtsProxy:
             for sock in socks:
                 if sock is not None:
                     self._conns.discard(sock)
+                    self._clients.discard(sock)
 
     def _serve(self, client: socket.socket) -> None:
         upstream: socket.socket | None = None
