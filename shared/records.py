@@ -107,10 +107,18 @@ class Record:
             yield cls.from_item(item, **identity)
 
     @classmethod
-    def scan(cls: type[R], store: Store) -> Iterator[R]:
-        """Every record of the kind (timer sweeps)."""
+    def scan(cls: type[R], store: Store, broken: Callable[[Item, Exception], None] | None = None) -> Iterator[R]:
+        """Every record of the kind (timer sweeps). A row that is not a valid record goes to
+        `broken(item, error)` when given, so one bad row does not stop a sweep."""
         for item in store.scan_all(cls.TABLE):
-            yield cls.from_item(item, **cls.identity_of(item))
+            try:
+                record = cls.from_item(item, **cls.identity_of(item))
+            except (TypeError, ValueError, KeyError) as exc:
+                if broken is None:
+                    raise
+                broken(item, exc)
+                continue
+            yield record
 
     # --- writes (conditional) ----------------------------------------------------------------------
 

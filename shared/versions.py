@@ -66,7 +66,8 @@ def import_into(ctx: Context, key: Key, material: bytes, now: float) -> None:
     same id, so ciphertexts made before an expiry or DeleteKeyMaterial decrypt again after a
     re-import. One record, so an import is one conditional write: it lands whole or not at all."""
     vid = version_id(key.key_id, 1)
-    key.imported_material = crypto.wrap(ctx.config, material, material_aad(key.key_id, vid))
+    if key.imported_material is None:  # a key carrying material carries this same material (byok.bound_to)
+        key.imported_material = crypto.wrap(ctx.config, material, material_aad(key.key_id, vid))
     key.primary_key_version, key.version_count = vid, 1
     key.last_rotation_date = key.last_rotation_date or int(now)
 

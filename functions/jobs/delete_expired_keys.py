@@ -23,7 +23,7 @@ ORPHAN_AGE = 3600
 def delete_expired_keys(ctx: Context, payload: dict) -> dict:
     deleted, failed, seen = [], [], 0
     store = ctx.store
-    for key in Key.scan(store):
+    for key in Key.scan(store, lambda item, exc: failed.append({"KeyId": item.sk, "Error": type(exc).__name__})):
         seen += 1
         try:
             if not lifecycle.is_gone(key, ctx.now):

@@ -18,7 +18,7 @@ from alikms.shared.store import Conflict
 
 def expire_key_material(ctx: Context, payload: dict) -> dict:
     expired, failed, tokens = [], [], 0
-    for key in Key.scan(ctx.store):
+    for key in Key.scan(ctx.store, lambda item, exc: failed.append({"KeyId": item.sk, "Error": type(exc).__name__})):
         expires = key.material_expire_time
         if expires is None or expires > ctx.now or key.state not in (lifecycle.ENABLED, lifecycle.DISABLED):
             continue

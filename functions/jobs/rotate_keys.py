@@ -17,7 +17,7 @@ from alikms.shared.runtime import timer_handler
 
 def rotate_keys(ctx: Context, payload: dict) -> dict:
     rotated, failed, seen = [], [], 0
-    for key in Key.scan(ctx.store):
+    for key in Key.scan(ctx.store, lambda item, exc: failed.append({"KeyId": item.sk, "Error": type(exc).__name__})):
         seen += 1
         try:
             if not versions.rotation_due(key, ctx.now):
