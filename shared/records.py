@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass, field, fields
-from typing import Any, Callable, ClassVar, Iterator, TypeVar
+from dataclasses import MISSING, dataclass, field, fields
+from types import MappingProxyType
+from typing import Any, Callable, ClassVar, Iterator, Mapping, TypeVar
 
 from . import errors
 from .store import Conflict, Item, Store
 
+_NOTHING: Mapping = MappingProxyType({})
 T = TypeVar("T")
 R = TypeVar("R", bound="Record")
 
@@ -55,15 +57,23 @@ def retrying(attempt: Callable[[], T], *, attempts: int = CONFLICT_ATTEMPTS, sec
     raise errors.ServiceUnavailableTemporary()
 
 
-@dataclass(slots=True, kw_only=True)
+# Records are plain (not slotted) dataclasses: loading one fills its __dict__ from the decoded row
+# in a few dict operations, where calling the generated __init__ with two dozen keyword arguments
+# cost more than the rest of a DescribeKey.
+@dataclass(kw_only=True)
 class Record:
     TABLE: ClassVar[str]
     _IDENTITY: ClassVar[tuple[str, ...]] = ()  # fields in the storage key but not in the row's data
-    _STORED: ClassVar[tuple[str, ...]] = ()  # fields in the row's data (set below for each class)
     _NAMES: ClassVar[dict[str, str]] = {}  # field -> stored name, where they differ
+    # Set below for each class from its fields:
+    _STORED: ClassVar[tuple[str, ...]] = ()  # fields in the row's data
+    _KNOWN: ClassVar[frozenset] = frozenset()  # the same, as a set
+    _REQUIRED: ClassVar[frozenset] = frozenset()  # stored fields without a default
+    _DEFAULTS: ClassVar[dict] = {}  # stored fields with a plain default
+    _FACTORIES: ClassVar[tuple] = ()  # (field, factory) of fields whose default is made per record
 
     rev: int = 0
-    extra: dict = field(default_factory=dict, repr=False)
+    extra: Mapping = field(default_factory=dict, repr=False)
 
     def where(self) -> tuple[str, str]:
         raise NotImplementedError  # pragma: no cover - every record class defines it
@@ -76,18 +86,39 @@ class Record:
 
     @classmethod
     def from_item(cls: type[R], item: Item, **identity) -> R:
+        """The record a decoded row holds. The row's dict becomes the record's attribute dict: a row
+        this code wrote has exactly the stored fields in order, and then loading costs a tuple
+        comparison and a few stores. Older or newer rows take the careful path."""
         data = item.data
         if cls._NAMES:
             data = {field_name: data[stored] for field_name, stored in cls._NAMES.items() if stored in data}
-        try:
-            return cls(rev=item.rev, **identity, **data)
-        except TypeError:  # a field this code does not know: keep it, write it back unchanged
-            known = {k: v for k, v in data.items() if k in cls._STORED}
-            return cls(rev=item.rev, extra={k: v for k, v in data.items() if k not in cls._STORED},
-                       **identity, **known)
+        record = cls.__new__(cls)
+        if tuple(data) != cls._STORED:
+            data = cls._completed(data)
+        data.update(identity)
+        data["rev"] = item.rev
+        record.__dict__ = data
+        return record
+
+    @classmethod
+    def _completed(cls, data: dict) -> dict:
+        """A row from another version of this code: defaults for fields it lacks, fields this code
+        does not know kept aside in `extra` (written back unchanged); TypeError if a required field
+        is missing."""
+        missing = cls._REQUIRED - data.keys()
+        if missing:
+            raise TypeError(f"{cls.__name__} row lacks {sorted(missing)}")
+        values = dict(cls._DEFAULTS)
+        values.update((k, v) for k, v in data.items() if k in cls._KNOWN)
+        for name, factory in cls._FACTORIES:
+            if name not in values:
+                values[name] = factory()
+        values["extra"] = {k: v for k, v in data.items() if k not in cls._KNOWN}
+        return values
 
     def data(self) -> dict:
-        out = {name: getattr(self, name) for name in self._STORED}
+        values = self.__dict__
+        out = {name: values[name] for name in self._STORED}
         if self._NAMES:
             out = {self._NAMES.get(k, k): v for k, v in out.items()}
         if self.extra:
@@ -147,7 +178,7 @@ def _split_scope(pk: str) -> tuple[str, str]:
     return f"{account}/{region}", rest
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(kw_only=True)
 class Account(Record):
     TABLE = "accounts"
     _IDENTITY = ("account_id",)
@@ -164,7 +195,7 @@ class Account(Record):
         return cls._load(store, account_id, "", account_id=account_id)
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(kw_only=True)
 class Key(Record):
     TABLE = "keys"
     _IDENTITY = ("scope",)
@@ -214,7 +245,7 @@ class Key(Record):
         return store.count(cls.TABLE, scope)
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(kw_only=True)
 class KeyVersion(Record):
     TABLE = "key_versions"
     _IDENTITY = ("scope", "key_id")
@@ -242,7 +273,7 @@ class KeyVersion(Record):
         return cls._partition(store, f"{scope}/{key_id}", scope=scope, key_id=key_id)
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(kw_only=True)
 class Alias(Record):
     TABLE = "aliases"
     _IDENTITY = ("scope", "name")
@@ -268,7 +299,7 @@ class Alias(Record):
             yield cls.from_item(item, scope=scope, name=item.sk)
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(kw_only=True)
 class Secret(Record):
     TABLE = "secrets"
     _IDENTITY = ("scope",)
@@ -308,7 +339,7 @@ class Secret(Record):
         return store.count(cls.TABLE, scope)
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(kw_only=True)
 class SecretVersion(Record):
     TABLE = "secret_versions"
     _IDENTITY = ("scope", "name", "row")
@@ -341,7 +372,7 @@ class SecretVersion(Record):
         store.delete(cls.TABLE, f"{scope}/{name}", row)
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(kw_only=True)
 class ImportToken(Record):
     TABLE = "import_tokens"
     _IDENTITY = ("scope", "key_id", "token")
@@ -366,7 +397,7 @@ class ImportToken(Record):
         return cls._load(store, f"{scope}/{key_id}", token, scope=scope, key_id=key_id, token=token)
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(kw_only=True)
 class AccessKeyRow(Record):
     """An access key as stored (identity.AccessKey is the checked, unwrapped view requests use)."""
     TABLE = "access_keys"
@@ -390,6 +421,16 @@ class AccessKeyRow(Record):
         return cls._load(store, access_key_id, "", access_key_id=access_key_id)
 
 
+def _describe(cls: type[Record]) -> None:
+    stored = [f for f in fields(cls) if f.name not in ("rev", "extra") + cls._IDENTITY]
+    cls._STORED = tuple(f.name for f in stored)
+    cls._KNOWN = frozenset(cls._STORED)
+    cls._REQUIRED = frozenset(f.name for f in stored if f.default is MISSING and f.default_factory is MISSING)
+    cls._DEFAULTS = {f.name: f.default for f in stored if f.default is not MISSING}
+    cls._FACTORIES = tuple((f.name, f.default_factory) for f in fields(cls) if f.default_factory is not MISSING)
+    cls.extra = _NOTHING  # what a record loaded on the fast path (no unknown fields) reads as `extra`
+
+
 for _cls in (Account, Key, KeyVersion, Alias, Secret, SecretVersion, ImportToken, AccessKeyRow):
-    _cls._STORED = tuple(f.name for f in fields(_cls) if f.name not in ("rev", "extra") + _cls._IDENTITY)
+    _describe(_cls)
 del _cls
