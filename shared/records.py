@@ -75,12 +75,8 @@ class Record:
     rev: int = 0
     extra: Mapping = field(default_factory=dict, repr=False)
 
-    def where(self) -> tuple[str, str]:
-        raise NotImplementedError  # pragma: no cover - every record class defines it
-
-    @classmethod
-    def identity_of(cls, item: Item) -> dict:
-        raise NotImplementedError  # pragma: no cover
+    # Every record class defines `where(self) -> (pk, sk)`, its storage key, and the classmethod
+    # `identity_of(item) -> dict`, its identity fields read back from a stored row's key.
 
     # --- row <-> record ----------------------------------------------------------------------------
 
@@ -191,6 +187,10 @@ class Account(Record):
         return self.account_id, ""
 
     @classmethod
+    def identity_of(cls, item: Item) -> dict:
+        return {"account_id": item.pk}
+
+    @classmethod
     def get(cls, store: Store, account_id: str) -> Account | None:
         return cls._load(store, account_id, "", account_id=account_id)
 
@@ -233,7 +233,7 @@ class Key(Record):
 
     @classmethod
     def get(cls, store: Store, scope: str, key_id: str) -> Key | None:
-        item = store.get("keys", scope, key_id)  # the hot path: no detour through _load
+        item = store.get(cls.TABLE, scope, key_id)  # the hot path: no detour through _load
         return None if item is None else cls.from_item(item, scope=scope)
 
     @classmethod
@@ -327,7 +327,7 @@ class Secret(Record):
 
     @classmethod
     def get(cls, store: Store, scope: str, name: str) -> Secret | None:
-        item = store.get("secrets", scope, name)
+        item = store.get(cls.TABLE, scope, name)
         return None if item is None else cls.from_item(item, scope=scope)
 
     @classmethod

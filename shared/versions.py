@@ -1,17 +1,18 @@
 """Key versions: creation (initial, manual and automatic rotation) and their material.
 
-Each version is its own record (`records.KeyVersion`) holding the material wrapped under the root
-key, with the key id and version id as AAD.
+Each service-made version is its own record (`records.KeyVersion`) holding the material wrapped
+under the root key, with the key id and version id as AAD. Imported material (EXTERNAL keys, always
+version 1) lives in the key record itself, so importing, deleting and expiring it are each one
+conditional write.
 
 Version ids are derived from the key id and the version's sequence number (UUIDv5), so two
 instances rotating the same key at once compute the same next id: `insert` lets one create it,
 the other adopts it, and the conditional key update lets exactly one move the primary pointer.
 
 A version row is written before the key record that counts it, and is part of the key only once
-that record is saved (`visible`): a service-made version while its sequence number is within the
-key's `version_count`, an imported one while the key points at it. A call that fails between the
-two writes therefore leaves nothing any caller can see, and the next rotation or import adopts the
-row (the deletion and expiry sweeps remove rows no key counts).
+that record is saved (`visible`: its sequence number is within the key's `version_count`). A call
+that fails between the two writes therefore leaves nothing any caller can see: the next rotation
+adopts the row, and the deletion sweep removes rows of a key that was never stored.
 """
 
 from __future__ import annotations
