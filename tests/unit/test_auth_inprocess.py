@@ -63,8 +63,7 @@ def ts(offset: float = 0) -> str:
 
 
 def event(method: str, headers: dict, query: dict, body: bytes = b"") -> bytes:
-    return json.dumps({"path": "/", "httpMethod": method, "headers": headers, "queryParameters": query,
-                       "pathParameters": {}, "body": body.decode(), "isBase64Encoded": False}).encode()
+    return support.gateway_event("", query, method, headers, body.decode())
 
 
 def v1_event(action: str, params: dict | None = None, *, secret: str = support.TEST_SECRET,
