@@ -6,7 +6,7 @@ are UUIDs, as in the 2021 documentation era.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from . import errors, keyspecs, lifecycle
 from .context import Context

@@ -28,14 +28,14 @@ import random
 import time
 from dataclasses import MISSING, dataclass, field, fields
 from types import MappingProxyType
-from typing import Any, Callable, ClassVar, Iterator, Mapping, TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, ClassVar, Self, TypeVar
 
 from . import errors
 from .store import Conflict, Item, Store
 
 _NOTHING: Mapping = MappingProxyType({})
 T = TypeVar("T")
-R = TypeVar("R", bound="Record")
 
 # The conflict policy: at most this many attempts within this many seconds, sleeping a random
 # time up to base * 2**attempt (capped) between them so racing writers spread out.
@@ -81,7 +81,7 @@ class Record:
     # --- row <-> record ----------------------------------------------------------------------------
 
     @classmethod
-    def from_item(cls: type[R], item: Item, **identity) -> R:
+    def from_item(cls, item: Item, **identity) -> Self:
         """The record a decoded row holds. The row's dict becomes the record's attribute dict: a row
         this code wrote has exactly the stored fields in order, and then loading costs a tuple
         comparison and a few stores. Older or newer rows take the careful path."""
@@ -124,17 +124,17 @@ class Record:
     # --- reads -------------------------------------------------------------------------------------
 
     @classmethod
-    def _load(cls: type[R], store: Store, pk: str, sk: str, **identity) -> R | None:
+    def _load(cls, store: Store, pk: str, sk: str, **identity) -> Self | None:
         item = store.get(cls.TABLE, pk, sk)
         return None if item is None else cls.from_item(item, **identity)
 
     @classmethod
-    def _partition(cls: type[R], store: Store, pk: str, **identity) -> Iterator[R]:
+    def _partition(cls, store: Store, pk: str, **identity) -> Iterator[Self]:
         for item in store.query_all(cls.TABLE, pk):
             yield cls.from_item(item, **identity)
 
     @classmethod
-    def scan(cls: type[R], store: Store, broken: Callable[[Item, Exception], None] | None = None) -> Iterator[R]:
+    def scan(cls, store: Store, broken: Callable[[Item, Exception], None] | None = None) -> Iterator[Self]:
         """Every record of the kind (timer sweeps). A row that is not a valid record goes to
         `broken(item, error)` when given, so one bad row does not stop a sweep."""
         for item in store.scan_all(cls.TABLE):
@@ -149,13 +149,13 @@ class Record:
 
     # --- writes (conditional) ----------------------------------------------------------------------
 
-    def insert(self: R, store: Store) -> R:
+    def insert(self, store: Store) -> Self:
         """Store a new record; Conflict if one exists already."""
         pk, sk = self.where()
         self.rev = store.put_new(self.TABLE, pk, sk, self.data()).rev
         return self
 
-    def save(self: R, store: Store) -> R:
+    def save(self, store: Store) -> Self:
         """Replace the stored record if it still has the revision this one was read at; else Conflict."""
         pk, sk = self.where()
         self.rev = store.update(self.TABLE, pk, sk, self.data(), self.rev).rev
@@ -178,7 +178,7 @@ def _split_scope(pk: str) -> tuple[str, str]:
 class Account(Record):
     TABLE = "accounts"
     _IDENTITY = ("account_id",)
-    _NAMES = {"status": "Status", "opened_at": "OpenedAt"}
+    _NAMES: ClassVar[dict[str, str]] = {"status": "Status", "opened_at": "OpenedAt"}
     account_id: str
     status: str
     opened_at: int = 0

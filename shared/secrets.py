@@ -21,7 +21,7 @@ import hmac
 import secrets as csprng
 import uuid
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 from . import crypto, envelope, errors, keys, lifecycle
 from .crypto import _primitives

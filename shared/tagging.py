@@ -4,7 +4,7 @@ update of that row and a deleted resource takes its tags with it."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from . import errors, keys, secrets
 from .context import Context

@@ -20,6 +20,7 @@ from pydantic import Field
 from alikms.shared import byok, errors, keys, lifecycle, versions
 from alikms.shared.models import ApiModel, KeyIdParam, Response
 from alikms.shared.context import Context
+from alikms.shared.records import Key
 from alikms.shared.runtime import api_handler
 
 

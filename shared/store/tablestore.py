@@ -123,7 +123,7 @@ def client_from_config(cfg) -> OTSClient:
         logger.setLevel(logging.CRITICAL)
     provider = EnvCredentialsProvider((cfg.ots_access_key_id, cfg.ots_access_key_secret, cfg.ots_security_token))
     return OTSClient(cfg.ots_endpoint, instance_name=instance, credentials_provider=provider,
-                     logger_name=_SDK_LOGGER, retry_policy=NoRetryPolicy())
+                     logger_name=_SDK_LOGGER)  # TablestoreStore replaces its retry policy; create_tables keeps it
 
 
 def _one_retry_layer(client: OTSClient, connect: float, read: float) -> None:

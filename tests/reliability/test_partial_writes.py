@@ -16,7 +16,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
@@ -250,7 +250,7 @@ def test_a_store_failure_at_any_write_leaves_before_or_after(kms, monkeypatch, s
         state = scenario.setup(kms)
         before = visible(kms, scenario.days)
         faulty = FaultyStore(kms.store, fail_at, mode)
-        monkeypatch.setattr("alikms.shared.runtime.get_store", lambda: faulty)
+        monkeypatch.setattr("alikms.shared.runtime.get_store", lambda faulty=faulty: faulty)
         try:
             result = scenario.call(kms, state)
         except StoreUnavailable:  # a job whose own bookkeeping read or write failed: the run fails
