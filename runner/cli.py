@@ -36,11 +36,18 @@ def _runner(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.data_dir:
         os.environ["KMS_DATA_DIR"] = os.path.abspath(args.data_dir)
-    if args.command == "invoke":
-        # stdout carries the function's result; audit records still go to the data directory.
-        os.environ.setdefault("KMS_AUDIT_STDOUT", "false")
-        return server.invoke(args)
-    server.serve(args)
+    from alikms.shared.config import ConfigError
+    from alikms.shared.localfiles import UnsafeFile
+
+    try:
+        if args.command == "invoke":
+            # stdout carries the function's result; audit records still go to the data directory.
+            os.environ.setdefault("KMS_AUDIT_STDOUT", "false")
+            return server.invoke(args)
+        server.serve(args)
+    except (ConfigError, UnsafeFile) as exc:  # a clear refusal to start, not a traceback
+        print(f"alikms: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -114,6 +114,12 @@ class Store(ABC):
                 return
             start = (items[-1].pk, items[-1].sk)
 
+    def changes(self, table: str) -> int | None:
+        """A count that moves whenever any process sharing this store writes to `table`, or None
+        where the store keeps none (Tablestore: instances share nothing but the service). Lets a
+        cache of the table (access keys, on every request) check itself without a store read."""
+        return None
+
     def remember_nonce(self, key: str, now: int, ttl: int) -> bool:
         """Record a request nonce until `now + ttl`; True if it is new (or its earlier use has
         expired), False if it is a replay. May raise NonceTableFull rather than forget a nonce.

@@ -54,6 +54,7 @@ from tablestore import (
 from tablestore.credentials import Credentials, CredentialsProvider
 from tablestore.retry import NoRetryPolicy
 
+from ..config import ots_credentials
 from .base import TABLES, Conflict, Item, Page, Store, StoreUnavailable
 
 SCHEMA = [("pk", "STRING"), ("sk", "STRING")]
@@ -70,31 +71,22 @@ _COLUMNS = ["rev", "data"]
 _PAGE_MAX = 5000  # GetRange never returns more rows than this per request anyway
 _MIN_TTL = 86400  # Tablestore rejects a time_to_live below one day (other than -1)
 _SDK_LOGGER = "alikms.shared.store.tablestore.sdk"
-# (access key id, secret, security token) variables, in order of preference. Function Compute
-# puts the function role's temporary keys in ALIBABA_CLOUD_*; OTS_* lets a deployment override them.
-_ENV_KEYS = (
-    ("OTS_ACCESS_KEY_ID", "OTS_ACCESS_KEY_SECRET", "OTS_SECURITY_TOKEN"),
-    ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN"),
-)
-
-
 class EnvCredentialsProvider(CredentialsProvider):
-    """Reads the keys from the environment on every request.
+    """Reads the keys from the environment on every request, the one setting read more than once.
 
-    Function Compute rotates the role's STS keys under a warm instance, and the SDK asks its
-    provider once per request, so a long-lived client keeps working across rotations. Each id is
-    paired with the token of its own family: a static OTS_* key must not carry FC's STS token.
+    Function Compute rotates the role's STS keys under a warm instance (the new ones arrive in the
+    environment), and the SDK asks its provider once per request, so a long-lived client keeps
+    working across rotations. The variables and their pairing (each id with the secret and token
+    of its own family) are the settings model's: `alikms.shared.config.ots_credentials`.
     """
 
     def __init__(self, fallback: tuple[str, str, str] = ("", "", "")) -> None:
         self._fallback = fallback
 
     def get_credentials(self) -> Credentials:
-        env = os.environ
-        for id_var, secret_var, token_var in _ENV_KEYS:
-            if env.get(id_var) and env.get(secret_var):
-                return Credentials(env[id_var], env[secret_var], env.get(token_var) or None)
-        akid, secret, token = self._fallback
+        akid, secret, token = ots_credentials(os.environ)
+        if not (akid and secret):
+            akid, secret, token = self._fallback
         if not (akid and secret):
             raise RuntimeError("no Tablestore credentials: set OTS_ACCESS_KEY_ID/OTS_ACCESS_KEY_SECRET "
                                "or ALIBABA_CLOUD_ACCESS_KEY_ID/ALIBABA_CLOUD_ACCESS_KEY_SECRET")
@@ -110,7 +102,8 @@ def _instance_from_endpoint(endpoint: str) -> str:
 
 
 def client_from_config(cfg) -> OTSClient:
-    """An OTSClient for `cfg` (alikms.shared.config.Config): endpoint, instance and credentials."""
+    """An OTSClient for `cfg` (alikms.shared.config.Config, or anything with its ots_* fields):
+    endpoint, instance and the credentials to use when the environment has none."""
     if not cfg.ots_endpoint:
         raise ValueError("OTS_ENDPOINT is not set")
     instance = cfg.ots_instance or _instance_from_endpoint(cfg.ots_endpoint)

@@ -73,6 +73,9 @@ class FaultyStore(Store):
     def remember_nonce(self, key, now, ttl):  # request signatures, not the action's writes
         return self.inner.remember_nonce(key, now, ttl)
 
+    def changes(self, table):
+        return self.inner.changes(table)
+
 
 # --- the scenarios ---------------------------------------------------------------------------------
 
