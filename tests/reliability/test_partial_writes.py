@@ -22,6 +22,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
+from alikms.functions.jobs.delete_expired_keys import delete_expired_keys
+from alikms.functions.jobs.delete_expired_secrets import delete_expired_secrets
 from alikms.shared import lifecycle, secrets
 from alikms.shared.records import Alias, Key, Secret
 from alikms.shared.store import Store, StoreUnavailable
@@ -300,3 +302,30 @@ def test_import_material_leaves_no_phantom_version(kms, monkeypatch):
     listed = ok(kms, "ListKeyVersions", {"KeyId": state["key"]})
     assert listed["TotalCount"] == 0
     assert ok(kms, "DescribeKey", {"KeyId": state["key"]})["KeyMetadata"]["KeyState"] == "PendingImport"
+
+
+def test_two_sweeps_at_once_remove_each_leftover_once(kms, monkeypatch, new_store):
+    """Leftovers of failed calls (a CreateKey's version, PutSecretValue's values), swept by two
+    timer runs at once on two store objects: each row goes exactly once, nothing else does."""
+    name = _put_setup(kms)["name"]
+    for n in range(3):
+        for action, params in [("CreateKey", {}),
+                               ("PutSecretValue", {"SecretName": name, "VersionId": f"x{n}", "SecretData": "x"})]:
+            faulty = FaultyStore(kms.store, 2, "before")  # the second write: the one that publishes
+            monkeypatch.setattr("alikms.shared.runtime.get_store", lambda faulty=faulty: faulty)
+            assert kms.call(action, params)[0] == 503
+    monkeypatch.setattr("alikms.shared.runtime.get_store", lambda: kms.store)
+    left = leftovers(kms)
+    assert (len(left["versions"]), len(left["values"])) == (3, 3)
+    before = visible(kms)
+    stores = [kms.store, new_store()]
+    later = 2 * 3600 / DAY  # past the age at which an unreferenced row is surely nobody's
+    runs = support.run_together([lambda s=s, job=job: job(context(s, later), {})
+                                 for s in stores for job in (delete_expired_keys, delete_expired_secrets)])
+    for result in runs:
+        assert not isinstance(result, BaseException), result
+        assert result["Failed"] == []
+    assert sum(r["Orphans"] for r in runs) == 6  # each leftover removed by exactly one run
+    assert leftovers(kms) == {"versions": [], "adoptable": [], "values": []}
+    assert visible(kms) == before
+    check_invariants(kms)
