@@ -29,10 +29,13 @@ import time
 from dataclasses import MISSING, dataclass, field, fields
 from types import MappingProxyType
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, ClassVar, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from . import errors
 from .store import Conflict, Item, Store
+
+if TYPE_CHECKING:  # typing.Self is 3.11+; Function Compute's python3.10 runs this module too
+    from typing_extensions import Self
 
 _NOTHING: Mapping = MappingProxyType({})
 T = TypeVar("T")
