@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from . import crypto, policy
 from .config import Config, check_account_id
+from .records import AccessKeyRow, retrying
 from .store import Conflict, Store
 
 ENABLED, DISABLED, DELETED = "Enabled", "Disabled", "Deleted"
@@ -61,15 +62,14 @@ def create(store: Store, cfg: Config, account_id: str, policies: list[dict] | No
         policy.parse(doc)  # refuse a bad policy before anything is stored
     ak_id = ak_id or new_id()
     secret = secret or csprng.token_urlsafe(22)
-    store.put_new("access_keys", ak_id, "", {
-        "account_id": account_id, "secret": crypto.wrap(cfg, secret.encode(), secret_aad(ak_id)),
-        "status": ENABLED, "policies": policies, "created": int(now)})
+    AccessKeyRow(access_key_id=ak_id, account_id=account_id, secret=crypto.wrap(cfg, secret.encode(), secret_aad(ak_id)),
+                 status=ENABLED, policies=policies, created=int(now)).insert(store)
     return ak_id, secret
 
 
 def ensure_bootstrap(store: Store, cfg: Config, now: float) -> None:
     """The configured key pair is the first key of the default account (full access)."""
-    if cfg.access_key_id and store.get("access_keys", cfg.access_key_id) is None:
+    if cfg.access_key_id and AccessKeyRow.get(store, cfg.access_key_id) is None:
         try:
             create(store, cfg, cfg.account_id, None, now, cfg.access_key_id, cfg.access_key_secret)
         except Conflict:
@@ -85,15 +85,14 @@ def lookup(store: Store, cfg: Config, ak_id: str) -> AccessKey | None:
     hit = cache.get(ak_id)
     if hit is not None and hit[0] > now and hit[1] == changes:
         return hit[2]
-    item = store.get("access_keys", ak_id)
-    if item is None and ak_id == cfg.access_key_id:
+    row = AccessKeyRow.get(store, ak_id)
+    if row is None and ak_id == cfg.access_key_id:
         ensure_bootstrap(store, cfg, time.time())
-        item = store.get("access_keys", ak_id)
+        row = AccessKeyRow.get(store, ak_id)
     key = None
-    if item is not None and item.data["status"] != DELETED:
-        docs = item.data.get("policies")
-        key = AccessKey(ak_id, crypto.unwrap(cfg, item.data["secret"], secret_aad(ak_id)).decode(),
-                        item.data["account_id"], item.data["status"],
+    if row is not None and row.status != DELETED:
+        docs = row.policies
+        key = AccessKey(ak_id, crypto.unwrap(cfg, row.secret, secret_aad(ak_id)).decode(), row.account_id, row.status,
                         None if docs is None else tuple(policy.parse(d) for d in docs))
     if len(cache) >= 10000:
         cache.clear()
@@ -103,16 +102,15 @@ def lookup(store: Store, cfg: Config, ak_id: str) -> AccessKey | None:
 
 def update(store: Store, ak_id: str, **changes) -> dict:
     """Change a stored key's status or policies (conditional write); KeyError if unknown."""
-    for _ in range(8):
-        item = store.get("access_keys", ak_id)
-        if item is None or item.data["status"] == DELETED:
+    for doc in changes.get("policies") or ():
+        policy.parse(doc)
+
+    def attempt() -> dict:
+        row = AccessKeyRow.get(store, ak_id)
+        if row is None or row.status == DELETED:
             raise KeyError(ak_id)
-        for doc in changes.get("policies") or ():
-            policy.parse(doc)
-        data = {**item.data, **changes}
-        try:
-            store.update("access_keys", ak_id, "", data, item.rev)
-            return data
-        except Conflict:
-            continue
-    raise RuntimeError("access key kept changing")
+        for name, value in changes.items():
+            setattr(row, name, value)
+        return row.save(store).data()
+
+    return retrying(attempt)

@@ -47,6 +47,7 @@ from .config import Config
 from .context import Context
 from .crypto import derive
 from .models import KeyRotationInterval, parse_request
+from .records import Alias, Key, Secret
 from .store import Conflict, Store
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")  # what a ciphertext blob can name
@@ -185,20 +186,21 @@ def _key(ctx: Context, seed: Seed, entry: SeedKey) -> str:
     imported = entry.material is not None
     material = _material(seed, entry, kid, ctx.region)
     created = False
-    if ctx.store.get("keys", ctx.scope, kid) is None:
+    if Key.get(ctx.store, ctx.scope, kid) is None:
         created = _create_key(ctx, entry, kid, material, imported)
     if not created and material is not None:  # there before (an earlier start, or another instance now)
+        key = Key.get(ctx.store, ctx.scope, kid)
         vid = versions.version_id(kid, 1)
-        if not hmac.compare_digest(versions.material(ctx, kid, vid), material):
+        if key is None or not hmac.compare_digest(versions.material(ctx, key, vid), material):
             raise ValueError(f"key {kid} exists with other material")
     for alias in entry.aliases:
-        if ctx.store.get("aliases", ctx.scope, alias) is None:
+        if Alias.get(ctx.store, ctx.scope, alias) is None:
             try:
                 _call(ctx, "CreateAlias", {"AliasName": alias, "KeyId": kid})
             except errors.AliasAlreadyExists:
                 pass  # another instance loading the same seed made it; checked below
-        found = ctx.store.get("aliases", ctx.scope, alias)
-        if found is None or found.data["key_id"] != kid:
+        found = Alias.get(ctx.store, ctx.scope, alias)
+        if found is None or found.key_id != kid:
             raise ValueError(f"{alias} already names another key")
     return kid
 
@@ -244,19 +246,20 @@ def _create_key(ctx: Context, entry: SeedKey, kid: str, material: bytes | None, 
     if expires is not None and not imported:
         raise ValueError("material_expires: only for imported material")
     now = int(ctx.now)
-    # The row CreateKey writes (functions/keys/create_key.py), with the id and material fixed here.
-    key = {"key_id": kid, "creation_date": now, "creator": ctx.account_id, "description": entry.description,
-           "key_spec": entry.spec, "key_usage": usage, "origin": "EXTERNAL" if imported else "Aliyun_KMS",
-           "protection_level": "SOFTWARE", "state": lifecycle.ENABLED if entry.enabled else lifecycle.DISABLED,
-           "delete_date": None, "automatic_rotation": interval is not None, "rotation_interval": interval,
-           "last_rotation_date": now, "primary_key_version": None, "version_count": 1,
-           "material_expire_time": expires, "tags": _tags(entry.tags), "policy": None}
+    # The record CreateKey writes (functions/keys/create_key.py), with the id and material fixed here.
+    key = Key(scope=ctx.scope, key_id=kid, creation_date=now, creator=ctx.account_id, description=entry.description,
+              key_spec=entry.spec, key_usage=usage, origin="EXTERNAL" if imported else "Aliyun_KMS",
+              protection_level="SOFTWARE", state=lifecycle.ENABLED if entry.enabled else lifecycle.DISABLED,
+              automatic_rotation=interval is not None, rotation_interval=interval, last_rotation_date=now,
+              version_count=1, material_expire_time=expires, tags=_tags(entry.tags))
     material = material if material is not None else crypto.new_key_material(entry.spec)
-    key["primary_key_version"] = versions.create(ctx, key, 1, material, now)
-    if imported:
-        key["material_fingerprint"] = byok.fingerprint(ctx, kid, material)
+    if imported:  # imported material lives in the key record itself (versions.import_into)
+        versions.import_into(ctx, key, material, now)
+        key.material_fingerprint = byok.fingerprint(ctx, kid, material)
+    else:  # the version row first: a key record never points at a version that is not there
+        key.primary_key_version = versions.create(ctx, key, 1, material, now)
     try:
-        ctx.store.put_new("keys", ctx.scope, kid, key)
+        key.insert(ctx.store)
     except Conflict:
         return False
     return True
@@ -280,7 +283,7 @@ def _epoch(value: int | str) -> int:
 
 
 def _secret(ctx: Context, secret: SeedSecret) -> None:
-    if ctx.store.get("secrets", ctx.scope, secret.name) is not None:
+    if Secret.get(ctx.store, ctx.scope, secret.name) is not None:
         return
     params = {"SecretName": secret.name, "VersionId": secret.version_id, "SecretData": secret.value,
               "SecretDataType": secret.type, "Description": secret.description}

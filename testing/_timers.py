@@ -17,6 +17,7 @@ from typing import Callable
 
 from alikms.runner.cron import Schedule
 from alikms.shared import lifecycle, registry
+from alikms.shared.records import ImportToken, Key, Secret
 from alikms.shared.store import Store
 
 JOBS = {job.name: job for job in registry.JOBS}
@@ -25,23 +26,21 @@ JOBS = {job.name: job for job in registry.JOBS}
 def deadlines(store: Store) -> dict[str, float]:
     """The earliest instant at which each job has something to do (jobs with nothing pending are left out)."""
     due: dict[str, list[float]] = {name: [] for name in JOBS}
-    for item in store.scan_all("keys"):
-        key = item.data
-        state = key["state"]
+    for key in Key.scan(store):
         # RotateKeys: versions.rotation_due
-        if key.get("automatic_rotation") and state == lifecycle.ENABLED and key.get("last_rotation_date") is not None:
-            due["RotateKeys"].append(key["last_rotation_date"] + key["rotation_interval"])
+        if key.automatic_rotation and key.state == lifecycle.ENABLED and key.last_rotation_date is not None:
+            due["RotateKeys"].append(key.last_rotation_date + key.rotation_interval)
         # DeleteExpiredKeys: lifecycle.is_gone
-        if state == lifecycle.PENDING_DELETION and key.get("delete_date") is not None:
-            due["DeleteExpiredKeys"].append(key["delete_date"])
+        if key.state == lifecycle.PENDING_DELETION and key.delete_date is not None:
+            due["DeleteExpiredKeys"].append(key.delete_date)
         # ExpireKeyMaterial: imported material past its expiry
-        if key.get("material_expire_time") is not None and state in (lifecycle.ENABLED, lifecycle.DISABLED):
-            due["ExpireKeyMaterial"].append(key["material_expire_time"])
-    for token in store.scan_all("import_tokens"):  # ExpireKeyMaterial also drops expired import tokens
-        due["ExpireKeyMaterial"].append(token.data["expires"])
-    for item in store.scan_all("secrets"):  # DeleteExpiredSecrets: secrets.is_gone
-        if item.data.get("planned_delete_time") is not None:
-            due["DeleteExpiredSecrets"].append(item.data["planned_delete_time"])
+        if key.material_expire_time is not None and key.state in (lifecycle.ENABLED, lifecycle.DISABLED):
+            due["ExpireKeyMaterial"].append(key.material_expire_time)
+    for token in ImportToken.scan(store):  # ExpireKeyMaterial also drops expired import tokens
+        due["ExpireKeyMaterial"].append(token.expires)
+    for secret in Secret.scan(store):  # DeleteExpiredSecrets: secrets.is_gone
+        if secret.planned_delete_time is not None:
+            due["DeleteExpiredSecrets"].append(secret.planned_delete_time)
     return {name: min(times) for name, times in due.items() if times}
 
 

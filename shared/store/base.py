@@ -16,6 +16,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+from ..errors import ServiceUnavailableTemporary
+
 # Logical table -> physical table name, in one place. Tablestore names allow [A-Za-z0-9_].
 TABLES = {
     "accounts": "kms_accounts",  # pk=account id, sk="" : KMS service status per account
@@ -32,6 +34,12 @@ TABLES = {
 
 class Conflict(Exception):
     """A conditional write found the row in another state than expected."""
+
+
+class StoreUnavailable(ServiceUnavailableTemporary):
+    """The store did not answer within its deadline (or kept failing): the call answers the documented
+    503 ServiceUnavailableTemporary. A write that raises this may or may not have been applied; the
+    callers order their writes so that either outcome is a consistent state."""
 
 
 class NonceTableFull(Exception):
