@@ -12,7 +12,7 @@ from tests import support
 from tests.reliability.helpers import kill_group, start_group, stop_group
 
 WRITERS = 6
-ACKS = 40  # acknowledged writes before the kill
+ACKS = 30  # acknowledged writes before the kill
 
 
 class Acked:
