@@ -6,6 +6,11 @@ HTTP response. `server.py` runs this app under uvicorn and fires the timers.
 
 The runner plays the part of API Gateway in front of one-function-per-action: it reads the action
 from `x-acs-action`, else `Action` in the query, else in the form body, and routes on the registry.
+
+Where a call runs: on the worker's event loop when the store is the embedded SQLite file (its calls
+return in microseconds, and handing a call to a thread and back would cost more than the call's
+store work), else in the worker's thread pool (`CALL_THREADS`), so that a call waiting on a remote
+store holds one thread and not the loop, and with it every other connection of the worker.
 """
 
 from __future__ import annotations
@@ -16,13 +21,19 @@ import importlib
 import os
 import random
 import types
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
-from alikms.shared import audit, errors, registry, telemetry, wire
+from alikms.shared import audit, errors, log, registry, telemetry, wire
 from alikms.shared.config import get_config
 from alikms.shared.store import get_store
 
 from . import metrics
+
+# Calls one worker runs at once on a remote store. Each waits on the store most of its time, so the
+# worker's throughput is this many divided by a call's store time; 64 covers as many clients as a
+# worker can have connections before one worker process stops being the right size.
+CALL_THREADS = 64
 
 _handlers: dict[str, object] = {}
 
@@ -133,6 +144,35 @@ def _next_turn():
     yield
 
 
+_pool: list[ThreadPoolExecutor] = []  # this process's call threads, made on first use
+_pool_forks: list = []  # the fork hook that drops them in a child (which has not got the threads)
+
+
+def call_pool() -> ThreadPoolExecutor | None:
+    """The threads this worker runs calls in, or None to run them on the event loop (SQLite)."""
+    try:
+        if get_config().store == "sqlite":
+            return None
+        if not _pool:
+            get_store()  # built once here, not by several call threads at once
+            if not _pool_forks:
+                os.register_at_fork(after_in_child=_pool.clear)
+                _pool_forks.append(True)
+            _pool.append(ThreadPoolExecutor(CALL_THREADS, thread_name_prefix="kms-call"))
+    except Exception:  # noqa: BLE001 - a configuration error: the call itself reports it
+        return None
+    return _pool[0]
+
+
+def dispatch_in_thread(req: wire.HttpRequest) -> dict:
+    """`dispatch` in a call thread, which then goes back to waiting: its store read snapshot, if the
+    store keeps one per thread (store/sqlite.py), ends here rather than staying open while it waits."""
+    try:
+        return dispatch(req)
+    finally:
+        _release_store()
+
+
 _idle = [False, False]  # [a check is scheduled, a request came since the last check]
 
 
@@ -151,6 +191,10 @@ def _release_when_idle(loop) -> None:
         return
     _idle[0] = False
     _release_store()
+
+
+def _host(scope) -> str:
+    return dict(scope["headers"]).get(b"host", b"").decode("latin-1")
 
 
 _loop: list = []  # this worker's event loop: asyncio.get_running_loop() is a system call (getpid) on 3.11
@@ -189,6 +233,8 @@ async def app(scope, receive, send) -> None:
     chunks, size = [], 0
     while True:
         msg = await receive()
+        if msg["type"] == "http.disconnect":  # the client left (or timed out) mid-body: nothing to run
+            return
         chunk = msg.get("body", b"")
         size += len(chunk)
         if size <= limit:
@@ -200,20 +246,31 @@ async def app(scope, receive, send) -> None:
             raise errors.ParseRequestParameterException("The request body is too large.")
         req = build_request(scope["method"], scope["path"], scope["query_string"].decode("latin-1"),
                             scope["headers"], b"".join(chunks), (scope.get("client") or ("", 0))[0])
-        result = dispatch(req)
-        batch = audit.pending()
-        if batch is not None:
-            # Answer only once this turn's audit records are written (one write for the turn), and
-            # with the refusal if they could not be (fail-closed): the call's own record is missing.
-            await _next_turn()
-            if batch.refused:
-                rid = (result.get("headers") or {}).get("x-acs-request-id") or new_request_id()
-                result = wire.error_response(errors.ServiceUnavailableTemporary(audit.REFUSED), rid,
-                                             req.headers.get("host", ""))
+        pool = call_pool()
+        if pool is not None:
+            try:
+                result = await loop.run_in_executor(pool, dispatch_in_thread, req)
+            except errors.KmsError as exc:  # a call thread writes its record at once: it could not be
+                result = wire.error_response(exc, new_request_id(), _host(scope))
+        else:
+            result = dispatch(req)
+            batch = audit.pending()
+            if batch is not None:
+                # Answer only once this turn's audit records are written (one write for the turn), and
+                # with the refusal if they could not be (fail-closed): the call's own record is missing.
+                await _next_turn()
+                if batch.refused:
+                    rid = (result.get("headers") or {}).get("x-acs-request-id") or new_request_id()
+                    result = wire.error_response(errors.ServiceUnavailableTemporary(audit.REFUSED), rid,
+                                                 req.headers.get("host", ""))
     except errors.KmsError as exc:  # before any function ran (a bad query, a body too large)
         telemetry.sink.call("", exc.code, 0.0)
-        host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
-        result = wire.error_response(exc, new_request_id(), host)
+        result = wire.error_response(exc, new_request_id(), _host(scope))
+    except Exception as exc:  # noqa: BLE001 - the function catches everything; this is a last resort
+        request_id = new_request_id()
+        log.get("kms.request").error("request failed outside the function", exc_info=exc, extra={
+            "event": "request.internal_failure", "request_id": request_id, "action": ""})
+        result = wire.error_response(errors.InternalFailure(), request_id, _host(scope))
     body = result["body"]
     payload = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
     out = [(k.encode(), str(v).encode()) for k, v in (result.get("headers") or {}).items()]

@@ -30,7 +30,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from alikms.shared import audit, audit_trail, log, ops, telemetry
+from alikms.shared import audit, audit_trail, localfiles, log, ops, telemetry
 from alikms.shared.store import nonces
 
 DIR_ENV = "ALIKMS_METRICS_DIR"  # set by the supervisor for its workers; not a user setting
@@ -48,7 +48,8 @@ FAMILIES = {
     "alikms_store_operation_duration_seconds": ("histogram", "Store operations, by operation.", "sum"),
     "alikms_store_conflicts_total": ("counter", "Conditional writes that found the row changed.", "sum"),
     "alikms_store_faults_total": ("counter", "Store operations that failed (not conflicts).", "sum"),
-    "alikms_store_retries_total": ("counter", "Store requests retried by the Tablestore client.", "sum"),
+    "alikms_store_retries_total": ("counter", "Tablestore requests retried after a transient failure, by table.",
+                                   "sum"),
     "alikms_timer_runs_total": ("counter", "Timer job runs, by job and result.", "sum"),
     "alikms_timer_duration_seconds": ("histogram", "Timer job run time, by job.", "sum"),
     "alikms_timer_last_run_timestamp_seconds": ("gauge", "Trigger time of each job's last run.", "max"),
@@ -73,7 +74,7 @@ class Recorder(telemetry.Sink):
     two threads ever write one value. Making an entry, and the rarer updates, take the lock."""
 
     def __init__(self, path: Path) -> None:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        fd = localfiles.open_private(path, os.O_RDWR | os.O_EXCL)
         nonces.allocate(fd, SIZE)  # real zeros: no block allocation inside a request later
         fcntl.flock(fd, fcntl.LOCK_SH)  # "running", for the gauges
         self._fd, self._mm = fd, mmap.mmap(fd, SIZE)
@@ -153,10 +154,13 @@ class Recorder(telemetry.Sink):
         d[hist + _NB] += seconds
 
     def store_event(self, op: str, kind: str) -> None:
-        family = {"conflict": "alikms_store_conflicts_total", "fault": "alikms_store_faults_total",
-                  "retry": "alikms_store_retries_total"}[kind]
+        family = {"conflict": "alikms_store_conflicts_total", "fault": "alikms_store_faults_total"}[kind]
         with self._lock:
             self._add(("e", op, kind), family, f'op="{op}"')
+
+    def store_retry(self, table: str) -> None:
+        with self._lock:
+            self._add(("r", table), "alikms_store_retries_total", f'table="{_escape(table)}"')
 
     def timer(self, job: str, ok: bool, seconds: float, when: float) -> None:
         result = "ok" if ok else "error"
@@ -268,15 +272,14 @@ def exposition(totals: dict[str, list[float]], extra: dict[str, float]) -> str:
 def prepare(data_dir: Path) -> Path:
     """This runner's metrics directory (made empty), named for the workers by an environment variable.
     Directories of runners no longer running are removed."""
-    parent = data_dir / "metrics"
-    parent.mkdir(mode=0o700, exist_ok=True)
+    parent = localfiles.private_dir(data_dir / "metrics")
     for old in parent.iterdir():
         lock = old / ".lock"
-        if old.is_dir() and (not lock.exists() or not _running(lock)):
+        if old.is_dir() and not old.is_symlink() and (not lock.exists() or not _running(lock)):
             shutil.rmtree(old, ignore_errors=True)
     directory = parent / str(os.getpid())
     directory.mkdir(mode=0o700)
-    fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = localfiles.open_private(directory / ".lock", os.O_RDWR | os.O_EXCL)
     fcntl.flock(fd, fcntl.LOCK_SH)  # held for the runner's life
     os.environ[DIR_ENV] = str(directory)
     return directory
@@ -322,8 +325,8 @@ def _audit_writable(cfg) -> str:
     directory = cfg.data_dir / audit_trail.DIR_NAME
     probe = directory / f".health-{os.getpid()}"
     try:
-        directory.mkdir(mode=0o700, exist_ok=True)
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        localfiles.private_dir(directory)
+        fd = localfiles.open_private(probe, os.O_WRONLY | os.O_TRUNC)
         try:
             os.write(fd, bytes(4096))
         finally:
@@ -332,8 +335,8 @@ def _audit_writable(cfg) -> str:
                 os.unlink(probe)
         for path in audit.files(cfg.data_dir):
             if _running(path):
-                os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC))
-    except OSError as exc:
+                os.close(localfiles.open_private(path, os.O_WRONLY | os.O_APPEND, create=False))
+    except (OSError, localfiles.UnsafeFile) as exc:
         return f"error: {audit_trail.errno_name(exc)}"
     return "ok"
 

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 
-from alikms.shared import log, registry
+from alikms.shared import audit, log, registry
 from alikms.shared.config import get_config
 from alikms.shared.store import get_store
 
@@ -28,6 +28,19 @@ from .app import _release_store, fc_context, function_handler
 def timer_event(job: registry.Job, epoch: int) -> dict:
     return {"triggerTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch)),
             "triggerName": f"{job.name}-timer", "payload": job.payload}
+
+
+def fire(job: registry.Job, second: int) -> dict | None:
+    """Run a job's handler as its timer does at `second`; its summary, or None if it failed."""
+    try:
+        return function_handler(job.module)(json.dumps(timer_event(job, second)).encode(), fc_context(job.name))
+    except Exception as exc:  # noqa: BLE001 - a failed run must not stop the clock
+        # The job logged its own failure; this says the invocation failed, as FC would.
+        log.get("kms.timer").error("timer invocation failed", extra={
+            "event": "timer.invocation_failed", "job": job.name, "error": type(exc).__name__})
+        return None
+    finally:
+        _release_store()
 
 
 def run_timers(stop: threading.Event) -> None:
@@ -41,15 +54,7 @@ def run_timers(stop: threading.Event) -> None:
         for second in range(last + 1, now + 1):
             for job, schedule in schedules:
                 if schedule.matches(second):
-                    try:
-                        function_handler(job.module)(json.dumps(timer_event(job, second)).encode(),
-                                                     fc_context(job.name))
-                    except Exception as exc:  # noqa: BLE001 - a failed run must not stop the clock
-                        # The job logged its own failure; this says the invocation failed, as FC would.
-                        log.get("kms.timer").error("timer invocation failed", extra={
-                            "event": "timer.invocation_failed", "job": job.name, "error": type(exc).__name__})
-                    finally:
-                        _release_store()
+                    fire(job, second)
         last = now
 
 
@@ -64,7 +69,10 @@ def serve(args: argparse.Namespace) -> None:
     store = get_store()
     directory = metrics.prepare(cfg.data_dir) if cfg.data_dir is not None else None
     metrics.start_process()
+    audit.check_dir(cfg)  # a trail directory planted by another user stops the runner here, as other files do
     identity.ensure_bootstrap(store, cfg, time.time())  # the first admin key, listed by scripts/admin
+    if getattr(args, "seed", None):
+        _load_seed(args.seed, cfg)
     _release_store()  # this thread now only waits
     listener = _metrics_listener(store, cfg, directory)
     log.get("kms.runner").info("runner starting", extra={"event": "runner.start", **settings(cfg, args, listener)})
@@ -84,7 +92,8 @@ def serve(args: argparse.Namespace) -> None:
                             lifespan="auto", server_header=False,  # app.lifespan closes the audit chains
                             # The runner is the gateway: it says who connected (x-forwarded-for in the
                             # event), never a client's own header, or acs:SourceIp could be forged.
-                            proxy_headers=False)
+                            proxy_headers=False, timeout_keep_alive=args.timeout_keep_alive)
+    config.request_timeout = args.request_timeout  # read by RunnerProtocol, in each worker process
     server = uvicorn.Server(config)
     # uvicorn re-raises the signal that stopped it once it has shut down; leave through Python
     # instead, so the `finally` below runs.
@@ -99,7 +108,11 @@ def serve(args: argparse.Namespace) -> None:
         stop.set()
         save = getattr(get_store(), "save_nonces", None)
         if save is not None:
-            save()  # a nonce table in shared memory would not outlive a reboot
+            try:
+                save()  # a nonce table in shared memory would not outlive a reboot
+            except OSError as exc:  # a full disk, say: the table itself is intact, only the copy failed
+                log.get("kms.runner").error("could not save the nonce table into the data directory", extra={
+                    "event": "nonces.save_failed", "error": exc.strerror or type(exc).__name__})
         if listener is not None:
             listener.shutdown()
         if directory is not None:
@@ -130,6 +143,18 @@ def _metrics_listener(store, cfg, directory):
             "event": "runner.metrics_unavailable", "address": f"{cfg.metrics_host}:{cfg.metrics_port}",
             "error": os.strerror(exc.errno) if exc.errno else type(exc).__name__})
         return None
+
+
+def _load_seed(path: str, cfg) -> None:
+    """Create the seed file's keys, aliases and secrets (what exists already is kept)."""
+    from alikms.shared import seed
+
+    try:
+        done = seed.apply(seed.load(path), get_store(), cfg, time.time())
+    except seed.SeedError as exc:
+        print(f"--seed {path}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(f"seeded from {path}: {len(done['keys'])} keys, {len(done['secrets'])} secrets", flush=True)
 
 
 def _exit_quietly(signum, frame) -> None:

@@ -21,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import errors
+from . import errors, localfiles
 from .audit_trail import BLOCKED, DIR_NAME, FILE_RE, Trail
 from .config import Config
 from .wire import iso
@@ -78,6 +78,13 @@ def trail(cfg: Config) -> Trail:
         t = _trails[cfg.data_dir] = Trail(cfg)
     _last[:] = [cfg, t]
     return t
+
+
+def check_dir(cfg: Config) -> None:
+    """Make the trail's directory in the data directory, or refuse (UnsafeFile) one another user made:
+    the runner calls this at start, as it checks the other files of the data directory."""
+    if cfg.data_dir is not None:
+        localfiles.private_dir(cfg.data_dir / DIR_NAME)
 
 
 def admit(cfg: Config) -> None:

@@ -17,7 +17,10 @@ import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 
-from . import log
+from . import localfiles, log
+from .localfiles import UnsafeFile
+
+FAILURES = (OSError, UnsafeFile)  # what a write can meet: the filesystem's errors, or a file planted there
 
 DIR_NAME = "audit"
 FILE_RE = re.compile(r"^audit-(\d{8})-(\d+-[0-9a-f]{8})-(\d{6})\.log$")
@@ -27,7 +30,9 @@ _CHECK_SECONDS = 1.0  # how often a writer makes sure its open file still has a 
 
 def errno_name(exc: BaseException | None) -> str:
     number = getattr(exc, "errno", None)
-    return os.strerror(number) if number else type(exc).__name__
+    if number:
+        return os.strerror(number)
+    return str(exc) if isinstance(exc, UnsafeFile) else type(exc).__name__
 
 
 class Sink(ABC):
@@ -38,14 +43,14 @@ class Sink(ABC):
     def __init__(self) -> None:
         self.held: list[bytes] = []
         self.held_bytes = 0
-        self.error: OSError | None = None
+        self.error: Exception | None = None
 
     def write(self, data: bytes) -> bool:
         if not self.held:
             try:
                 self._put(data)
                 return True
-            except OSError as exc:
+            except FAILURES as exc:
                 self.error = exc
                 self._hold(data)
                 return False
@@ -57,7 +62,7 @@ class Sink(ABC):
         while self.held:
             try:
                 self._put(self.held[0])
-            except OSError as exc:
+            except FAILURES as exc:
                 self.error = exc
                 return False
             self.held_bytes -= len(self.held.pop(0))
@@ -115,9 +120,11 @@ class FileSink(Sink):
 
     def _open(self) -> None:
         name = self.want or self.next_name()
-        self.dir.mkdir(mode=0o700, exist_ok=True)  # not the data directory: if that is gone, refuse
+        # Made if missing (not the data directory: if that is gone, writing fails), and refused if
+        # another user made it; the file is new (O_EXCL), 0600, never reached through a link.
+        localfiles.private_dir(self.dir)
         # Readable too: if the file is removed while open, its records are read back from it (_check).
-        fd = os.open(self.dir / name, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        fd = localfiles.open_private(self.dir / name, os.O_RDWR | os.O_APPEND | os.O_EXCL)
         fcntl.flock(fd, fcntl.LOCK_SH)  # "being written": verify does not call the missing end a truncation
         m = FILE_RE.match(name)
         self.fd, self.path, self.want, self.size = fd, self.dir / name, None, 0

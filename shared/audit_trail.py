@@ -43,7 +43,7 @@ import time
 import orjson
 
 from . import log, telemetry
-from .audit_sinks import DIR_NAME, FILE_RE, FileSink, Sink, StdoutSink, errno_name
+from .audit_sinks import DIR_NAME, FAILURES, FILE_RE, FileSink, Sink, StdoutSink, errno_name
 from .config import Config
 from .wire import iso
 
@@ -212,7 +212,7 @@ class Trail:
                 continue
             try:  # (what sink.write does when nothing is held, one call less: every call's path)
                 sink._put(data, now)
-            except OSError as exc:
+            except FAILURES as exc:
                 sink.error = exc
                 sink._hold(data)
                 ok = False

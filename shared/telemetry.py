@@ -20,7 +20,10 @@ class Sink:
         """One store operation completed (a Conflict counts as completed)."""
 
     def store_event(self, op: str, kind: str) -> None:
-        """A store operation's "conflict", "fault" (an exception other than Conflict) or "retry"."""
+        """A store operation's "conflict" or "fault" (an exception other than Conflict)."""
+
+    def store_retry(self, table: str) -> None:
+        """The store retried a request on `table` after a transient failure (Tablestore)."""
 
     def timer(self, job: str, ok: bool, seconds: float, when: float) -> None:
         """One timer job run: whether it finished, how long it took, its trigger time."""

@@ -136,12 +136,13 @@ def test_a_store_fault_is_logged_and_raised(tmp_path, capfd, monkeypatch):
 
 
 def test_tablestore_retries_are_logged_and_its_sdk_stays_quiet(ots_backend, ots_client, capfd, monkeypatch, tmp_path):
-    from alikms.shared.store.tablestore import LoggedRetryPolicy, TablestoreStore
+    from alikms.shared.store import Conflict
+    from alikms.shared.store.tablestore import TablestoreStore
     from alikms.testing import fake_tablestore as fake
 
     (tmp_path / "m").mkdir()
     monkeypatch.setattr(telemetry, "sink", metrics.Recorder(tmp_path / "m" / "1.map"))
-    client = fake.fake_client(ots_backend, retry_policy=LoggedRetryPolicy())
+    client = fake.fake_client(ots_backend)
     busy = [1]
 
     class Busy(fake.InProcessConnection):
@@ -154,14 +155,14 @@ def test_tablestore_retries_are_logged_and_its_sdk_stays_quiet(ots_backend, ots_
     client.connection = Busy(ots_backend)
     store = TablestoreStore(client)
     store.put_new("keys", "a", "k", {"n": 1})
-    with pytest.raises(Exception):  # a conflict, which the SDK would log at ERROR: kept quiet
+    with pytest.raises(Conflict):  # which the SDK would log at ERROR: kept quiet
         store.put_new("keys", "a", "k", {"n": 2})
     assert store.get("keys", "a", "k").data == {"n": 1}  # after one retry
     err = capfd.readouterr().err
     (line,) = events(err, "store.retry")
-    assert (line["op"], line["attempt"], line["error"]) == ("GetRow", 1, "OTSServerBusy")
+    assert (line["table"], line["attempt"], line["error"]) == ("keys", 1, "OTSServerBusy")
     assert len(err.splitlines()) == 1
-    assert metrics.collect(tmp_path / "m")['alikms_store_retries_total{op="GetRow"}'] == [1.0]
+    assert metrics.collect(tmp_path / "m")['alikms_store_retries_total{table="keys"}'] == [1.0]
 
 
 def test_nonce_table_pressure_is_a_warning(caplog):
