@@ -29,6 +29,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 
 from alikms.shared import audit, audit_trail, localfiles, log, ops, telemetry
 from alikms.shared.store import nonces
@@ -40,6 +41,7 @@ _SPARE = 8 * 32  # at the end: where values go once the file is full (never list
 BOUNDS = (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 _NB = len(BOUNDS) + 1  # buckets, +Inf last; the sum follows them
 _bucket = bisect.bisect_left  # the first bound at or above a value: Prometheus' `le`
+_thread = threading.get_ident
 
 # name -> (type, help, how processes add up: "sum", "live" = sum over running processes, "max")
 FAMILIES = {
@@ -70,8 +72,10 @@ class Recorder(telemetry.Sink):
     """This process's counts, in its file.
 
     The two updates of every request (`call`, `store`) take no lock: each thread counts in entries
-    of its own (found through a thread-local map; a scrape adds up entries with the same key), so no
-    two threads ever write one value. Making an entry, and the rarer updates, take the lock."""
+    of its own (a scrape adds up entries with the same key), so no two threads ever write one value.
+    The entries are found by thread id, which the system gives again to a later thread once one has
+    ended: a listener starting a thread per request reuses the same few entries rather than filling
+    the file. Making an entry, and the rarer updates, take the lock."""
 
     def __init__(self, path: Path) -> None:
         fd = localfiles.open_private(path, os.O_RDWR | os.O_EXCL)
@@ -81,7 +85,8 @@ class Recorder(telemetry.Sink):
         self._d = memoryview(self._mm).cast("d")
         self._used = _HEADER
         self._slots: dict = {}  # the shared entries (rare updates, under the lock)
-        self._mine = threading.local()  # .calls: (action, code) -> (counter, histogram); .ops: op -> histogram
+        # thread id -> its entries: .calls (action, code) -> (counter, histogram), .ops op -> histogram
+        self._threads: dict[int, SimpleNamespace] = {}
         self._lock = threading.Lock()
 
     def _slot(self, key: tuple | None, family: str, labels: str, n: int) -> int:
@@ -115,16 +120,16 @@ class Recorder(telemetry.Sink):
             index = self._slot(key, family, labels, 1)
         self._d[index] += amount
 
-    def _own(self) -> threading.local:
-        mine = self._mine
-        if not hasattr(mine, "calls"):
-            mine.calls, mine.ops, mine.hists = {}, {}, {}
+    def _own(self) -> SimpleNamespace:
+        mine = self._threads.get(_thread())
+        if mine is None:
+            mine = self._threads[_thread()] = SimpleNamespace(calls={}, ops={}, hists={})
         return mine
 
     def call(self, action: str, code: str, seconds: float) -> None:
         try:
-            count, hist = self._mine.calls[(action, code)]
-        except (AttributeError, KeyError):
+            count, hist = self._threads[_thread()].calls[(action, code)]
+        except KeyError:
             count, hist = self._new_call(action, code)
         d = self._d
         d[count] += 1.0
@@ -143,8 +148,8 @@ class Recorder(telemetry.Sink):
 
     def store(self, op: str, seconds: float) -> None:
         try:
-            hist = self._mine.ops[op]
-        except (AttributeError, KeyError):
+            hist = self._threads[_thread()].ops[op]
+        except KeyError:
             mine = self._own()
             with self._lock:
                 hist = mine.ops[op] = self._slot(None, "alikms_store_operation_duration_seconds", f'op="{op}"',

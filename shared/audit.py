@@ -34,7 +34,7 @@ _trails: dict = {}  # data dir (None: stdout only) -> this process's Trail for i
 
 class Batch:
     """Records held for the end of one event-loop turn; `refused` once their write failed (fail-closed).
-    They share one configuration but in tests, which may mix them (`others`)."""
+    They share one configuration, except in tests, which may mix them (`others`)."""
 
     __slots__ = ("cfg", "lines", "others", "refused")
 
@@ -97,8 +97,9 @@ def admit(cfg: Config) -> None:
 
 
 def record(cfg: Config, entry: dict) -> None:
-    """Write one call's record (the dict is the trail's from here: its chain fields are added to it). In the runner's event loop it is held for the end of the turn;
-    anywhere else it is written now, and ServiceUnavailableTemporary is raised if it cannot be."""
+    """Write one call's record (the dict is the trail's from here: its chain fields are added to it).
+    In the runner's event loop it is held for the end of the turn; anywhere else it is written now,
+    and ServiceUnavailableTemporary is raised if it cannot be."""
     if _turn and _turn[1] == threading.get_ident() and _turn[0].is_running():
         if not _batch:
             _batch.append(Batch(cfg))

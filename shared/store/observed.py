@@ -18,11 +18,18 @@ from .. import telemetry
 from .base import Conflict, Item, Page, Store
 
 _perf = time.perf_counter
+_TIMED = frozenset({"get", "put_new", "update", "delete", "query", "scan", "count", "remember_nonce"})
 
 
 class ObservedStore(Store):
     def __init__(self, inner: Store) -> None:
         self.inner = inner
+        # What the backend does its own way and is not timed here (`changes`, `close`, a local nonce
+        # table...) is called on it straight: inheriting Store's default would hide the backend's.
+        for name, default in vars(Store).items():
+            if callable(default) and not name.startswith("_") and name not in _TIMED \
+                    and getattr(type(inner), name, default) is not default:
+                setattr(self, name, getattr(inner, name))
         if type(inner).remember_nonce is not Store.remember_nonce:  # a local table: called straight
             self.remember_nonce = inner.remember_nonce  # type: ignore[method-assign]
 

@@ -145,4 +145,21 @@ def test_store_operations_conflicts_and_faults_are_counted(tmp_path, monkeypatch
     assert sum(totals['alikms_store_operation_duration_seconds{op="put_new"}'][:-1]) == 2
     assert sum(totals['alikms_store_operation_duration_seconds{op="get"}'][:-1]) == 1
     assert store.nonce_usage(int(time.time())) == (0, 1024)  # backend extras pass through
+    # and so do the backend's own versions of Store's defaults (the identity cache relies on `changes`)
+    assert store.changes("keys") == store.inner.changes("keys") is not None
     store.close()
+
+
+def test_threads_that_come_and_go_reuse_their_entries(tmp_path):
+    """The listener starts a thread per request: their counts must not fill the file."""
+    import threading
+
+    (tmp_path / "m").mkdir()
+    rec = metrics.Recorder(tmp_path / "m" / "1.map")
+    for _ in range(300):
+        worker = threading.Thread(target=rec.store, args=("get", 0.001))
+        worker.start()
+        worker.join()
+    entries = [key for key, _ in metrics._entries(tmp_path / "m" / "1.map")]
+    assert len(entries) <= 10  # one per thread alive at once (here one), not one per thread ever
+    assert sum(metrics.collect(tmp_path / "m")['alikms_store_operation_duration_seconds{op="get"}'][:-1]) == 300
