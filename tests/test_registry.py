@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from alikms.deploy import tables as create_tables, templates as gen_template
+from alikms.deploy import entrypoints, tables as create_tables, templates as gen_template
 from alikms.runner.cron import Schedule
 from alikms.shared.registry import ACTIONS, JOBS, snake
 from alikms.shared.store.base import TABLES
@@ -72,7 +72,8 @@ def test_generated_files_are_fresh():
 
 
 def test_check_reports_missing_files(tmp_path):
-    assert set(gen_template.stale(tmp_path)) == {gen_template.TEMPLATE, gen_template.S_YAML, gen_template.ROUTING}
+    assert set(gen_template.stale(tmp_path)) == {gen_template.TEMPLATE, gen_template.S_YAML, gen_template.ROUTING,
+                                                 gen_template.INDEX}
 
 
 def test_generation_is_deterministic():
@@ -141,9 +142,10 @@ def test_template_functions_match_the_registry_and_resolve():
     assert list(functions) == list(expected)
     for name, resource in functions.items():
         props = resource["Properties"]
-        assert props["Handler"] == f"{expected[name]}.handler"
-        assert props["Runtime"] == "python3.10" and props["CodeUri"] == "./"
-        assert callable(resolve(props["Handler"])), name
+        assert props["Handler"] == entrypoints.handler(name) and props["Initializer"] == entrypoints.INITIALIZER
+        assert props["Runtime"] == "python3.10" and props["CodeUri"] == gen_template.CODE
+        assert resolve(props["Handler"]).__name__ == entrypoints.method(name)
+        assert importlib.import_module(entrypoints.MODULE).MODULES[entrypoints.method(name)] == expected[name]
 
 
 def test_s_yaml_functions_match_the_registry_and_resolve():
@@ -155,8 +157,8 @@ def test_s_yaml_functions_match_the_registry_and_resolve():
     for key, resource in resources.items():
         props = resource["props"]
         assert resource["component"] == "fc3" and key == snake(props["functionName"])
-        assert props["handler"] == f"{expected[props['functionName']]}.handler"
-        assert props["runtime"] == "python3.10"
+        assert props["handler"] == entrypoints.handler(props["functionName"])
+        assert props["runtime"] == "python3.10" and props["code"] == gen_template.CODE
         assert callable(resolve(props["handler"])), key
 
 

@@ -6,7 +6,7 @@ Tablestore's own row conditions, checked atomically by the server: `put_new` exp
 exist, `update` and `delete` expect it to exist with `rev` equal to what the caller read. A failed
 check comes back as OTSConditionCheckFail and becomes `Conflict`.
 
-This is the only module that imports the `tablestore` SDK.
+This and `_sdk` (which loads it) are the only modules that import the `tablestore` SDK.
 """
 
 from __future__ import annotations
@@ -16,12 +16,15 @@ import os
 from urllib.parse import urlparse
 
 import orjson
-from tablestore import (
+
+from ._sdk import (  # the SDK, imported without its asyncio client (see _sdk)
     INF_MAX,
     INF_MIN,
     CapacityUnit,
     ComparatorType,
     Condition,
+    Credentials,
+    CredentialsProvider,
     Direction,
     OTSClient,
     OTSServiceError,
@@ -32,8 +35,6 @@ from tablestore import (
     TableMeta,
     TableOptions,
 )
-from tablestore.credentials import Credentials, CredentialsProvider
-
 from .base import TABLES, Conflict, Item, Page, Store
 
 SCHEMA = [("pk", "STRING"), ("sk", "STRING")]

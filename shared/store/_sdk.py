@@ -1,0 +1,89 @@
+"""The `tablestore` SDK as the store uses it: the synchronous client, imported without aiohttp.
+
+`import tablestore` runs the SDK's __init__, which imports every module of the SDK, among them
+`tablestore.connection`, and that imports aiohttp at module level for `AsyncConnectionPool`, the
+transport of the asyncio client. aiohttp is the largest single part of a function's cold start
+(its import also builds two SSL contexts, loading the CA store twice) and of its memory, for a client
+alikms never uses.
+
+So when neither tablestore nor aiohttp is imported yet, the SDK is imported while the name `aiohttp`
+is held by a stand-in whose attributes are placeholders that refuse to be used; the stand-in leaves
+sys.modules as soon as the SDK is in, so a later `import aiohttp` anywhere gets the real package. The
+SDK itself is imported whole and unmodified; in such a process only `AsyncOTSClient` is unusable, and
+it says why when tried. When tablestore is already imported (the tests' Tablestore fake imports it),
+or aiohttp is, nothing special happens. The deployment layer leaves aiohttp out altogether
+(alikms.deploy.package.EXCLUDED), and the loader test runs every function from it.
+
+This is the only module that imports the SDK; alikms.shared.store.tablestore takes its names from here.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+
+_STANDIN_DOC = "stand-in for aiohttp while tablestore is imported: see alikms.shared.store._sdk"
+
+
+class _Unavailable:
+    """What every aiohttp name is in a process whose SDK was imported without aiohttp."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __call__(self, *args, **kwargs):
+        raise RuntimeError(f"aiohttp.{self._name}: tablestore's asyncio client is not available in this process "
+                           "(alikms imports the SDK without aiohttp, see alikms.shared.store._sdk)")
+
+    def __getattr__(self, attr: str):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return _Unavailable(f"{self._name}.{attr}")
+
+
+def _standin() -> types.ModuleType:
+    module = types.ModuleType("aiohttp", _STANDIN_DOC)
+
+    def __getattr__(attr: str):  # PEP 562; dunder lookups (__path__, __spec__, ...) stay misses
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return _Unavailable(attr)
+
+    module.__getattr__ = __getattr__  # type: ignore[method-assign]
+    return module
+
+
+def _import_sdk() -> None:
+    if "tablestore" in sys.modules or "aiohttp" in sys.modules:
+        return
+    standin = sys.modules["aiohttp"] = _standin()
+    try:
+        import tablestore  # noqa: F401 - the whole SDK, with the stand-in in aiohttp's place
+    finally:
+        if sys.modules.get("aiohttp") is standin:
+            del sys.modules["aiohttp"]
+
+
+_import_sdk()
+
+from tablestore import (  # noqa: E402 - after the import above, which decides how the SDK loads
+    INF_MAX,
+    INF_MIN,
+    CapacityUnit,
+    ComparatorType,
+    Condition,
+    Direction,
+    OTSClient,
+    OTSServiceError,
+    ReservedThroughput,
+    Row,
+    RowExistenceExpectation,
+    SingleColumnCondition,
+    TableMeta,
+    TableOptions,
+)
+from tablestore.credentials import Credentials, CredentialsProvider  # noqa: E402
+
+__all__ = ["INF_MAX", "INF_MIN", "CapacityUnit", "ComparatorType", "Condition", "Credentials", "CredentialsProvider",
+           "Direction", "OTSClient", "OTSServiceError", "ReservedThroughput", "Row", "RowExistenceExpectation",
+           "SingleColumnCondition", "TableMeta", "TableOptions"]
