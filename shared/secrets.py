@@ -175,7 +175,10 @@ def read_value(ctx: Context, secret: dict, vid: str) -> tuple[str, str]:
     slot = (ctx.scope, secret["name"], secret.get("incarnation"), vid)
     found = _values.get(slot) if slot[2] else None
     if found is not None:
-        _values.move_to_end(slot)
+        try:
+            _values.move_to_end(slot)
+        except KeyError:  # evicted by another thread since the read (instance concurrency): still right
+            pass
         return found
     row = version_row(ctx, secret, vid)
     found = (open_value(ctx, secret, row, key if row["key_id"] == key["key_id"] else None), row["data_type"])
