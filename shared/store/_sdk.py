@@ -66,6 +66,13 @@ def _import_sdk() -> None:
 
 _import_sdk()
 
+import tablestore  # noqa: E402
+
+# Function Compute's python3.10 runtime comes with tablestore 5.4.1 of its own; should it ever win over
+# the layer's 6.4 on sys.path, say so here rather than fail somewhere in the encoder.
+if not tablestore.__version__.startswith("6.4."):
+    raise ImportError(f"alikms needs tablestore 6.4.x, found {tablestore.__version__} at {tablestore.__file__}")
+
 from tablestore import (  # noqa: E402 - after the import above, which decides how the SDK loads
     INF_MAX,
     INF_MIN,
