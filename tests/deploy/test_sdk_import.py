@@ -1,4 +1,5 @@
-"""The store imports the tablestore SDK without aiohttp (alikms.shared.store._sdk), and nothing else changes."""
+"""The store imports the tablestore SDK without aiohttp and asyncio (alikms.shared.store._sdk), and nothing
+else changes."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from tests import support
 PROBE = textwrap.dedent("""
     import sys
     from alikms.shared.store.tablestore import TablestoreStore, create_tables
-    assert "tablestore" in sys.modules and "aiohttp" not in sys.modules, sorted(sys.modules)
+    assert "tablestore" in sys.modules and "aiohttp" not in sys.modules and "asyncio" not in sys.modules
     import tablestore
 
     # The synchronous client works (against the in-process wire fake)...
@@ -28,9 +29,11 @@ PROBE = textwrap.dedent("""
         assert "alikms.shared.store._sdk" in str(exc), exc
     else:
         raise AssertionError("AsyncOTSClient worked without aiohttp")
-    # ...and aiohttp itself imports for real afterwards.
+    # ...and aiohttp and asyncio themselves import for real afterwards.
+    import asyncio
     import aiohttp
     assert aiohttp.ClientSession.__module__.startswith("aiohttp"), aiohttp
+    assert asyncio.run(asyncio.sleep(0, "slept")) == "slept"
     print("ok")
 """)
 
