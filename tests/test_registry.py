@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import fcntl
 import importlib
 import io
-import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -29,6 +26,7 @@ from alikms.deploy import entrypoints, tables as create_tables, templates as gen
 from alikms.runner.cron import Schedule
 from alikms.shared.registry import ACTIONS, JOBS, snake
 from alikms.shared.store.base import TABLES
+from tests.deploy.npm import npm_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ROOT / "functions"
@@ -38,7 +36,6 @@ def source_file(module: str) -> Path:
     """The file of an `alikms.<folder>...` module: each top-level folder is a subpackage of alikms."""
     return ROOT / Path(*module.removeprefix("alikms.").split(".")).with_suffix(".py")
 FUN_VERSION = "3.6.24"
-NODE_DIR = ROOT / ".venv" / "node"  # git-ignored with .venv/
 REGEN_HINT = "run `python -m alikms.deploy.templates` and commit the result"
 
 
@@ -203,23 +200,7 @@ def test_routing_has_one_route_per_action():
 
 def _fun() -> Path:
     """The `fun` CLI in .venv/node, installed with npm on first use (about half a minute, once)."""
-    for tool in ("node", "npm"):
-        if shutil.which(tool) is None:
-            pytest.fail(f"`{tool}` is not on PATH: the template check runs Funcraft's validator "
-                        f"(npm package @alicloud/fun {FUN_VERSION}); install Node.js and npm")
-    fun = NODE_DIR / "node_modules" / ".bin" / "fun"
-    package = NODE_DIR / "node_modules" / "@alicloud" / "fun" / "package.json"
-    NODE_DIR.mkdir(parents=True, exist_ok=True)
-    with open(NODE_DIR / ".install.lock", "w") as lock:  # xdist workers share the folder
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (fun.exists() and package.exists() and json.loads(package.read_text())["version"] == FUN_VERSION):
-            done = subprocess.run(
-                ["npm", "install", "--prefix", str(NODE_DIR), "--no-audit", "--no-fund", "--loglevel=error",
-                 f"@alicloud/fun@{FUN_VERSION}"],
-                capture_output=True, text=True, timeout=1200)
-            if done.returncode != 0:
-                pytest.fail(f"npm install @alicloud/fun@{FUN_VERSION} failed:\n{done.stdout}\n{done.stderr}")
-    return fun
+    return npm_tool("@alicloud/fun", FUN_VERSION, "fun")
 
 
 def _fun_validate(text: str, workdir: Path) -> tuple[bool, str]:
