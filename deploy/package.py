@@ -290,19 +290,23 @@ class Built:
 
     def summary(self) -> str:
         mb = 1024 * 1024
-        lines = [
+
+        def line(zpath: Path, tree: Path) -> str:
+            shown = os.path.relpath(zpath)
+            return f"  {shown:32} {zpath.stat().st_size / mb:6.2f} MB zipped, {tree_size(tree) / mb:6.2f} MB unzipped"
+
+        bytecode = (f"compiled by {self.bytecode}" if self.bytecode else
+                    f"none (no python{self.target.python} found): every module compiles on every cold start")
+        return "\n".join([
             f"{self.target.name} (runtime {self.target.runtime}, {self.target.platform}, {self.target.abi}):",
-            f"  {self.code_zip.relative_to(self.out.parent.parent) if self.out.parent.parent in self.code_zip.parents else self.code_zip}"
-            f"  {self.code_zip.stat().st_size / mb:6.2f} MB zipped, {tree_size(self.code_dir) / mb:6.2f} MB unzipped",
-            f"  {self.layer_zip.relative_to(self.out.parent.parent) if self.out.parent.parent in self.layer_zip.parents else self.layer_zip}"
-            f" {self.layer_zip.stat().st_size / mb:6.2f} MB zipped, {tree_size(self.layer_dir) / mb:6.2f} MB unzipped",
+            line(self.code_zip, self.code_dir),
+            line(self.layer_zip, self.layer_dir),
             f"  limit {SIZE_LIMIT / mb:.0f} MB per zip (FC code package through the API)",
             f"  dependencies: {', '.join(self.distributions)}",
             f"  left out: {', '.join(sorted(EXCLUDED))}",
             f"  {self.libcrypto}",
-            f"  bytecode: {'compiled by ' + self.bytecode if self.bytecode else 'none (no python' + self.target.python + ' found): modules compile on every cold start'}",
-        ]
-        return "\n".join(lines)
+            f"  bytecode: {bytecode}",
+        ])
 
 
 def build(target: Target, out: Path = DIST, cache: Path = CACHE, python: str | None = None) -> Built:

@@ -79,21 +79,20 @@ GENERATED = """\
 # tests/test_registry.py fails while this file differs from a fresh generation.
 """
 
-CODE_NOTE = f"""\
-# Code and handlers. `alikms package` (scripts/package) builds {CODE}, the code package of every
-# function (index.py and the alikms package), and {LAYER_ZIP}, one layer holding the
-# dependencies (manylinux wheels for {RUNTIME}: pydantic, cryptography, tablestore 6.4, ...) and the
-# OpenSSL 3 libcrypto that SM2 needs. Function Compute names a Python handler <file>.<method>: the
-# method of <file>.py at the root of the code package (alibabacloud.com/help/doc-detail/74756.htm).
-# index.py has one method per function, so each Handler is index.<function in snake case>
-# (index.create_key), and index.initialize is every function's initializer (it imports the function
-# and builds its store client before the first event). A layer's python/ directory is on sys.path as
-# /opt/python (alibabacloud.com/help/en/functioncompute/fc-3-0/user-guide/create-a-custom-layer-1):
-# publish {LAYER_ZIP} once as layer {LAYER_NAME} and give its version ARN as {LAYER_PARAM} / {LAYER_VAR}
-# (README, Deploying). Instance concurrency {INSTANCE_CONCURRENCY}: one instance serves up to
-# {INSTANCE_CONCURRENCY} events at once, on threads; the handlers are safe under it
-# (tests/deploy/test_concurrency.py).
-"""
+CODE_NOTE = "".join(f"# {line}\n" for line in textwrap.wrap(
+    f"Code and handlers. `alikms package` (scripts/package) builds {CODE}, the code package of every "
+    f"function (index.py and the alikms package), and {LAYER_ZIP}, one layer holding the dependencies "
+    f"(manylinux wheels for {RUNTIME}: pydantic, cryptography, tablestore 6.4, ...) and the OpenSSL 3 "
+    "libcrypto that SM2 needs. Function Compute names a Python handler <file>.<method>: the method of "
+    "<file>.py at the root of the code package (alibabacloud.com/help/doc-detail/74756.htm). index.py has "
+    "one method per function, so each Handler is index.<function in snake case> (index.create_key), and "
+    "index.initialize is every function's initializer (it imports the function and builds its store "
+    "client before the first event). A layer's python/ directory is on sys.path as /opt/python "
+    "(alibabacloud.com/help/en/functioncompute/fc-3-0/user-guide/create-a-custom-layer-1): publish "
+    f"{LAYER_ZIP} once as layer {LAYER_NAME} and give its version ARN as {LAYER_PARAM} / {LAYER_VAR} "
+    f"(README, Deploying). Instance concurrency {INSTANCE_CONCURRENCY}: one instance serves up to "
+    f"{INSTANCE_CONCURRENCY} events at once, on threads; the handlers are safe under it "
+    "(tests/deploy/test_concurrency.py).", 98))
 
 
 def _env_template() -> dict:
