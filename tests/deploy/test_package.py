@@ -9,7 +9,8 @@
   variables set), loads handler and initializer by the documented `file.method` rule, and sends every
   action a signed request as an API Gateway event and again as an FC 3.0 HTTP-trigger event, and
   every timer job a timer event, against the Tablestore fake over loopback. It runs on this machine's
-  Python (native build) and on the python3.10 build with a Python 3.10 interpreter.
+  Python (native build) and on the python3.10 and python3.12 builds with interpreters of those versions
+  (pyenv's; on 3.12 the SDK's bundled C++ encoder takes part, as it would on FC's python3.12).
 * SM2 signs and verifies from the package in a mount namespace where the system's libcrypto.so.3 is
   replaced by an empty file: only the layer's copy exists there.
 """
@@ -30,7 +31,8 @@ from alikms.shared.store.tablestore import create_tables
 from alikms.testing.fake_tablestore import serve
 from tests.deploy import fc, scenario
 
-TARGETS = {"native": package.native_target(), "python3.10": package.RUNTIMES["python3.10"]}
+TARGETS = {"native": package.native_target(), "python3.10": package.RUNTIMES["python3.10"],
+           "python3.12": package.RUNTIMES["python3.12"]}
 
 
 @pytest.fixture(scope="module")
