@@ -306,7 +306,7 @@ def report(variants: list[Variant], breakdown: dict, hot: list, counted: dict, l
           f"{'met' if rss <= TARGET_RSS_MB else 'NOT met'})")
     if counted:
         names = list(counted)
-        print(f"instructions, start to answer (valgrind): " + ", ".join(f"{n} {c / 1e6:,.0f} M" for n, c in counted.items())
+        print("instructions, start to answer (valgrind): " + ", ".join(f"{n} {c / 1e6:,.0f} M" for n, c in counted.items())
               + f"; package / baseline {counted[names[1]] / counted[names[0]]:.2f}")
     print(f"first event after the initializer ran: {ms(med(variants[3], 'call')).strip()} ms "
           f"(its imports and set-up, {ms(med(variants[3], 'imports')).strip()} ms, happen before the event)")

@@ -76,24 +76,6 @@ import tablestore  # noqa: E402
 if not tablestore.__version__.startswith("6.4."):
     raise ImportError(f"alikms needs tablestore 6.4.x, found {tablestore.__version__} at {tablestore.__file__}")
 
-from tablestore import (  # noqa: E402 - after the import above, which decides how the SDK loads
-    INF_MAX,
-    INF_MIN,
-    CapacityUnit,
-    ComparatorType,
-    Condition,
-    Direction,
-    OTSClient,
-    OTSServiceError,
-    ReservedThroughput,
-    Row,
-    RowExistenceExpectation,
-    SingleColumnCondition,
-    TableMeta,
-    TableOptions,
-)
-from tablestore.credentials import Credentials, CredentialsProvider  # noqa: E402
-
-__all__ = ["INF_MAX", "INF_MIN", "CapacityUnit", "ComparatorType", "Condition", "Credentials", "CredentialsProvider",
-           "Direction", "OTSClient", "OTSServiceError", "ReservedThroughput", "Row", "RowExistenceExpectation",
-           "SingleColumnCondition", "TableMeta", "TableOptions"]
+# Re-exported for alikms.shared.store.tablestore: the SDK's public names and its credentials classes.
+from tablestore import *  # noqa: E402,F403
+from tablestore.credentials import Credentials, CredentialsProvider  # noqa: E402,F401

@@ -24,11 +24,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from alikms.deploy import entrypoints, package
 from alikms.shared.registry import ACTIONS, JOBS
 from alikms.shared.store.tablestore import create_tables
 from alikms.testing.fake_tablestore import serve
+
 from tests.deploy import fc, scenario
 
 TARGETS = {"native": package.native_target(), "python3.10": package.RUNTIMES["python3.10"],
@@ -156,7 +156,8 @@ def test_every_function_answers_from_the_package(artefact, ots, tmp_path):
     try:
         made = {}
         for kind in ("apigateway", "fc3-http"):
-            run = scenario.Run(lambda action, params: deployment.call(action, params, kind)[:2], kind.replace("-", ""))
+            run = scenario.Run(lambda action, params, kind=kind: deployment.call(action, params, kind)[:2],
+                               kind.replace("-", ""))
             made = scenario.api(run)
         scenario.timers(lambda job, when: deployment.timer(job, when)["result"], run, made)
         assert set(deployment.instances) == set(fc.ALL)

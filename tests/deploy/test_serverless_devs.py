@@ -13,6 +13,7 @@ import subprocess
 
 from alikms.deploy import entrypoints, templates
 from alikms.shared.registry import ACTIONS, JOBS, snake
+
 from tests import support
 from tests.deploy.npm import npm_tool
 
@@ -27,7 +28,8 @@ def preview(tmp_path, **env: str) -> subprocess.CompletedProcess:
     home.mkdir(exist_ok=True)
     return subprocess.run([str(npm_tool("@serverless-devs/s", S_VERSION, "s")), "preview", "-t", templates.S_YAML,
                            "-o", "json"], cwd=tmp_path, env={"PATH": support.os.environ["PATH"], "HOME": str(home),
-                                                              **env}, capture_output=True, text=True, timeout=300)
+                                                              **env}, capture_output=True, text=True, timeout=300,
+                          check=False)
 
 
 def deployment_env() -> dict[str, str]:
