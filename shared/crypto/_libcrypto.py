@@ -9,6 +9,8 @@ Which libcrypto, in order (the first that loads and is OpenSSL 3 or newer wins):
    (alikms.deploy.package puts it in the layer's python/, which Function Compute mounts at
    /opt/python): the Python runtimes of Function Compute have no OpenSSL 3 of their own.
 3. The system's: `libcrypto.so.3`, then whatever ctypes.util.find_library("crypto") names.
+Step 2 trusts the same directories Python imports code from (relative entries such as "" are skipped),
+so it lets nobody plant a library who could not already plant a module.
 """
 
 from __future__ import annotations

@@ -214,3 +214,18 @@ def test_sm2_from_the_package_with_the_system_libcrypto_hidden(session_dir, tmp_
         assert "libcrypto.so.3" in deployment.instances["AsymmetricSign"].started["system_libcrypto"]
     finally:
         deployment.close()
+
+
+def test_a_configuration_error_reaches_the_caller_as_an_api_error(session_dir, ots, tmp_path):
+    """The initializer only logs a broken configuration (no root key here); the event that follows
+    gets the API's InternalFailure body, not a Function Compute initialization error."""
+    built = fc.built(TARGETS["native"], session_dir)
+    code, layer = fc.unpack(built, tmp_path / "fc")
+    env = {k: v for k, v in fc.function_env(ots).items() if k != "KMS_ROOT_KEY"}
+    deployment = fc.Deployment(interpreter(TARGETS["native"]), code, layer, env, tmp_path)
+    try:
+        status, body, _answer = deployment.call("DescribeRegions", {}, "apigateway")
+        assert (status, body["Code"]) == (500, "InternalFailure") and body["RequestId"]
+        assert "initializer: ValueError" in deployment.instances["DescribeRegions"].output()
+    finally:
+        deployment.close()
