@@ -14,7 +14,8 @@ Two zips per runtime, in `dist/<runtime>/` (the paths template.yml and s.yaml na
   becomes `/opt/python` on `sys.path` (help/en/functioncompute/fc-3-0/user-guide/create-a-custom-layer-1).
   With 53 functions, dependencies inside each code package would be uploaded 53 times per deploy.
 
-Dependencies are the `[project] dependencies` of the installed `alikms` distribution, taken as wheels
+Dependencies are the run-time requirements of the installed `alikms` distribution (its dependencies and
+the `tablestore` extra), taken as wheels
 for the target and never from this machine's interpreter: `pip install --platform manylinux_2_X_x86_64
 --python-version 3.N --implementation cp --abi cp3N --only-binary=:all: --target ...`, X being the glibc
 of the runtime's Debian (python3.10: Debian 10, glibc 2.28; python3.12: Debian 11, glibc 2.31; runtime
@@ -56,6 +57,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DIST, CACHE = ROOT / "dist", ROOT / ".package-cache"
 CODE_PACKAGES = ("shared", "functions")  # folders of the checkout that become alikms.<name> in the package
 SIZE_LIMIT = 100 * 1024 * 1024  # bytes, per zip (code package through the API; the layer is held to the same)
+
+EXTRAS = ("tablestore",)  # the deployment's store is an extra of the distribution
 
 # Declared by tablestore 6.4 but never imported by its synchronous client as alikms loads it
 # (alikms.shared.store._sdk): leaving them out keeps them off every cold start and out of the layer.
@@ -125,10 +128,16 @@ def target_named(name: str) -> Target:
 
 # ------------------------------------------------------------------------------------ dependencies
 
-def requirements() -> list[str]:
-    """alikms's own run-time requirements (no extras), as installed in this environment."""
-    reqs = metadata.requires("alikms") or []
-    return [r for r in reqs if "extra ==" not in r]
+def requirements(target: Target) -> list[str]:
+    """alikms's run-time requirements for the target (the base ones and EXTRAS), markers evaluated."""
+    from packaging.requirements import Requirement  # a build-time tool: dev extra
+
+    wanted = []
+    for raw in metadata.requires("alikms") or []:
+        req = Requirement(raw)
+        if req.marker is None or any(req.marker.evaluate({**target.markers(), "extra": e}) for e in ("", *EXTRAS)):
+            wanted.append(f"{req.name}{req.specifier}")
+    return wanted
 
 
 def _pip(*args: str) -> subprocess.CompletedProcess:
@@ -318,7 +327,7 @@ def build(target: Target, out: Path = DIST, cache: Path = CACHE, python: str | N
     code_dir.mkdir(parents=True)
     (layer_dir / "python").mkdir(parents=True)
     wheels = cache / "wheels" / f"{target.abi}-{target.platform}"
-    reqs = requirements()
+    reqs = requirements(target)
     items = keep(resolve(target, wheels, reqs), reqs, target)
     install(target, wheels, items, layer_dir / "python")
     libcrypto = bundle_libcrypto(target, wheels, layer_dir / "python")

@@ -100,7 +100,9 @@ class Injection:
     probability: float = 1.0
     count: int | None = 1  # answer at most this many requests; None = no limit
     after_apply: bool = False  # apply the request, then answer the error
+    skip: int = 0  # let this many matching requests pass first
     fired: int = 0
+    seen: int = 0
 
 
 # --- PlainBuffer requests (the SDK's readers reject INF_MIN/INF_MAX and update cells) --------------
@@ -266,11 +268,11 @@ class FakeTablestore:
                      "GetRange": self._get_range}
 
     def inject(self, code: str, *, action: str | None = None, probability: float = 1.0, count: int | None = 1,
-               after_apply: bool = False) -> Injection:
+               after_apply: bool = False, skip: int = 0) -> Injection:
         """Answer matching requests with the server error `code` (a key of INJECTABLE)."""
         if code not in INJECTABLE:
             raise ValueError(f"cannot inject {code!r}; one of {sorted(INJECTABLE)}")
-        injection = Injection(code, action, probability, count, after_apply)
+        injection = Injection(code, action, probability, count, after_apply, skip)
         with self._lock:
             self.injections.append(injection)
         return injection
@@ -284,6 +286,9 @@ class FakeTablestore:
         with self._lock:
             for inj in self.injections:
                 if inj.action not in (None, action) or (inj.count is not None and inj.fired >= inj.count):
+                    continue
+                inj.seen += 1
+                if inj.seen <= inj.skip:
                     continue
                 if inj.probability >= 1.0 or self._rng.random() < inj.probability:
                     inj.fired += 1

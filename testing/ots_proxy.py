@@ -11,14 +11,15 @@ one request, not a random byte of a stream. What it can do to a request, per the
                  without passing the answer on: the write happened, the client cannot know.
 
 `latency` is added to every request on top of the rules. Rules match an action ("PutRow", taken from
-the request path) or every request, fire with a probability drawn from one seeded generator and at
-most `count` times, and the first rule that fires decides the request's fault. Everything can be
+the request path) or every request, may let the first `skip` matching requests pass, fire with a
+probability drawn from one seeded generator and at most `count` times, and the first rule that fires decides the request's fault. Everything can be
 changed while traffic flows. Typical use, with the `ots_proxy` fixture of
 tests/fakes/tablestore_fixtures.py:
 
     proxy.latency = 0.010                                # 10 ms per request
     proxy.delay(6.0, probability=0.03)                   # hold 3% of requests for 6 s
     proxy.drop_after(action="PutRow", count=1)           # lose the answer of the next PutRow
+    proxy.drop_before(action="PutRow", skip=1, count=1)  # lose the second PutRow itself
     proxy.clear()
 
 Each connection gets a thread and its own upstream connection, as a real network path would.
@@ -49,13 +50,16 @@ class Rule:
     probability: float = 1.0
     count: int | None = None  # fire at most this many times; None = no limit
     seconds: float = 0.0  # for "delay"
+    skip: int = 0  # let this many matching requests pass before firing ("the second PutRow")
     fired: int = 0
+    seen: int = 0
 
     def __post_init__(self) -> None:
         if self.fault not in FAULTS:
             raise ValueError(f"unknown fault {self.fault!r}; one of {FAULTS}")
-        if not 0.0 <= self.probability <= 1.0 or self.seconds < 0 or (self.count is not None and self.count < 0):
-            raise ValueError("probability must be in [0, 1], seconds and count not negative")
+        if not 0.0 <= self.probability <= 1.0 or self.seconds < 0 or self.skip < 0 or (
+                self.count is not None and self.count < 0):
+            raise ValueError("probability must be in [0, 1]; seconds, skip and count not negative")
 
 
 def _read_head(sock: socket.socket, buf: bytearray) -> bytes:
@@ -127,13 +131,14 @@ class OtsProxy:
         self._stopping = threading.Event()
         self._listener: socket.socket | None = None
         self._conns: set[socket.socket] = set()
+        self._clients: set[socket.socket] = set()
         self.url = ""
 
     # --- control (from tests) ---------------------------------------------------------------------
 
     def add(self, fault: str, *, action: str | None = None, probability: float = 1.0, count: int | None = None,
-            seconds: float = 0.0) -> Rule:
-        rule = Rule(fault, action, probability, count, seconds)
+            seconds: float = 0.0, skip: int = 0) -> Rule:
+        rule = Rule(fault, action, probability, count, seconds, skip)
         with self._lock:
             self.rules.append(rule)
         return rule
@@ -167,6 +172,9 @@ class OtsProxy:
             for rule in self.rules:
                 if rule.action not in (None, action) or (rule.count is not None and rule.fired >= rule.count):
                     continue
+                rule.seen += 1
+                if rule.seen <= rule.skip:
+                    continue
                 if rule.probability >= 1.0 or self._rng.random() < rule.probability:
                     rule.fired += 1
                     chosen = rule
@@ -197,8 +205,11 @@ class OtsProxy:
             self._listener.close()
         with self._lock:
             conns, self._conns = list(self._conns), set()
-        for sock in conns:
-            _reset(sock)
+        for sock in conns:  # clients see a reset; the server sees its connections closed
+            if sock in self._clients:
+                _reset(sock)
+            else:
+                sock.close()
 
     def __enter__(self) -> OtsProxy:
         if not self.url:
@@ -217,6 +228,7 @@ class OtsProxy:
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
                 self._conns.add(client)
+                self._clients.add(client)
             threading.Thread(target=self._serve, args=(client,), name="ots-proxy-conn", daemon=True).start()
 
     def _forget(self, *socks: socket.socket | None) -> None:
@@ -224,6 +236,7 @@ class OtsProxy:
             for sock in socks:
                 if sock is not None:
                     self._conns.discard(sock)
+                    self._clients.discard(sock)
 
     def _serve(self, client: socket.socket) -> None:
         upstream: socket.socket | None = None

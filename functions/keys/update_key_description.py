@@ -13,6 +13,7 @@ from pydantic import Field
 from alikms.shared import keys
 from alikms.shared.models import ApiModel, KeyIdParam, Response
 from alikms.shared.context import Context
+from alikms.shared.records import Key
 from alikms.shared.runtime import api_handler
 
 
@@ -26,7 +27,10 @@ class UpdateKeyDescriptionResponse(Response):
 
 
 def update_key_description(req: UpdateKeyDescriptionRequest, ctx: Context) -> UpdateKeyDescriptionResponse:
-    keys.mutate(ctx, req.key_id, "update_description", lambda key: key.update(description=req.description))
+    def describe(key: Key) -> None:
+        key.description = req.description
+
+    keys.mutate(ctx, req.key_id, "update_description", describe)
     return UpdateKeyDescriptionResponse()
 
 

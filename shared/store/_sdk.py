@@ -76,6 +76,8 @@ import tablestore  # noqa: E402
 if not tablestore.__version__.startswith("6.4."):
     raise ImportError(f"alikms needs tablestore 6.4.x, found {tablestore.__version__} at {tablestore.__file__}")
 
-# Re-exported for alikms.shared.store.tablestore: the SDK's public names and its credentials classes.
+# Re-exported for alikms.shared.store.tablestore: the SDK's public names, its credentials classes and
+# the retry policy that turns the SDK's own retries off.
 from tablestore import *  # noqa: E402,F403
 from tablestore.credentials import Credentials, CredentialsProvider  # noqa: E402,F401
+from tablestore.retry import NoRetryPolicy  # noqa: E402,F401

@@ -19,7 +19,7 @@ from alikms.shared.store.tablestore import TablestoreStore, create_tables
 from alikms.testing.fake_tablestore import FakeTablestore, fake_client, http_client, serve
 from alikms.testing.ots_proxy import OtsProxy
 
-__all__ = ["ots_backend", "ots_client", "tablestore_store", "ots_http", "ots_proxy", "ots_proxy_store"]
+__all__ = ["ots_backend", "ots_client", "ots_http", "ots_proxy", "ots_proxy_store", "tablestore_store"]
 
 
 @pytest.fixture
