@@ -226,6 +226,6 @@ def test_a_configuration_error_reaches_the_caller_as_an_api_error(session_dir, o
     try:
         status, body, _answer = deployment.call("DescribeRegions", {}, "apigateway")
         assert (status, body["Code"]) == (500, "InternalFailure") and body["RequestId"]
-        assert "initializer: ValueError" in deployment.instances["DescribeRegions"].output()
+        assert "initializer: ConfigError" in deployment.instances["DescribeRegions"].output()
     finally:
         deployment.close()

@@ -11,8 +11,9 @@ from tests import support
 
 PROBE = textwrap.dedent("""
     import sys
-    from alikms.shared.store.tablestore import TablestoreStore, create_tables
+    from alikms.shared.store import _sdk
     assert "tablestore" in sys.modules and "aiohttp" not in sys.modules and "asyncio" not in sys.modules
+    from alikms.shared.store.tablestore import TablestoreStore, create_tables
     import tablestore
 
     # The synchronous client works (against the in-process wire fake)...
