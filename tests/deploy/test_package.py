@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import glob
+import os
 import re
 import subprocess
 import zipfile
@@ -37,7 +38,9 @@ TARGETS = {"native": package.native_target(), "python3.10": package.RUNTIMES["py
 
 @pytest.fixture(scope="module")
 def session_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.getbasetemp().parent  # shared by the xdist workers of one session
+    """This test session's directory, shared by its xdist workers (each has its own basetemp below it)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
 @pytest.fixture(scope="module", params=list(TARGETS))
