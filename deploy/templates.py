@@ -273,10 +273,10 @@ def render_template(actions: tuple[Action, ...] = ACTIONS, jobs: tuple[Job, ...]
             # backend); FunctionComputeConfig, doc-detail/109314.htm (event function: fcRegionId,
             # serviceName, functionName, qualifier, roleArn); Funcraft lib/deploy/deploy-by-tpl.js and
             # deploy-support.js (how x-aliyun-apigateway-fc / -request-config / -request-parameters deploy).
-            # UNCONFIRMED: the key of the function name in a route's backend (`functionName`, as in
-            # FunctionComputeConfig); whether `${HEADER_PARAM}` (with hyphens) parses in a condition; an
-            # `{QUERY_PARAM}` sent only in a form body is not routed (not declared). For FC 3.0, Cloud-native
-            # API Gateway routes can match headers and query parameters directly (help/en/api-gateway/
+            # What could not be checked without an account (the backend key `functionName`, whether
+            # `${HEADER_PARAM}` parses in a condition, an `{QUERY_PARAM}` sent only in a form body) is listed
+            # with every other such assumption in the README (Deploying). For FC 3.0, Cloud-native API
+            # Gateway routes can match headers and query parameters directly (help/en/api-gateway/
             # create-route): one route per action, no plug-in.
             """, 2),
         _dump({API_GROUP: _api(actions[0])}, 2),
@@ -367,7 +367,8 @@ def render_routing(actions: tuple[Action, ...] = ACTIONS) -> str:
 # first whose condition holds sends the request to the function named after the action. Paste it as
 # the plug-in's YAML, or pass it as PluginData to CreatePlugin (PluginType routing), then AttachPlugin
 # to both APIs on stage {API_STAGE}.
-# What the routes rely on, and what is UNCONFIRMED, is written next to the API in template.yml.
+# What the routes rely on is written next to the API in template.yml; what could not be checked is
+# listed in the README (Deploying).
 #
 """,
         _dump({"routes": routes}),
