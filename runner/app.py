@@ -6,6 +6,11 @@ HTTP response. `server.py` runs this app under uvicorn and fires the timers.
 
 The runner plays the part of API Gateway in front of one-function-per-action: it reads the action
 from `x-acs-action`, else `Action` in the query, else in the form body, and routes on the registry.
+
+Where a call runs: on the worker's event loop when the store is the embedded SQLite file (its calls
+return in microseconds, and handing a call to a thread and back would cost more than the call's
+store work), else in the worker's thread pool (`CALL_THREADS`), so that a call waiting on a remote
+store holds one thread and not the loop, and with it every other connection of the worker.
 """
 
 from __future__ import annotations
@@ -13,13 +18,22 @@ from __future__ import annotations
 import asyncio
 import base64
 import importlib
+import logging
 import os
 import random
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 from alikms.shared import audit, errors, registry, wire
 from alikms.shared.config import get_config
 from alikms.shared.store import get_store
+
+log = logging.getLogger("kms")
+
+# Calls one worker runs at once on a remote store. Each waits on the store most of its time, so the
+# worker's throughput is this many divided by a call's store time; 64 covers as many clients as a
+# worker can have connections before one worker process stops being the right size.
+CALL_THREADS = 64
 
 _handlers: dict[str, object] = {}
 
@@ -123,6 +137,35 @@ def dispatch(req: wire.HttpRequest) -> dict:
     return function_handler(spec.module).serve(req, request_id)
 
 
+_pool: list[ThreadPoolExecutor] = []  # this process's call threads, made on first use
+_pool_forks: list = []  # the fork hook that drops them in a child (which has not got the threads)
+
+
+def call_pool() -> ThreadPoolExecutor | None:
+    """The threads this worker runs calls in, or None to run them on the event loop (SQLite)."""
+    try:
+        if get_config().store == "sqlite":
+            return None
+        if not _pool:
+            get_store()  # built once here, not by several call threads at once
+            if not _pool_forks:
+                os.register_at_fork(after_in_child=_pool.clear)
+                _pool_forks.append(True)
+            _pool.append(ThreadPoolExecutor(CALL_THREADS, thread_name_prefix="kms-call"))
+    except Exception:  # noqa: BLE001 - a configuration error: the call itself reports it
+        return None
+    return _pool[0]
+
+
+def dispatch_in_thread(req: wire.HttpRequest) -> dict:
+    """`dispatch` in a call thread, which then goes back to waiting: its store read snapshot, if the
+    store keeps one per thread (store/sqlite.py), ends here rather than staying open while it waits."""
+    try:
+        return dispatch(req)
+    finally:
+        _release_store()
+
+
 _idle = [False, False]  # [a check is scheduled, a request came since the last check]
 
 
@@ -143,6 +186,10 @@ def _release_when_idle(loop) -> None:
     _release_store()
 
 
+def _host(scope) -> str:
+    return dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+
+
 _loop: list = []  # this worker's event loop: asyncio.get_running_loop() is a system call (getpid) on 3.11
 
 
@@ -160,6 +207,8 @@ async def app(scope, receive, send) -> None:
     chunks, size = [], 0
     while True:
         msg = await receive()
+        if msg["type"] == "http.disconnect":  # the client left (or timed out) mid-body: nothing to run
+            return
         chunk = msg.get("body", b"")
         size += len(chunk)
         if size <= limit:
@@ -171,10 +220,14 @@ async def app(scope, receive, send) -> None:
             raise errors.ParseRequestParameterException("The request body is too large.")
         req = build_request(scope["method"], scope["path"], scope["query_string"].decode("latin-1"),
                             scope["headers"], b"".join(chunks), (scope.get("client") or ("", 0))[0])
-        result = dispatch(req)
+        pool = call_pool()
+        result = dispatch(req) if pool is None else await loop.run_in_executor(pool, dispatch_in_thread, req)
     except errors.KmsError as exc:
-        host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
-        result = wire.error_response(exc, new_request_id(), host)
+        result = wire.error_response(exc, new_request_id(), _host(scope))
+    except Exception as exc:  # noqa: BLE001 - the function catches everything; this is a last resort
+        request_id = new_request_id()
+        log.error("request %s failed outside the function with %s", request_id, type(exc).__name__)
+        result = wire.error_response(errors.InternalFailure(), request_id, _host(scope))
     body = result["body"]
     payload = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
     out = [(k.encode(), str(v).encode()) for k, v in (result.get("headers") or {}).items()]

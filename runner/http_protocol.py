@@ -1,4 +1,4 @@
-"""The runner's HTTP protocol: uvicorn's httptools protocol with two changes.
+"""The runner's HTTP protocol: uvicorn's httptools protocol with these changes.
 
 * Request targets over 65,535 bytes are accepted. httptools cannot parse a URL that long, but the
   classic SDK puts every parameter, a 30 KB SecretData included, in the query string. For such
@@ -8,31 +8,52 @@
   as the largest kernel cost of a request here. Writes made in one turn of the event loop are held
   and sent together at the end of that turn, so nothing waits longer than the turn that made it
   (a `100 Continue` still goes out before the app waits for the body).
+* An idle connection is closed only when it really is idle. uvicorn arms its keep-alive timer when
+  a response is handed over, by the loop's clock, which was read when the turn began; a turn that
+  lasted seconds, and a response that left only at the end of it, made the timer fire as the answer
+  went out, resetting a connection whose next request was already waiting (and SDKs do not retry a
+  POST after a reset). The timer now counts from when the last bytes actually left, and never closes
+  a connection that has unread data: that is a request, and it gets its answer.
+* A connection that sends nothing is closed after the keep-alive timeout, as one that went idle
+  after a response is (uvicorn leaves a silent connection open forever). A request must arrive whole
+  within `request_timeout` seconds of its first byte; one that stalls is answered 408 and closed.
+  So neither idle sockets nor half-sent requests pile up until the worker runs out of descriptors.
+  Requests are not given a timer each (arming and cancelling one cost a few per cent of a call):
+  each notes when it began, and one sweep per worker looks over the open connections.
 
-Named by import string in the runner's uvicorn config.
+Named by import string in the runner's uvicorn config, which carries `request_timeout`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import select
+import time
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 _PARSER_LIMIT = 65535
+REQUEST_TIMEOUT = 30.0  # seconds from a request's first byte to its last, unless the config says
+_TIMED_OUT = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
+              b"content-length: 16\r\nconnection: close\r\n\r\nRequest Timeout.")
 
 
 class _OneWriteTransport:
     """A connection's transport whose writes within one event-loop turn go out as one."""
 
-    __slots__ = ("_transport", "_loop", "_pending")
+    __slots__ = ("_transport", "_loop", "_pending", "sent_at")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport, self._loop, self._pending = transport, loop, []
+        self.sent_at = time.monotonic()  # when bytes last left (or the connection came)
 
     def write(self, data: bytes) -> None:
         if not self._pending:
             self._loop.call_soon(self.flush)
         self._pending.append(data)
+
+    def holding(self) -> bool:
+        return bool(self._pending)
 
     def flush(self) -> None:
         if self._pending:
@@ -40,6 +61,11 @@ class _OneWriteTransport:
             self._pending.clear()
             if not self._transport.is_closing():
                 self._transport.write(data)
+                self.sent_at = time.monotonic()
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
 
     def close(self) -> None:
         self.flush()
@@ -49,10 +75,84 @@ class _OneWriteTransport:
         return getattr(self._transport, name)
 
 
+def _has_unread_data(transport: asyncio.Transport) -> bool:
+    """Whether the peer sent something the loop has not read yet (or closed its side)."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return False
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def _sweep(loop: asyncio.AbstractEventLoop, state, every: float) -> None:
+    """Time out the requests of this worker's connections that began too long ago; runs every
+    `every` seconds while the worker has connections."""
+    now = time.monotonic()
+    for conn in list(state.connections):
+        began = getattr(conn, "began", None)
+        if began is not None and now - began >= conn.request_timeout:
+            conn.request_timed_out()
+    if state.connections:
+        loop.call_later(every, _sweep, loop, state, every)
+    else:
+        state.runner_sweep = False  # the next connection starts it again
+
+
 class RunnerProtocol(HttpToolsProtocol):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.request_timeout = getattr(self.config, "request_timeout", REQUEST_TIMEOUT)
+        self.began: float | None = None  # when the request being read began to arrive
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.transport = _OneWriteTransport(transport, self.loop)  # type: ignore[assignment]
+        # A connection that never sends a byte is idle from the start; data_received disarms this.
+        self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
+        state = self.server_state
+        if not getattr(state, "runner_sweep", False):
+            state.runner_sweep = True
+            every = min(1.0, self.request_timeout / 2)
+            self.loop.call_later(every, _sweep, self.loop, state, every)
+
+    def timeout_keep_alive_handler(self) -> None:
+        self.timeout_keep_alive_task = None
+        transport = self.transport
+        if transport.is_closing():
+            return
+        left = self.timeout_keep_alive - (time.monotonic() - transport.sent_at)  # type: ignore[attr-defined]
+        if transport.holding():  # type: ignore[attr-defined]  # the answer leaves at the end of this turn
+            left = self.timeout_keep_alive
+        if left > 0:
+            self.timeout_keep_alive_task = self.loop.call_later(left, self.timeout_keep_alive_handler)
+        elif not _has_unread_data(transport):  # unread data is a request the busy loop has not read yet
+            transport.close()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.began = time.monotonic()
+
+    def on_message_complete(self) -> None:
+        self.began = None
+        super().on_message_complete()
+
+    def request_timed_out(self) -> None:
+        """The request being read began `request_timeout` seconds ago and has not arrived whole."""
+        if self.transport.is_closing():
+            return
+        cycle = self.cycle
+        if self.pipeline or (cycle is not None and not cycle.response_complete
+                             and (cycle.response_started or not cycle.more_body)):
+            # It is pipelined behind a request still being answered, and uvicorn may not be reading
+            # it meanwhile: count again from now.
+            self.began = time.monotonic()
+            return
+        self.began = None
+        # Nothing is being answered, so the 408 is in order. If the stalled request's headers had
+        # arrived, its app is waiting for the body and sees the disconnect.
+        self.transport.write(_TIMED_OUT)
+        self.transport.close()
 
     def on_headers_complete(self) -> None:
         if len(self.url) <= _PARSER_LIMIT:

@@ -177,7 +177,7 @@ def read_value(ctx: Context, secret: Secret, vid: str) -> tuple[str, str]:
     if found is not None:
         try:
             _values.move_to_end(slot)
-        except KeyError:  # evicted by another thread since the read (instance concurrency): still right
+        except KeyError:  # evicted meanwhile by a call on another thread (the runner's call threads)
             pass
         return found
     value = version_row(ctx, secret, vid)
