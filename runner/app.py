@@ -17,7 +17,7 @@ import os
 import random
 from types import SimpleNamespace
 
-from alikms.shared import audit, errors, registry, wire
+from alikms.shared import audit, auth, errors, registry, wire
 from alikms.shared.config import get_config
 from alikms.shared.store import get_store
 
@@ -67,7 +67,9 @@ def new_request_id() -> str:
 def build_request(method: str, path: str, raw_query: str, headers, body: bytes, client_ip: str) -> wire.HttpRequest:
     """What the function reads from one HTTP request (the decoded API Gateway event).
 
-    Raises ParseRequestParameterException on a bad query."""
+    Raises ParseRequestParameterException on a bad or oversized query (bounded before decoding)."""
+    if len(raw_query) > wire.MAX_QUERY_BYTES:
+        raise wire.too_large("query")
     query: dict[str, str | list[str]] = {}
     for name, value in wire.parse_form(raw_query) if raw_query else ():
         if name in query:  # keep every value so the function can refuse the duplicate
@@ -96,6 +98,14 @@ def build_event(method: str, path: str, raw_query: str, headers, body: bytes, cl
             "pathParameters": {}, "body": text, "isBase64Encoded": is_b64}
 
 
+def refuse(exc: errors.KmsError, host: str, source_ip: str, action: str = "", access_key_id: str = "") -> dict:
+    """The answer to a request refused before it reached a function (no such action, an unreadable
+    or oversized request), with its record in the audit trail: every answered request has one."""
+    request_id = new_request_id()
+    audit.record(get_config(), audit.entry(request_id, action, "", access_key_id, source_ip, [], exc.code, exc.status))
+    return wire.error_response(exc, request_id, host)
+
+
 def route(req: wire.HttpRequest) -> str:
     """The action a request asks for (header, then query, then form body)."""
     name = req.headers.get("x-acs-action") or req.query.get("Action")
@@ -113,14 +123,15 @@ def dispatch(req: wire.HttpRequest) -> dict:
     The function gets the request already decoded (`handler.serve`): the same code path as its FC
     event, less a JSON round trip of the event (an Encrypt through runner.app in process: 61 -> 53 us).
     """
-    request_id = new_request_id()
+    name = ""
     try:
-        spec = registry.action(route(req))
+        name = route(req)
+        spec = registry.action(name)
         if spec is None:
             raise errors.InvalidAction()
     except errors.KmsError as exc:
-        return wire.error_response(exc, request_id, req.headers.get("host", ""))
-    return function_handler(spec.module).serve(req, request_id)
+        return refuse(exc, req.headers.get("host", ""), req.source_ip, name, auth.claimed_access_key(req, req.query))
+    return function_handler(spec.module).serve(req, new_request_id())
 
 
 _idle = [False, False]  # [a check is scheduled, a request came since the last check]
@@ -157,27 +168,35 @@ async def app(scope, receive, send) -> None:
         _idle[0] = True
         loop.call_later(1.0, _release_when_idle, loop)
     limit = get_config().max_body
+    headers = scope["headers"]
     chunks, size = [], 0
-    while True:
+    while size <= limit:  # an over-long body is refused as soon as it passes the limit, unread beyond
         msg = await receive()
         chunk = msg.get("body", b"")
         size += len(chunk)
-        if size <= limit:
-            chunks.append(chunk)
+        chunks.append(chunk)
         if not msg.get("more_body"):
             break
+    if size > limit:
+        host = next((v for k, v in headers if k == b"host"), b"").decode("latin-1")
+        await _answer(send, refuse(wire.too_large("body"), host, (scope.get("client") or ("", 0))[0]), close=True)
+        return
     try:
-        if size > limit:
-            raise errors.ParseRequestParameterException("The request body is too large.")
         req = build_request(scope["method"], scope["path"], scope["query_string"].decode("latin-1"),
                             scope["headers"], b"".join(chunks), (scope.get("client") or ("", 0))[0])
         result = dispatch(req)
     except errors.KmsError as exc:
-        host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
-        result = wire.error_response(exc, new_request_id(), host)
+        host = next((v for k, v in headers if k == b"host"), b"").decode("latin-1")
+        result = refuse(exc, host, (scope.get("client") or ("", 0))[0])
+    await _answer(send, result)
+
+
+async def _answer(send, result: dict, close: bool = False) -> None:
     body = result["body"]
     payload = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
     out = [(k.encode(), str(v).encode()) for k, v in (result.get("headers") or {}).items()]
     out.append((b"content-length", str(len(payload)).encode()))
+    if close:  # the rest of an unread body would otherwise be taken for the next request
+        out.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": result["statusCode"], "headers": out})
     await send({"type": "http.response.body", "body": payload})

@@ -3,6 +3,10 @@
 * Request targets over 65,535 bytes are accepted. httptools cannot parse a URL that long, but the
   classic SDK puts every parameter, a 30 KB SecretData included, in the query string. For such
   requests only the path is parsed and the query goes to the app untouched.
+* The request line and the header block are bounded (`wire.MAX_QUERY_BYTES`, `MAX_HEADERS`,
+  `MAX_HEADER_BYTES`) as they arrive, before anything in them is decoded; a request over a bound,
+  and a request httptools cannot parse, gets the service's own error body and audit record (not
+  uvicorn's plain-text 400) and its connection is closed.
 * A response leaves in one write. uvicorn writes the status line and headers, then the body, each
   straight to the socket: two TCP segments and two wake-ups of the client per call, which measured
   as the largest kernel cost of a request here. Writes made in one turn of the event loop are held
@@ -15,10 +19,23 @@ Named by import string in the runner's uvicorn config.
 from __future__ import annotations
 
 import asyncio
+from http import HTTPStatus
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from alikms.shared import errors, wire
+
+from .app import refuse
+
 _PARSER_LIMIT = 65535
+_URL_LIMIT = wire.MAX_QUERY_BYTES + 1024  # the query and a path
+# httptools buffers a header line itself until it ends, so the bytes of a head past its request line
+# are counted as they arrive too (one read at most past the limit; the method and CRLFs are slack).
+_HEADER_LIMIT = wire.MAX_HEADER_BYTES + 4096
+
+
+class _Refused(Exception):
+    """A request over a bound; raised inside a parser callback, answered by `send_400_response`."""
 
 
 class _OneWriteTransport:
@@ -50,11 +67,69 @@ class _OneWriteTransport:
 
 
 class RunnerProtocol(HttpToolsProtocol):
+    _refused: errors.KmsError | None = None
+    _head = 0  # bytes of the current request head seen so far; None once it is complete
+    _header_bytes = 0
+    _url_parts: list[bytes]
+    _url_size = 0
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.transport = _OneWriteTransport(transport, self.loop)  # type: ignore[assignment]
 
+    def data_received(self, data: bytes) -> None:
+        if self._refused is not None:
+            return  # answered and closing: nothing more is read
+        if self._head is not None:
+            if self._head - self._url_size > _HEADER_LIMIT:
+                self._refuse(wire.too_large("header block"))
+                return
+            self._head += len(data)
+        super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head = self._head or 0
+        self._header_bytes, self._url_parts, self._url_size = 0, [], 0
+
+    def on_url(self, url: bytes) -> None:
+        # Pieces are joined once the head is complete: `self.url += url` copies the whole URL again
+        # for every piece, which a client sending it a few bytes at a time turns into seconds.
+        self._url_parts.append(url)
+        self._url_size += len(url)
+        if self._url_size > _URL_LIMIT:
+            self._refused = wire.too_large("line")
+            raise _Refused()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        super().on_header(name, value)
+        self._header_bytes += len(name) + len(value)
+        if len(self.headers) > wire.MAX_HEADERS or self._header_bytes > wire.MAX_HEADER_BYTES:
+            self._refused = wire.too_large("header block")
+            raise _Refused()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._head = 0
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request httptools could not parse (or a callback refused)."""
+        self._refuse(self._refused or errors.ParseRequestParameterException())
+
+    def _refuse(self, exc: errors.KmsError) -> None:
+        self._refused = exc
+        host = dict(self.headers or ()).get(b"host", b"").decode("latin-1")
+        result = refuse(exc, host, self.client[0] if self.client else "")
+        body = result["body"].encode()
+        head = [f"HTTP/1.1 {result['statusCode']} {HTTPStatus(result['statusCode']).phrase}"]
+        head += [f"{k}: {v}" for k, v in result["headers"].items()]
+        head += [f"content-length: {len(body)}", "connection: close"]
+        self.transport.write("\r\n".join(head).encode("latin-1") + b"\r\n\r\n" + body)
+        self.transport.close()
+
     def on_headers_complete(self) -> None:
+        self._head = None
+        self.url = b"".join(self._url_parts)
         if len(self.url) <= _PARSER_LIMIT:
             return super().on_headers_complete()
         path, _, query = self.url.partition(b"?")

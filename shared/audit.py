@@ -70,12 +70,28 @@ def _write(cfg: Config, lines: bytes) -> None:
         os.write(fd, lines)
 
 
+# What one record may hold of a value the caller chose (a claimed AccessKeyId, an unknown action name,
+# an address a gateway passed on): enough to recognise it, never enough to flood the trail.
+MAX_FIELD = 128
+MAX_RESOURCE = 1024
+MAX_RESOURCES = 8
+
+
+def bounded(value: str, limit: int = MAX_FIELD) -> str:
+    """`value`, or its first `limit` characters marked with the length it had."""
+    if len(value) <= limit:
+        return value
+    return f"{value[:limit]}...(truncated, {len(value)} characters)"
+
+
 def entry(request_id: str, action: str, account_id: str, access_key_id: str, source_ip: str,
           resources: list[str], code: str, status: int, now: float | None = None) -> dict:
+    if len(resources) > MAX_RESOURCES or any(len(r) > MAX_RESOURCE for r in resources):
+        resources = [bounded(r, MAX_RESOURCE) for r in resources[:MAX_RESOURCES]]
     return {"EventTime": iso(now or time.time()),
-            "RequestId": request_id, "AccountId": account_id, "AccessKeyId": access_key_id,
-            "SourceIp": source_ip, "Action": action, "Resources": resources, "ResultCode": code,
-            "HttpStatus": status}
+            "RequestId": bounded(request_id), "AccountId": bounded(account_id),
+            "AccessKeyId": bounded(access_key_id), "SourceIp": bounded(source_ip), "Action": bounded(action),
+            "Resources": resources, "ResultCode": code, "HttpStatus": status}
 
 
 def read(path: str, **filters: str):

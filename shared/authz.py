@@ -1,6 +1,10 @@
 """Authorization, in one place: which resources a call touches (from the registry) and whether the
 caller's policies allow the RAM action on each.
 
+The resources come from the validated request model, the same parse the action runs on, never from
+the raw parameters: a resource the check saw is the resource the action uses and the audit record
+names. The registry declares them by wire name; `_plan` maps each to its request-model field once.
+
 Keys named by alias are checked as the key they point to, as Alibaba does (a RAM user needs
 permission on the key, not the alias). A key inside a ciphertext is read from the blob's header.
 The account's own keys (no policies) skip the check. The same resolution gives the audit trail its
@@ -11,24 +15,38 @@ from __future__ import annotations
 
 import base64
 import binascii
+from functools import lru_cache
+from typing import Any
 
 from . import errors, policy, registry
 from .auth import Caller
 from .crypto import blob
 
 
-def resources(spec: registry.Action, params: dict[str, str], account_id: str, region: str,
-              store=None) -> list[tuple[str, str]]:
-    """[(RAM action, resource ARN)] for a call. With `store`, aliases resolve to their key."""
-    out = []
-    base = f"acs:kms:{region}:{account_id}"
+@lru_cache(maxsize=None)
+def _plan(spec: registry.Action, model: type) -> tuple[tuple[str, str | None, str | None, str], ...]:
+    """(kind, wire parameter, model field, RAM action) for each resource the registry declares.
+    A parameter the request model does not have is a registry mistake, refused loudly."""
+    fields = {(f.alias or name): name for name, f in model.model_fields.items()}
+    plan = []
     for entry in spec.resources:
         kind, param = entry[0], entry[1]
-        action = entry[2] if len(entry) > 2 else spec.ram_action
-        value = params.get(param) if param else None
+        if param is not None and param not in fields:
+            raise LookupError(f"registry: {spec.name} names {param}, which {model.__name__} does not have")
+        plan.append((kind, param, fields.get(param), entry[2] if len(entry) > 2 else spec.ram_action))
+    return tuple(plan)
+
+
+def resources(spec: registry.Action, request: Any, account_id: str, region: str,
+              store=None) -> list[tuple[str, str]]:
+    """[(RAM action, resource ARN)] for a validated `request`. With `store`, aliases resolve to their key."""
+    out = []
+    base = f"acs:kms:{region}:{account_id}"
+    for kind, param, field, action in _plan(spec, type(request)):
+        value = getattr(request, field) if field else None
         if param and value is None:
             continue  # optional parameter not given
-        if param == "CiphertextBlob" and params.get("SourceKeyId") is not None:
+        if param == "CiphertextBlob" and getattr(request, "source_key_id", None) is not None:
             continue  # ReEncrypt of an asymmetric ciphertext: the source key is named, not in a blob
         out.append((action, _arn(base, kind, param, value, f"{account_id}/{region}", store)))
     if not out:  # nothing named (or an action on the account): the account as a whole
@@ -58,12 +76,12 @@ def _arn(base: str, kind: str, param: str | None, value: str | None, partition: 
     return f"{base}:{kind}/{value}"
 
 
-def check(caller: Caller, spec: registry.Action, params: dict[str, str], region: str, store) -> None:
-    """Raise Forbidden.NoPermission unless the caller may make this call."""
+def check(caller: Caller, found: list[tuple[str, str]]) -> None:
+    """Raise Forbidden.NoPermission unless the caller may act on every one of `found` (`resources`)."""
     if caller.policies is None:
         return
     context = {"acs:sourceip": caller.source_ip}
-    for action, arn in resources(spec, params, caller.account_id, region, store):
+    for action, arn in found:
         result = policy.evaluate(list(caller.policies), action, [arn], context)
         if result != policy.ALLOW:
             raise errors.ForbiddenNoPermission(extra={"AccessDeniedDetail": {
