@@ -172,6 +172,8 @@ async def app(scope, receive, send) -> None:
     chunks, size = [], 0
     while size <= limit:  # an over-long body is refused as soon as it passes the limit, unread beyond
         msg = await receive()
+        if msg["type"] == "http.disconnect":
+            return  # the client is gone (or the connection was refused mid-body): nobody to answer
         chunk = msg.get("body", b"")
         size += len(chunk)
         chunks.append(chunk)

@@ -4,9 +4,12 @@
   classic SDK puts every parameter, a 30 KB SecretData included, in the query string. For such
   requests only the path is parsed and the query goes to the app untouched.
 * The request line and the header block are bounded (`wire.MAX_QUERY_BYTES`, `MAX_HEADERS`,
-  `MAX_HEADER_BYTES`) as they arrive, before anything in them is decoded; a request over a bound,
-  and a request httptools cannot parse, gets the service's own error body and audit record (not
-  uvicorn's plain-text 400) and its connection is closed.
+  `MAX_HEADER_BYTES`) as they arrive, before anything in them is decoded, and so is a declared body
+  (`Content-Length` over the body limit). A request over a bound, and a request httptools cannot
+  parse, gets the service's own error body and audit record (not uvicorn's plain-text 400), and
+  its connection is closed gracefully: the answer, then end of stream, then whatever the client
+  still sends is read and dropped for a moment. Closing at once, with unread data, would reset the
+  connection and could destroy the answer on its way.
 * A response leaves in one write. uvicorn writes the status line and headers, then the body, each
   straight to the socket: two TCP segments and two wake-ups of the client per call, which measured
   as the largest kernel cost of a request here. Writes made in one turn of the event loop are held
@@ -24,6 +27,7 @@ from http import HTTPStatus
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from alikms.shared import errors, wire
+from alikms.shared.config import get_config
 
 from .app import refuse
 
@@ -32,6 +36,7 @@ _URL_LIMIT = wire.MAX_QUERY_BYTES + 1024  # the query and a path
 # httptools buffers a header line itself until it ends, so the bytes of a head past its request line
 # are counted as they arrive too (one read at most past the limit; the method and CRLFs are slack).
 _HEADER_LIMIT = wire.MAX_HEADER_BYTES + 4096
+_LINGER = 2.0  # seconds a refused connection keeps draining before it is closed
 
 
 class _Refused(Exception):
@@ -69,7 +74,6 @@ class _OneWriteTransport:
 class RunnerProtocol(HttpToolsProtocol):
     _refused: errors.KmsError | None = None
     _head = 0  # bytes of the current request head seen so far; None once it is complete
-    _header_bytes = 0
     _url_parts: list[bytes]
     _url_size = 0
 
@@ -90,7 +94,7 @@ class RunnerProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head = self._head or 0
-        self._header_bytes, self._url_parts, self._url_size = 0, [], 0
+        self._url_parts, self._url_size = [], 0
 
     def on_url(self, url: bytes) -> None:
         # Pieces are joined once the head is complete: `self.url += url` copies the whole URL again
@@ -99,13 +103,6 @@ class RunnerProtocol(HttpToolsProtocol):
         self._url_size += len(url)
         if self._url_size > _URL_LIMIT:
             self._refused = wire.too_large("line")
-            raise _Refused()
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        super().on_header(name, value)
-        self._header_bytes += len(name) + len(value)
-        if len(self.headers) > wire.MAX_HEADERS or self._header_bytes > wire.MAX_HEADER_BYTES:
-            self._refused = wire.too_large("header block")
             raise _Refused()
 
     def on_message_complete(self) -> None:
@@ -124,12 +121,34 @@ class RunnerProtocol(HttpToolsProtocol):
         head = [f"HTTP/1.1 {result['statusCode']} {HTTPStatus(result['statusCode']).phrase}"]
         head += [f"{k}: {v}" for k, v in result["headers"].items()]
         head += [f"content-length: {len(body)}", "connection: close"]
-        self.transport.write("\r\n".join(head).encode("latin-1") + b"\r\n\r\n" + body)
-        self.transport.close()
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:  # a request in flight gets no answer of its own
+            cycle.disconnected = True
+            cycle.message_event.set()
+        transport = self.transport
+        transport.write("\r\n".join(head).encode("latin-1") + b"\r\n\r\n" + body)
+        transport.flush()
+        if transport.can_write_eof():
+            transport.write_eof()
+            self.loop.call_later(_LINGER, transport.close)
+        else:
+            transport.close()
 
     def on_headers_complete(self) -> None:
-        self._head = None
+        headers, head, self._head = self.headers, self._head, None
         self.url = b"".join(self._url_parts)
+        # The head's byte count may include body bytes that came in the same read: only then is
+        # the exact size of the header block worth adding up.
+        if len(headers) > wire.MAX_HEADERS or head - self._url_size > wire.MAX_HEADER_BYTES and \
+                sum(len(k) + len(v) for k, v in headers) > wire.MAX_HEADER_BYTES:
+            self._refused = wire.too_large("header block")
+            raise _Refused()
+        for name, value in headers:
+            if name == b"content-length":  # a declared body over the limit is refused before it is read
+                if len(value) > 12 or int(value) > get_config().max_body:
+                    self._refused = wire.too_large("body")
+                    raise _Refused()
+                break
         if len(self.url) <= _PARSER_LIMIT:
             return super().on_headers_complete()
         path, _, query = self.url.partition(b"?")
