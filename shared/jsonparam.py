@@ -37,7 +37,7 @@ def _check_tree(doc: Any) -> None:
         else:
             if type(node) is int and not INT64[0] <= node <= INT64[1]:
                 raise ValueError("integer out of range")
-            if type(node) is float and not INT64[0] <= node <= INT64[1]:
+            if type(node) is float and not -(2.0**63) < node < 2.0**63:
                 raise ValueError("number out of range")  # orjson turns integers past 64 bits into floats
             continue
         if depth > MAX_DEPTH:
