@@ -6,7 +6,9 @@ the raw parameters: a resource the check saw is the resource the action uses and
 names. The registry declares them by wire name; `_plan` maps each to its request-model field once.
 
 Keys named by alias are checked as the key they point to, as Alibaba does (a RAM user needs
-permission on the key, not the alias). A key inside a ciphertext is read from the blob's header.
+permission on the key, not the alias), and the action then runs on that same key (`pin`): were it
+to look the alias up again, an UpdateAlias landing in between would have it use a key the check
+never saw. A key inside a ciphertext is read from the blob's header.
 The account's own keys (no policies) skip the check. The same resolution gives the audit trail its
 resource ARNs.
 """
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from functools import lru_cache
 from typing import Any
 
 from . import errors, policy, registry
@@ -23,10 +24,19 @@ from .auth import Caller
 from .crypto import blob
 
 
-@lru_cache(maxsize=None)
+_plans: dict[type, tuple] = {}  # request model -> its plan (a model serves one action)
+
+
 def _plan(spec: registry.Action, model: type) -> tuple[tuple[str, str | None, str | None, str], ...]:
     """(kind, wire parameter, model field, RAM action) for each resource the registry declares.
     A parameter the request model does not have is a registry mistake, refused loudly."""
+    plan = _plans.get(model)
+    if plan is None:
+        plan = _plans[model] = _make_plan(spec, model)
+    return plan
+
+
+def _make_plan(spec: registry.Action, model: type) -> tuple[tuple[str, str | None, str | None, str], ...]:
     fields = {(f.alias or name): name for name, f in model.model_fields.items()}
     plan = []
     for entry in spec.resources:
@@ -38,8 +48,9 @@ def _plan(spec: registry.Action, model: type) -> tuple[tuple[str, str | None, st
 
 
 def resources(spec: registry.Action, request: Any, account_id: str, region: str,
-              store=None) -> list[tuple[str, str]]:
-    """[(RAM action, resource ARN)] for a validated `request`. With `store`, aliases resolve to their key."""
+              store=None, resolved: dict[str, str] | None = None) -> list[tuple[str, str]]:
+    """[(RAM action, resource ARN)] for a validated `request`. With `store`, aliases resolve to their
+    key, and `resolved` (if given) receives {model field: key id} for each alias so resolved."""
     out = []
     base = f"acs:kms:{region}:{account_id}"
     for kind, param, field, action in _plan(spec, type(request)):
@@ -48,10 +59,20 @@ def resources(spec: registry.Action, request: Any, account_id: str, region: str,
             continue  # optional parameter not given
         if param == "CiphertextBlob" and getattr(request, "source_key_id", None) is not None:
             continue  # ReEncrypt of an asymmetric ciphertext: the source key is named, not in a blob
-        out.append((action, _arn(base, kind, param, value, f"{account_id}/{region}", store)))
+        arn = _arn(base, kind, param, value, f"{account_id}/{region}", store)
+        out.append((action, arn))
+        if resolved is not None and kind == "key" and value and value.startswith(("alias/", f"{base}:alias/")) \
+                and arn.startswith(f"{base}:key/"):
+            resolved[field] = arn[len(base) + 5:]  # an alias (name or this account's ARN) found its key
     if not out:  # nothing named (or an action on the account): the account as a whole
         out.append((spec.ram_action, f"{base}:*"))
     return out
+
+
+def pin(spec: registry.Action, request: Any, resolved: dict[str, str]) -> Any:
+    """The request with each alias the check resolved replaced by its key id, so the action uses the
+    key that was checked. Only where the action takes aliases: elsewhere it refuses them anyway."""
+    return request.model_copy(update=resolved) if resolved and spec.key_aliases else request
 
 
 def _arn(base: str, kind: str, param: str | None, value: str | None, partition: str, store) -> str:

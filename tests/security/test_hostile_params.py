@@ -201,12 +201,36 @@ def errors_logged():
     logging.getLogger().removeHandler(handler)
 
 
+def caller_with_policies(kms):
+    """call(action, params) as an access key with RAM policies, so that every hostile value also goes
+    through the policy check and the alias resolution it does (the account's own key skips both)."""
+    import importlib
+
+    from alikms.shared import identity
+    from alikms.shared.config import get_config
+
+    ak, secret = identity.create(kms.store, get_config(), support.TEST_ACCOUNT, [{"Version": "1", "Statement": [
+        {"Effect": "Allow", "Action": "kms:*", "Resource": "*"},
+        {"Effect": "Deny", "Action": "kms:*", "Resource": ["acs:kms:*:*:key/*:*:*:*:never", "acs:kms:*:*:?ecret/*x?"]},
+    ]}], time.time())
+
+    def call(action: str, params: dict) -> tuple[int, dict]:
+        query = support.sign_v1_params(action, params, ak, secret)
+        event = json.dumps({"path": "/", "httpMethod": "POST", "headers": {"host": "kms.test", "x-acs-action": action},
+                            "queryParameters": query, "pathParameters": {}, "body": "", "isBase64Encoded": False})
+        result = importlib.import_module(registry.action(action).module).handler(event.encode(), None)
+        return result["statusCode"], json.loads(result["body"])
+
+    return call
+
+
 def test_hostile_values_in_every_parameter(kms, monkeypatch, errors_logged):
     import importlib
 
     for quota in ("KMS_KEY_QUOTA", "KMS_ALIAS_QUOTA", "KMS_SECRET_QUOTA"):
         monkeypatch.setenv(quota, "100000")  # legal odd values create resources; never stop at a quota
     world = World(kms)
+    as_restricted = caller_with_policies(kms)
     writes = [0]
     for name in WRITES:  # count every write that took effect, outside the nonce table
         def counted(*args, _write=getattr(kms.store, name), **kwargs):
@@ -216,13 +240,16 @@ def test_hostile_values_in_every_parameter(kms, monkeypatch, errors_logged):
             return result
         monkeypatch.setattr(kms.store, name, counted)
 
+    from alikms.shared.store.sqlite import SqliteStore
+
+    sqlite = isinstance(kms.store, SqliteStore)
     deadline = time.monotonic() + 40  # bounded in time on 2 shared cores, whatever the machine
     tried, refused = 0, 0
 
     def check(action: str, params: dict, name: str, value: str) -> None:
         nonlocal tried, refused
         before = writes[0]
-        status, body = kms.call(action, {**params, name: value})
+        status, body = (as_restricted if tried % 2 else kms.call)(action, {**params, name: value})
         tried += 1
         assert status < 500, (action, name, value[:200], body)
         assert body.get("RequestId"), body
@@ -241,8 +268,10 @@ def test_hostile_values_in_every_parameter(kms, monkeypatch, errors_logged):
         state, start = snapshot(kms.store), writes[0]
         # A legal odd value (a Description of nothing but U+202E) succeeds and moves the state on;
         # the next values then meet that state, which is as good a place as any to be hostile.
-        for name in names:
-            for value in FIXED:
+        for i, name in enumerate(names):
+            # The slower store takes every other value, alternating between parameters: both halves
+            # of the list still meet every kind of parameter.
+            for value in FIXED if sqlite else FIXED[i % 2::2]:
                 check(spec.name, params, name, value)
 
         @settings(max_examples=8, derandomize=True, database=None, deadline=None,
@@ -255,7 +284,7 @@ def test_hostile_values_in_every_parameter(kms, monkeypatch, errors_logged):
         generated()
         if writes[0] == start:
             assert snapshot(kms.store) == state, spec.name  # nothing at all changed, nonces aside
-    assert tried > 7_000 and refused > tried * 0.8, (tried, refused)
+    assert tried > (7_000 if sqlite else 3_500) and refused > tried * 0.8, (tried, refused)
     assert [r.getMessage() for r in errors_logged] == []
 
 

@@ -265,3 +265,30 @@ def test_a_percent_encoded_wire_name_is_the_wire_name(world):
     result = app.dispatch(app.build_request("POST", "/", raw, list(signed.headers.items()), b"", "127.0.0.1"))
     answer = json.loads(result["body"])
     assert (result["statusCode"], answer["Code"]) == (403, "Forbidden.NoPermission"), answer
+
+
+def test_the_action_uses_the_key_the_check_resolved_an_alias_to(world, monkeypatch):
+    """An alias is checked as its key, and the action runs on that key: an UpdateAlias landing between
+    the check and the action (simulated: the alias reads differently the second time) changes nothing."""
+    w, svc = world, world.svc
+    ak, secret = svc.access_key([policy(allow("kms:*"), deny("kms:*", arn("key", w.v["k2"])))])
+    real_get = svc.store.get
+    reads = []
+
+    def moving_alias(table, pk, sk=""):
+        item = real_get(table, pk, sk)
+        if table == "aliases" and sk == "alias/one":
+            reads.append(sk)
+            if len(reads) > 1:  # after the check: now pointing at the denied key
+                return type(item)(item.pk, item.sk, {**item.data, "key_id": w.v["k2"]}, item.rev)
+        return item
+
+    monkeypatch.setattr(svc.store, "get", moving_alias)
+    for scheme in ("v1", "acs3"):
+        reads.clear()
+        svc.new_records()
+        status, answer = svc.call("Encrypt", {"KeyId": "alias/one", "Plaintext": b64(b"p")}, ak=ak, secret=secret,
+                                  scheme=scheme)
+        assert status == 200 and answer["KeyId"] == w.v["k"], answer
+        [rec] = svc.new_records()
+        assert rec["Resources"] == [arn("key", w.v["k"])]
