@@ -7,7 +7,7 @@ inside one form field (`kms-api.md` §1.2). Every one of them goes through `deco
   so nothing later fails to encode the value), no NaN or Infinity, and a C parser that cannot blow
   Python's stack (the stdlib parser raises RecursionError on arrays nested a thousand deep),
 * refuses nesting deeper than `MAX_DEPTH` and integers outside 64 bits (what the stores can hold),
-and then validates the parameter's typed shape (`Shape`), so what reaches an action is exactly the
+and then validates the parameter's typed shape (`shape`; the shared ones are below), so what reaches an action is exactly the
 Python value its model declares. Any failure is a ValueError, which the request model reports as
 InvalidParameter naming the wire parameter.
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Callable
 
 import orjson
-from pydantic import BeforeValidator, ConfigDict, Field, StrictStr, TypeAdapter, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, TypeAdapter, ValidationError
 
 # The deepest legal parameter is a policy document: document > Statement list > statement >
 # Condition > operator > values list (6). Twice that leaves room for fields this service ignores.
@@ -89,8 +89,14 @@ def param(adapter: TypeAdapter, max_chars: int, then: Callable[[Any], Any] | Non
 Strings = list[StrictStr]
 # A JSON object of bounded depth whose content this service stores but does not interpret (key and
 # secret policies, ExtendedConfig). Depth and integer range are `decode`'s; the values are JSON's.
-JsonObject = dict[StrictStr, Any]
+AnyObject = dict[StrictStr, Any]
 # {"TagKey": k, "TagValue": v}; the tag rules themselves (charset, prefixes, count) are shared/tags.py's.
 Tag = dict[Annotated[str, Field(pattern=r"^Tag(Key|Value)$")], StrictStr]
-# {"Key": name, "Values": [...]}; which names and values are allowed is the action's.
-Filter = dict[Annotated[str, Field(pattern=r"^(Key|Values)$")], StrictStr | Strings]
+
+
+class Filter(BaseModel):
+    """{"Key": name, "Values": [up to 10 strings]}; which names and values are allowed is the action's."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    Key: StrictStr  # noqa: N815 - the wire names
+    Values: Annotated[Strings, Field(max_length=10)] = []  # noqa: N815

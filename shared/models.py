@@ -131,12 +131,11 @@ def parse_filters(value: Any, allowed, max_value_len: int | None = None) -> dict
         raise ValueError("Filters") from exc
     merged: dict[str, set[str]] = {}
     for item in items:
-        values = item.get("Values", [])
-        if item.get("Key") not in allowed or not isinstance(values, list) or len(values) > 10 or not all(
-                max_value_len is None or 1 <= len(v) <= max_value_len for v in values):
+        if item.Key not in allowed or not all(max_value_len is None or 1 <= len(v) <= max_value_len
+                                              for v in item.Values):
             raise ValueError("Filters")
-        if values:
-            merged.setdefault(item["Key"], set()).update(values)
+        if item.Values:
+            merged.setdefault(item.Key, set()).update(item.Values)
     return merged
 
 
@@ -153,7 +152,7 @@ CreateTags = _tags(tags.MAX_ON_CREATE)  # CreateKey, CreateSecret: up to 20
 ResourceTags = _tags(tags.MAX_PER_RESOURCE)  # TagResource: up to 10
 
 
-_OBJECT = jsonparam.shape(jsonparam.JsonObject)
+_OBJECT = jsonparam.shape(jsonparam.AnyObject)
 
 
 def JsonObject(max_chars: int) -> Any:  # noqa: N802 - a type factory, used where a type goes
@@ -232,7 +231,6 @@ DataKeySpec = Literal["AES_256", "AES_128"]
 DataKeyBytes = Annotated[int, Field(ge=1, le=1024)]
 
 
-
 def _storable(value: str) -> str:
     """Ids become store keys: at most 1024 bytes of UTF-8 (Tablestore's primary-key column limit)."""
     if not value.isascii() and len(value.encode()) > 1024:
@@ -247,9 +245,8 @@ KeyVersionIdParam = Annotated[str, Field(min_length=1, max_length=128)]
 Name = Annotated[str, Field(min_length=1, max_length=64)]
 # Undocumented SDK3 parameter (an attestation document); always refused, but bounded first.
 Recipient = Annotated[str, Field(max_length=16384)]
-# `Long` parameters (`kms-api.md` types): 64-bit signed.
-Long = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
-# A Unix time in seconds: from the epoch to the end of year 9999 (what ISO-8601 output can show).
+# A Unix time in seconds (a `Long`, `kms-api.md` §7.3): from the epoch to the end of year 9999, what an
+# ISO-8601 date can show and well inside 64 bits. Every other integer parameter has a documented range.
 UnixTime = Annotated[int, Field(ge=0, le=253402300799)]
 # Digest: base64 of a hash (32 bytes for every algorithm here; 64 is the longest hash there is).
 Digest = Annotated[str, Field(max_length=256)]

@@ -67,9 +67,10 @@ def decode_event(event: bytes | str | dict) -> HttpRequest:
     if not isinstance(ev, dict):
         raise errors.ParseRequestParameterException()
     raw_headers, query, raw = ev.get("headers") or {}, ev.get("queryParameters") or {}, ev.get("body") or ""
-    ctx_http = ev.get("requestContext") or {}
-    ctx_http = (ctx_http.get("http") if isinstance(ctx_http, dict) else None) or {}
-    if not (isinstance(raw_headers, dict) and isinstance(query, dict) and isinstance(ctx_http, dict)
+    request_context = ev.get("requestContext") or {}
+    ctx_http = (request_context.get("http") if isinstance(request_context, dict) else None) or {}
+    if not (isinstance(raw_headers, dict) and isinstance(query, dict) and isinstance(request_context, dict)
+            and isinstance(ctx_http, dict)
             and isinstance(raw, (str, bytes)) and all(isinstance(v, str) for v in raw_headers.values())
             and all(isinstance(v, str) or isinstance(v, list) and all(isinstance(i, str) for i in v)
                     for v in query.values())):

@@ -49,7 +49,8 @@ FIXED = [
     str(2**64), str(2**70), str(-(2**63) - 1), "9" * 5000, "1e400", "-1", "NaN", " 7 ", "\u0663",
     "99999999999999999999d", "tRuE ", "A" * 16385, "====",
     json.dumps([{"TagKey": f"k{i}", "TagValue": "v"} for i in range(2000)]),
-    json.dumps([{"Key": "KeyState", "Values": ["Enabled"] * 11}] * 11),
+    json.dumps([{"Key": "KeyState", "Values": ["Enabled"] * 11}] * 11), '[{"Key":["KeyState"]}]', '[{"TagKey":["k"]}]',
+    '{"VersionStage":[["ACSCurrent"]]}',
     json.dumps(["s"] * 5000),
 ]
 
