@@ -101,6 +101,13 @@ def test_hostile_request_shapes_are_answered_and_audited(srv):
                                                "content-type": "application/x-www-form-urlencoded"}),
                                  (b"a" * 65536 for _ in range(1600)), "body"),
         "malformed percent-escape": (request("/?Action=DescribeRegions&X=%ZZ"), [], None),
+        "cut-off percent-escape": (request("/?Action=DescribeRegions&X=%4"), [], None),
+        "overlong UTF-8": (request("/?Action=DescribeRegions&X=%C0%AF"), [], None),
+        "UTF-8 of a surrogate": (request("/?Action=DescribeRegions&X=%ED%A0%80"), [], None),
+        "a field without '='": (request("/?Action=DescribeRegions&X"), [], None),
+        "a NUL in the request line": (b"POST /?A=\x00 HTTP/1.1\r\nhost: kms.test\r\n\r\n", [], None),
+        "a body that is not a form": (request("/?Action=DescribeRegions", {"content-type": "application/json"},
+                                              b'{"a":1}'), [], None),
         "unknown action": (request("/?Action=NoSuchAction", {"x-acs-action": "NoSuchAction"}), [], None),
         "not HTTP": (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(200) + b"\r\n\r\n", [], None),
     }
