@@ -1385,8 +1385,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(tmp, ignore_errors=True)
             from alikms.shared.store import nonces
 
-            if os.path.isdir(nonces.SHM):
-                nonces.sweep(Path(nonces.SHM))  # the data sets' nonce tables in shared memory
+            if os.path.isdir(nonces.private_dir()):
+                nonces.sweep(nonces.private_dir())  # the data sets' nonce tables in shared memory
         else:
             print(f"bench: kept {tmp}", file=sys.stderr)
 

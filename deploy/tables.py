@@ -2,33 +2,32 @@
 
     scripts/create-tables [--endpoint URL] [--instance NAME] [--ttl-nonces SECONDS]
 
-Reads the same variables as the functions (shared/config.py): OTS_ENDPOINT, OTS_INSTANCE (derived
-from the endpoint when unset) and the credentials, OTS_ACCESS_KEY_ID / OTS_ACCESS_KEY_SECRET /
-OTS_SECURITY_TOKEN or else ALIBABA_CLOUD_ACCESS_KEY_ID / _SECRET / ALIBABA_CLOUD_SECURITY_TOKEN. The
-instance itself must exist. Safe to run again: tables that exist are left as they are (their options
-included, so a nonce table created by another tool keeps its TTL). Only the Tablestore settings are
-read; the root key and the rest of the configuration are not needed here.
+Reads the Tablestore part of the functions' settings model (`TablestoreSettings` in
+shared/config.py): OTS_ENDPOINT, OTS_INSTANCE (derived from the endpoint when unset) and the
+credentials, OTS_ACCESS_KEY_ID / OTS_ACCESS_KEY_SECRET / OTS_SECURITY_TOKEN or else
+ALIBABA_CLOUD_ACCESS_KEY_ID / _SECRET / ALIBABA_CLOUD_SECURITY_TOKEN. The instance itself must
+exist. Safe to run again: tables that exist are left as they are (their options included, so a
+nonce table created by another tool keeps its TTL). The root key and the rest of the configuration
+are not needed here.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from types import SimpleNamespace
 
+from alikms.shared.config import TablestoreSettings, read_settings
 from alikms.shared.store.base import TABLES
 
 
-def ots_settings(env: dict[str, str], endpoint: str | None = None, instance: str | None = None) -> SimpleNamespace:
-    """The Tablestore fields of alikms.shared.config.Config, read from the same variables in the same order."""
-    return SimpleNamespace(
-        ots_endpoint=endpoint or env.get("OTS_ENDPOINT", ""),
-        ots_instance=instance or env.get("OTS_INSTANCE", ""),
-        ots_access_key_id=env.get("OTS_ACCESS_KEY_ID") or env.get("ALIBABA_CLOUD_ACCESS_KEY_ID", ""),
-        ots_access_key_secret=env.get("OTS_ACCESS_KEY_SECRET") or env.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ""),
-        ots_security_token=env.get("OTS_SECURITY_TOKEN") or env.get("ALIBABA_CLOUD_SECURITY_TOKEN", ""),
-    )
+def ots_settings(endpoint: str | None = None, instance: str | None = None) -> SimpleNamespace:
+    """The Tablestore fields of alikms.shared.config.Config, from the same settings model, with
+    the command line's endpoint and instance first."""
+    settings = read_settings(TablestoreSettings)
+    akid, secret, token = settings.credentials()
+    return SimpleNamespace(ots_endpoint=endpoint or settings.ots_endpoint, ots_instance=instance or settings.ots_instance,
+                           ots_access_key_id=akid, ots_access_key_secret=secret, ots_security_token=token)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,9 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     # Imported here so that --help works without the SDK.
     from alikms.shared.store.tablestore import client_from_config, create_tables
 
-    settings = ots_settings(dict(os.environ), args.endpoint, args.instance)
     try:
-        client = client_from_config(settings)
+        client = client_from_config(ots_settings(args.endpoint, args.instance))
         before = set(client.list_table())
         if args.ttl_nonces is None:
             create_tables(client)

@@ -20,8 +20,8 @@ import secrets
 import sys
 import time
 
-from alikms.shared import audit, identity, policy, rootkeys
-from alikms.shared.config import ROOT_KEY_FILE, get_config, parse_root_keys, root_key_file
+from alikms.shared import audit, identity, localfiles, policy, rootkeys
+from alikms.shared.config import ConfigError, check_account_id, get_config, read_root_key_file
 from alikms.shared.store import get_store
 
 
@@ -37,13 +37,23 @@ def _load_policy(path: str) -> dict:
     return doc
 
 
+def _account(value: str) -> str:
+    """argparse type of --account: an Alibaba Cloud account id, or a clear refusal. An empty or
+    mistyped value must not fall back to the default account (a full-access key for it)."""
+    try:
+        return check_account_id(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r}: {exc}") from None
+
+
 def access_key(args: argparse.Namespace) -> int:
     store, cfg = get_store(), get_config()
     identity.ensure_bootstrap(store, cfg, time.time())
     if args.verb == "create":
         policies = [_load_policy(args.policy)] if args.policy else None
-        ak_id, secret = identity.create(store, cfg, args.account or cfg.account_id, policies, time.time())
-        out = {"AccessKeyId": ak_id, "AccessKeySecret": secret, "AccountId": args.account or cfg.account_id}
+        account = cfg.account_id if args.account is None else args.account
+        ak_id, secret = identity.create(store, cfg, account, policies, time.time())
+        out = {"AccessKeyId": ak_id, "AccessKeySecret": secret, "AccountId": account}
         print(json.dumps(out) if args.json else f"AccessKeyId: {ak_id}\nAccessKeySecret: {secret}")
         return 0
     if args.verb == "list":
@@ -51,7 +61,7 @@ def access_key(args: argparse.Namespace) -> int:
                  "Policies": len(i.data["policies"]) if i.data.get("policies") is not None else "account-key",
                  "Created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(i.data["created"]))}
                 for i in store.scan_all("access_keys")
-                if i.data["status"] != identity.DELETED and (not args.account or i.data["account_id"] == args.account)]
+                if i.data["status"] != identity.DELETED and (args.account is None or i.data["account_id"] == args.account)]
         _print(rows, args.json)
         return 0
     status = {"disable": identity.DISABLED, "enable": identity.ENABLED, "delete": identity.DELETED}[args.verb]
@@ -93,18 +103,16 @@ def audit_read(args: argparse.Namespace) -> int:
 
 
 def _write_key_file(path, ring: dict[str, bytes]) -> None:
-    tmp = path.with_name(ROOT_KEY_FILE + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(",".join(f"{kid}:{base64.b64encode(key).decode()}" for kid, key in ring.items()))
-    os.replace(tmp, path)  # atomic: readers see the old ring or the new one
+    # Atomic (readers see the old ring or the new one), 0600, never through a planted link.
+    text = ",".join(f"{kid}:{base64.b64encode(key).decode()}" for kid, key in ring.items())
+    localfiles.write_private(path, text.encode(), replace=True)
 
 
 def rotate_root_key(args: argparse.Namespace) -> int:
     """Add a new primary root key, re-wrap everything, then drop the old key. Resumable."""
     cfg, store = get_config(), get_store()
-    path = root_key_file(cfg.data_dir)
-    ring = parse_root_keys(path.read_text()) if path else cfg.root_keys
+    path = cfg.root_key_path
+    ring = read_root_key_file(path) if path else cfg.root_keys
     if len(ring) == 1:
         if path is None:
             print("KMS_ROOT_KEY holds one key: put the new key first (KMS_ROOT_KEY=new:B64,old:B64) in the\n"
@@ -140,11 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     ak = sub.add_parser("access-key").add_subparsers(dest="verb", required=True)
     create = ak.add_parser("create")
-    create.add_argument("--account")
+    create.add_argument("--account", type=_account, help="16-digit account id (default: the default account)")
     create.add_argument("--policy")
     create.add_argument("--json", action="store_true")
     lst = ak.add_parser("list")
-    lst.add_argument("--account")
+    lst.add_argument("--account", type=_account)
     lst.add_argument("--json", action="store_true")
     for verb in ("disable", "enable", "delete"):
         ak.add_parser(verb).add_argument("access_key_id")
@@ -154,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     pol.add_argument("--clear", action="store_true")
     aud = sub.add_parser("audit")
     for name in ("--action", "--account", "--access-key", "--code", "--since", "--file"):
-        aud.add_argument(name)
+        aud.add_argument(name, type=_account if name == "--account" else None)
     rot = sub.add_parser("rotate-root-key")
     rot.add_argument("--stop-after", type=int, help="re-wrap at most N rows and stop (to test resuming)")
     args = parser.parse_args(argv)
@@ -164,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"access-key": access_key, "policy": policy_set, "audit": audit_read, "rotate-root-key": rotate_root_key}
     try:
         return handlers[args.command](args)
-    except (OSError, ValueError) as exc:  # unreadable file, bad JSON, invalid policy (PolicyError)
+    except (OSError, ValueError, ConfigError, localfiles.UnsafeFile) as exc:
+        # unreadable file, bad JSON, invalid policy (PolicyError), bad configuration, planted file
         print(f"admin: {exc}", file=sys.stderr)
         return 1
 

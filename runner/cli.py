@@ -1,6 +1,6 @@
 """`alikms`: the one console command, a subcommand per tool.
 
-    alikms serve [--host H] [--port P] [--data-dir DIR] [--workers N] [--no-timers]
+    alikms serve [--host H] [--port P] [--data-dir DIR] [--workers N] [--no-timers] [--seed FILE]
     alikms invoke FUNCTION [--event FILE] [--data-dir DIR]
     alikms admin ...                 (access keys, policies, the audit trail, root-key rotation)
     alikms create-tables [...]       (the Tablestore tables of a deployment)
@@ -29,6 +29,7 @@ def _runner(argv: list[str]) -> int:
     p.add_argument("--data-dir", default=os.environ.get("KMS_DATA_DIR", ".kms-data"))
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     p.add_argument("--no-timers", action="store_true")
+    p.add_argument("--seed", metavar="FILE", help="keys, aliases and secrets to create at start (YAML or JSON)")
     p = sub.add_parser("invoke", help="one function once, like `fun local invoke`")
     p.add_argument("function")
     p.add_argument("--event")
@@ -36,11 +37,18 @@ def _runner(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.data_dir:
         os.environ["KMS_DATA_DIR"] = os.path.abspath(args.data_dir)
-    if args.command == "invoke":
-        # stdout carries the function's result; audit records still go to the data directory.
-        os.environ.setdefault("KMS_AUDIT_STDOUT", "false")
-        return server.invoke(args)
-    server.serve(args)
+    from alikms.shared.config import ConfigError
+    from alikms.shared.localfiles import UnsafeFile
+
+    try:
+        if args.command == "invoke":
+            # stdout carries the function's result; audit records still go to the data directory.
+            os.environ.setdefault("KMS_AUDIT_STDOUT", "false")
+            return server.invoke(args)
+        server.serve(args)
+    except (ConfigError, UnsafeFile) as exc:  # a clear refusal to start, not a traceback
+        print(f"alikms: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -57,6 +57,8 @@ def serve(args: argparse.Namespace) -> None:
     from alikms.shared import identity
 
     identity.ensure_bootstrap(get_store(), cfg, time.time())  # the first admin key, listed by scripts/admin
+    if getattr(args, "seed", None):
+        _load_seed(args.seed, cfg)
     _release_store()  # this thread now only waits
     print(f"KMS (API 2016-01-20) on http://{args.host}:{args.port}  region {cfg.region}  account {cfg.account_id}"
           f"  store {cfg.store}" + (f"  data {cfg.data_dir}" if cfg.data_dir else ""), flush=True)
@@ -88,6 +90,18 @@ def serve(args: argparse.Namespace) -> None:
         save = getattr(get_store(), "save_nonces", None)
         if save is not None:
             save()  # a nonce table in shared memory would not outlive a reboot
+
+
+def _load_seed(path: str, cfg) -> None:
+    """Create the seed file's keys, aliases and secrets (what exists already is kept)."""
+    from alikms.shared import seed
+
+    try:
+        done = seed.apply(seed.load(path), get_store(), cfg, time.time())
+    except seed.SeedError as exc:
+        print(f"--seed {path}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(f"seeded from {path}: {len(done['keys'])} keys, {len(done['secrets'])} secrets", flush=True)
 
 
 def _exit_quietly(signum, frame) -> None:

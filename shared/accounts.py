@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from . import errors
 from .config import Config
+from .records import Account
 from .store import Conflict, Store
 
 ENABLED = "Enabled"
@@ -19,9 +20,9 @@ _opened: set[str] = set()
 def status(store: Store, cfg: Config, account_id: str) -> str:
     if account_id in _opened:
         return ENABLED
-    row = store.get("accounts", account_id)
+    row = Account.get(store, account_id)
     if row is not None:
-        value = row.data["Status"]
+        value = row.status
     else:
         # The bootstrap account of a local runner starts opened unless KMS_AUTO_OPEN=false.
         value = ENABLED if cfg.auto_open and account_id == cfg.account_id else NOT_ENABLED
@@ -39,7 +40,7 @@ def open_service(store: Store, cfg: Config, account_id: str, now: float) -> None
     if status(store, cfg, account_id) == ENABLED:
         raise errors.ForbiddenOpened()
     try:
-        store.put_new("accounts", account_id, "", {"Status": ENABLED, "OpenedAt": int(now)})
+        Account(account_id=account_id, status=ENABLED, opened_at=int(now)).insert(store)
     except Conflict:  # another instance opened it first: the second call is the repeated one
         raise errors.ForbiddenOpened() from None
     _opened.add(account_id)

@@ -21,25 +21,25 @@ def usable(ctx: Context, key_id_param: str, version_id: str, usage: str, algorit
            algorithm_param: str = "Algorithm"):
     """(key, private key object) for a call needing `usage` with `algorithm` (named in the request
     by `algorithm_param`)."""
-    key, _ = keys.get_key(ctx, key_id_param)
-    spec = keyspecs.SPECS[key["key_spec"]]
-    if spec.symmetric or key["key_usage"] != usage:
+    key = keys.get_key(ctx, key_id_param)
+    spec = keyspecs.SPECS[key.key_spec]
+    if spec.symmetric or key.key_usage != usage:
         raise errors.RejectedUnsupportedOperation()
     allowed = spec.sign if usage == keyspecs.SIGN_VERIFY else spec.encrypt
     if algorithm not in allowed:
         raise errors.InvalidParameter(name=algorithm_param)
     lifecycle.require("use", key)
     # Forbidden.KeyVersionNotFound if unknown; versions never change, so a cached key is current.
-    return key, versions.private_key(ctx, key["key_id"], key["key_spec"], version_id)
+    return key, versions.private_key(ctx, key, version_id)
 
 
 def any_usage(ctx: Context, key_id_param: str, version_id: str):
     """(key, private key object) for GetPublicKey: any asymmetric key usable now."""
-    key, _ = keys.get_key(ctx, key_id_param)
-    if keyspecs.SPECS[key["key_spec"]].symmetric:
+    key = keys.get_key(ctx, key_id_param)
+    if keyspecs.SPECS[key.key_spec].symmetric:
         raise errors.RejectedUnsupportedOperation()
     lifecycle.require("use", key)
-    return key, versions.private_key(ctx, key["key_id"], key["key_spec"], version_id)
+    return key, versions.private_key(ctx, key, version_id)
 
 
 def digest(value: str) -> bytes:

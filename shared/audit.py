@@ -17,6 +17,7 @@ import time
 
 import orjson
 
+from . import localfiles
 from .config import Config
 from .wire import iso
 
@@ -66,7 +67,7 @@ def _write(cfg: Config, lines: bytes) -> None:
     if cfg.data_dir is not None:
         fd = _fd.get(cfg.data_dir)
         if fd is None:
-            fd = _fd[cfg.data_dir] = os.open(cfg.data_dir / FILE_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = _fd[cfg.data_dir] = localfiles.open_private(cfg.data_dir / FILE_NAME, os.O_WRONLY | os.O_APPEND)
         os.write(fd, lines)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import calendar
 import datetime
+import functools
 import hashlib
 import hmac
 import logging
@@ -40,22 +41,9 @@ class Caller:
     policies: tuple | None  # None: the account's own key, no policy check
 
 
-_parsed: dict[str, int] = {}
-
-
+@functools.lru_cache(maxsize=4096)  # requests in the same second share their stamp; refusals are not kept
 def parse_timestamp(value: str) -> int:
     """`YYYY-MM-DDTHH:MM:SSZ` (UTC) -> epoch seconds; IllegalTimestamp if malformed or impossible."""
-    found = _parsed.get(value)
-    if found is not None:  # requests in the same second share their stamp
-        return found
-    epoch = _parse_timestamp(value)
-    if len(_parsed) > 4096:
-        _parsed.clear()
-    _parsed[value] = epoch
-    return epoch
-
-
-def _parse_timestamp(value: str) -> int:
     m = _TIMESTAMP.match(value or "")
     if not m:
         raise errors.IllegalTimestamp()

@@ -22,6 +22,7 @@ from typing import Any
 from . import errors, policy, registry
 from .auth import Caller
 from .crypto import blob
+from .records import Alias
 
 
 _plans: dict[type, tuple] = {}  # request model -> its plan (a model serves one action)
@@ -90,8 +91,8 @@ def _arn(base: str, kind: str, param: str | None, value: str | None, partition: 
         except (binascii.Error, ValueError, blob.InvalidBlob):
             return f"{base}:key/*"
     if kind == "key" and value.startswith("alias/"):
-        item = store.get("aliases", partition, value) if store else None
-        return f"{base}:key/{item.data['key_id']}" if item else f"{base}:alias/{value[6:]}"
+        alias = Alias.get(store, partition, value) if store else None
+        return f"{base}:key/{alias.key_id}" if alias else f"{base}:alias/{value[6:]}"
     if kind == "alias":
         return f"{base}:alias/{value[6:] if value.startswith('alias/') else value}"
     return f"{base}:{kind}/{value}"

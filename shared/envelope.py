@@ -16,6 +16,7 @@ import binascii
 from . import crypto, errors, keys, keyspecs, lifecycle, versions
 from .crypto import blob
 from .context import Context
+from .records import Key
 
 ENCRYPT_DECRYPT = keyspecs.ENCRYPT_DECRYPT
 DATA_KEY_BYTES = {"AES_256": 32, "AES_128": 16}
@@ -30,29 +31,29 @@ def bad_ciphertext() -> errors.KmsError:
     return errors.InvalidParameter(name="CiphertextBlob")
 
 
-def require_symmetric(key: dict) -> None:
+def require_symmetric(key: Key) -> None:
     """Only symmetric ENCRYPT/DECRYPT keys take part in envelope encryption."""
-    if key["key_spec"] not in keyspecs.SYMMETRIC or key["key_usage"] != ENCRYPT_DECRYPT:
+    if key.key_spec not in keyspecs.SYMMETRIC or key.key_usage != ENCRYPT_DECRYPT:
         raise errors.UnsupportedOperation()
 
 
-def encryption_key(ctx: Context, key_id_param: str) -> dict:
+def encryption_key(ctx: Context, key_id_param: str) -> Key:
     """The key named by a KeyId parameter, checked usable for symmetric encryption."""
-    key, _ = keys.get_key(ctx, key_id_param)
+    key = keys.get_key(ctx, key_id_param)
     require_symmetric(key)
     lifecycle.require("use", key)
     return key
 
 
-def encrypt(ctx: Context, key: dict, plaintext: bytes, context: dict[str, str] | None) -> str:
-    vid = key["primary_key_version"]
-    material = versions.material(ctx, key["key_id"], vid)
-    raw = crypto.seal(key["key_spec"], material, key["key_id"], vid, plaintext, context)
+def encrypt(ctx: Context, key: Key, plaintext: bytes, context: dict[str, str] | None) -> str:
+    vid = key.primary_key_version
+    material = versions.material(ctx, key, vid)
+    raw = crypto.seal(key.key_spec, material, key.key_id, vid, plaintext, context)
     return base64.b64encode(raw).decode()
 
 
 def decrypt(ctx: Context, ciphertext_b64: str, context: dict[str, str] | None,
-            key: dict | None = None) -> tuple[dict, str, bytes]:
+            key: Key | None = None) -> tuple[Key, str, bytes]:
     """(key, version id, plaintext) of one of our blobs. A caller that has just read and checked
     the key row may pass it (`key`) to save the second read; the blob must then name that key."""
     try:
@@ -60,17 +61,17 @@ def decrypt(ctx: Context, ciphertext_b64: str, context: dict[str, str] | None,
     except (binascii.Error, ValueError, blob.InvalidBlob):
         raise bad_ciphertext() from None
     if key is None:
-        item = ctx.store.get("keys", ctx.scope, parsed.key_id)
-        if item is None or lifecycle.is_gone(item.data, ctx.now):
+        key = Key.get(ctx.store, ctx.scope, parsed.key_id)
+        if key is None or lifecycle.is_gone(key, ctx.now):
             raise errors.KeyNotFound()
-        key = lifecycle.effective(item.data, ctx.now)
-    elif key["key_id"] != parsed.key_id:
+        key = lifecycle.effective(key, ctx.now)
+    elif key.key_id != parsed.key_id:
         raise bad_ciphertext()
     require_symmetric(key)
     lifecycle.require("use", key)
     try:
-        material = versions.material(ctx, key["key_id"], parsed.version_id)
-        plaintext = crypto.open_blob(key["key_spec"], material, parsed, context)
+        material = versions.material(ctx, key, parsed.version_id)
+        plaintext = crypto.open_blob(key.key_spec, material, parsed, context)
     except (errors.KeyVersionNotFound, crypto.DecryptError, crypto.UnwrapError):
         raise bad_ciphertext() from None
     return key, parsed.version_id, plaintext

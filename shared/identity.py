@@ -1,9 +1,15 @@
 """Access keys: stored per key id, the secret wrapped under the root key, each with its account and
 either no policy (the account's own key: full access to the account) or RAM-style policies.
 
-A warm instance caches what it looked up for a few seconds, so a request costs no store read for a
-known key; disabling or deleting a key takes effect within that time everywhere. Deleting leaves a
-tombstone, so the bootstrap key of a local runner cannot come back by itself.
+A warm instance caches what it looked up, so a request costs no store read for a known key. Whether
+a change (disable, delete, new policy) reaches the very next request depends on the store:
+  - SQLite (local runner): the store keeps a count of writes to the access-key table shared by
+    every process on it (`Store.changes`); a cached key is used only while the count is unchanged,
+    so a change made by any worker or by `alikms admin` applies to the next request everywhere.
+  - Tablestore (Function Compute): instances share nothing but the store, and reading the key row
+    on every request would add a Tablestore round trip to each call; a cached key is used for at
+    most CACHE_SECONDS, so a change applies everywhere within that time.
+Deleting leaves a tombstone, so the bootstrap key of a local runner cannot come back by itself.
 """
 
 from __future__ import annotations
@@ -15,13 +21,17 @@ import weakref
 from dataclasses import dataclass
 
 from . import crypto, policy
-from .config import Config
+from .config import Config, check_account_id
+from .records import AccessKeyRow, retrying
 from .store import Conflict, Store
 
 ENABLED, DISABLED, DELETED = "Enabled", "Disabled", "Deleted"
 CACHE_SECONDS = 5.0
-# Per store object (a test may run several), per key id: (valid until, key or None).
-_cache: "weakref.WeakKeyDictionary[Store, dict[str, tuple[float, AccessKey | None]]]" = weakref.WeakKeyDictionary()
+# Per store object (a test may run several), per key id: (valid until, the store's access-key change
+# count when read (None: the store keeps none), key or None). A plain dict, emptied when full: a
+# cachetools.TTLCache measured ten times slower per hit, and this is read on every request.
+_cache: weakref.WeakKeyDictionary[Store, dict[str, tuple[float, int | None, AccessKey | None]]] = (
+    weakref.WeakKeyDictionary())
 
 
 @dataclass(frozen=True)
@@ -47,19 +57,19 @@ def new_id() -> str:
 
 def create(store: Store, cfg: Config, account_id: str, policies: list[dict] | None, now: float,
            ak_id: str | None = None, secret: str | None = None) -> tuple[str, str]:
+    check_account_id(account_id)  # ValueError: never a key for an account that cannot exist
     for doc in policies or ():
         policy.parse(doc)  # refuse a bad policy before anything is stored
     ak_id = ak_id or new_id()
     secret = secret or csprng.token_urlsafe(22)
-    store.put_new("access_keys", ak_id, "", {
-        "account_id": account_id, "secret": crypto.wrap(cfg, secret.encode(), secret_aad(ak_id)),
-        "status": ENABLED, "policies": policies, "created": int(now)})
+    AccessKeyRow(access_key_id=ak_id, account_id=account_id, secret=crypto.wrap(cfg, secret.encode(), secret_aad(ak_id)),
+                 status=ENABLED, policies=policies, created=int(now)).insert(store)
     return ak_id, secret
 
 
 def ensure_bootstrap(store: Store, cfg: Config, now: float) -> None:
     """The configured key pair is the first key of the default account (full access)."""
-    if cfg.access_key_id and store.get("access_keys", cfg.access_key_id) is None:
+    if cfg.access_key_id and AccessKeyRow.get(store, cfg.access_key_id) is None:
         try:
             create(store, cfg, cfg.account_id, None, now, cfg.access_key_id, cfg.access_key_secret)
         except Conflict:
@@ -68,38 +78,39 @@ def ensure_bootstrap(store: Store, cfg: Config, now: float) -> None:
 
 def lookup(store: Store, cfg: Config, ak_id: str) -> AccessKey | None:
     now = time.monotonic()
-    cache = _cache.setdefault(store, {})
+    changes = store.changes("access_keys")  # read before the row: the entry is at least this fresh
+    cache = _cache.get(store)
+    if cache is None:
+        cache = _cache.setdefault(store, {})
     hit = cache.get(ak_id)
-    if hit is not None and hit[0] > now:
-        return hit[1]
-    item = store.get("access_keys", ak_id)
-    if item is None and ak_id == cfg.access_key_id:
+    if hit is not None and hit[0] > now and hit[1] == changes:
+        return hit[2]
+    row = AccessKeyRow.get(store, ak_id)
+    if row is None and ak_id == cfg.access_key_id:
         ensure_bootstrap(store, cfg, time.time())
-        item = store.get("access_keys", ak_id)
+        row = AccessKeyRow.get(store, ak_id)
     key = None
-    if item is not None and item.data["status"] != DELETED:
-        docs = item.data.get("policies")
-        key = AccessKey(ak_id, crypto.unwrap(cfg, item.data["secret"], secret_aad(ak_id)).decode(),
-                        item.data["account_id"], item.data["status"],
+    if row is not None and row.status != DELETED:
+        docs = row.policies
+        key = AccessKey(ak_id, crypto.unwrap(cfg, row.secret, secret_aad(ak_id)).decode(), row.account_id, row.status,
                         None if docs is None else tuple(policy.parse(d) for d in docs))
-    cache[ak_id] = (now + CACHE_SECONDS, key)
-    if len(cache) > 10000:
+    if len(cache) >= 10000:
         cache.clear()
+    cache[ak_id] = (now + CACHE_SECONDS, changes, key)
     return key
 
 
 def update(store: Store, ak_id: str, **changes) -> dict:
     """Change a stored key's status or policies (conditional write); KeyError if unknown."""
-    for _ in range(8):
-        item = store.get("access_keys", ak_id)
-        if item is None or item.data["status"] == DELETED:
+    for doc in changes.get("policies") or ():
+        policy.parse(doc)
+
+    def attempt() -> dict:
+        row = AccessKeyRow.get(store, ak_id)
+        if row is None or row.status == DELETED:
             raise KeyError(ak_id)
-        for doc in changes.get("policies") or ():
-            policy.parse(doc)
-        data = {**item.data, **changes}
-        try:
-            store.update("access_keys", ak_id, "", data, item.rev)
-            return data
-        except Conflict:
-            continue
-    raise RuntimeError("access key kept changing")
+        for name, value in changes.items():
+            setattr(row, name, value)
+        return row.save(store).data()
+
+    return retrying(attempt)

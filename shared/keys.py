@@ -1,14 +1,16 @@
-"""Keys and key versions as stored, and how a `KeyId` parameter finds one.
+"""Keys: how a `KeyId` parameter finds one, changing one under the key-state rules, and its metadata.
 
-A key row (`keys` table, partition = account/region, sort key = key id) holds metadata only;
-versions live in `alikms.shared.versions`. Key ids are UUIDs, as in the 2021 documentation era.
+A key record (`records.Key`) holds metadata only; versions live in `alikms.shared.versions`. Key ids
+are UUIDs, as in the 2021 documentation era.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from . import errors, keyspecs, lifecycle
 from .context import Context
-from .store import Conflict
+from .records import Alias, Key, retrying
 from .wire import iso  # noqa: F401 - the key actions format dates with keys.iso
 
 ARN_PREFIX = "acs:kms:"
@@ -31,63 +33,67 @@ def key_id_from(ctx: Context, value: str) -> str:
     if value.startswith("alias/"):
         if ctx.action is not None and not ctx.action.key_aliases:
             raise errors.UnsupportedAlias()
-        item = ctx.store.get("aliases", ctx.scope, value)
-        if item is None:
+        alias = Alias.get(ctx.store, ctx.scope, value)
+        if alias is None:
             raise errors.AliasNotFound()
-        return item.data["key_id"]
+        return alias.key_id
     return value
 
 
-def get_key(ctx: Context, key_id_param: str) -> tuple[dict, int]:
-    """The key record and its revision; `Forbidden.KeyNotFound` if absent or past its DeleteDate."""
-    item = ctx.store.get("keys", ctx.scope, key_id_from(ctx, key_id_param))
-    if item is None or lifecycle.is_gone(item.data, ctx.now):
+def get_key(ctx: Context, key_id_param: str) -> Key:
+    """The key as callers see it now (at the revision read); `Forbidden.KeyNotFound` if absent or
+    past its DeleteDate."""
+    key = Key.get(ctx.store, ctx.scope, key_id_from(ctx, key_id_param))
+    if key is None or lifecycle.is_gone(key, ctx.now):
         raise errors.KeyNotFound()
-    return lifecycle.effective(item.data, ctx.now), item.rev
+    return lifecycle.effective(key, ctx.now)
 
 
-def mutate(ctx: Context, key_id_param: str, operation: str, change) -> dict:
+def mutate(ctx: Context, key_id_param: str, operation: str, change: Callable[[Key], None]) -> Key:
     """Apply `change(key)` (which edits the record in place) under the state rule for `operation`,
     as a conditional write; re-read and re-check if another writer got there first."""
-    for _ in range(8):
-        key, rev = get_key(ctx, key_id_param)
+    def attempt() -> Key:
+        key = get_key(ctx, key_id_param)
         lifecycle.require(operation, key)
         change(key)
-        try:
-            ctx.store.update("keys", ctx.scope, key["key_id"], key, rev)
-            return key
-        except Conflict:
-            continue
-    raise errors.StateModifiedFailed()
+        return key.save(ctx.store)
+
+    return retrying(attempt)
 
 
-def metadata(ctx: Context, key: dict, *, describe: bool = False) -> dict:
+def live(ctx: Context, key_id: str) -> bool:
+    """Whether the key exists and is not past its deletion date."""
+    key = Key.get(ctx.store, ctx.scope, key_id)
+    return key is not None and not lifecycle.is_gone(key, ctx.now)
+
+
+def metadata(ctx: Context, key: Key, *, describe: bool = False) -> dict:
     """`KeyMetadata` as CreateKey / DescribeKey return it (wire names)."""
     rotation = lifecycle.rotation_status(key)
     md = {
-        "Arn": ctx.arn("key", key["key_id"]),
+        "Arn": ctx.arn("key", key.key_id),
         "AutomaticRotation": rotation,
-        "CreationDate": iso(key["creation_date"]),
-        "Creator": key["creator"],
-        "Description": key["description"],
-        "KeyId": key["key_id"],
-        "KeySpec": key["key_spec"],
-        "KeyState": key["state"],
-        "KeyUsage": key["key_usage"],
-        "LastRotationDate": iso(key.get("last_rotation_date")) or "",
-        "MaterialExpireTime": iso(key.get("material_expire_time")) or "",
-        "Origin": key["origin"],
-        "ProtectionLevel": key["protection_level"],
+        "CreationDate": iso(key.creation_date),
+        "Creator": key.creator,
+        "Description": key.description,
+        "KeyId": key.key_id,
+        "KeySpec": key.key_spec,
+        "KeyState": key.state,
+        "KeyUsage": key.key_usage,
+        "LastRotationDate": iso(key.last_rotation_date) or "",
+        "MaterialExpireTime": iso(key.material_expire_time) or "",
+        "Origin": key.origin,
+        "ProtectionLevel": key.protection_level,
     }
-    if key.get("primary_key_version") and key["key_spec"] in keyspecs.SYMMETRIC:
+    if key.primary_key_version and key.key_spec in keyspecs.SYMMETRIC:
         # Asymmetric keys have no primary version (2021 model): every call names its version.
-        md["PrimaryKeyVersion"] = key["primary_key_version"]
-    if key["state"] == lifecycle.PENDING_DELETION:
-        md["DeleteDate"] = iso(key["delete_date"])
+        md["PrimaryKeyVersion"] = key.primary_key_version
+    if key.state == lifecycle.PENDING_DELETION:
+        md["DeleteDate"] = iso(key.delete_date)
     if rotation != "Disabled":
-        md["RotationInterval"] = f"{key['rotation_interval']}s"
-        md["NextRotationDate"] = iso(key["last_rotation_date"] + key["rotation_interval"])
+        md["RotationInterval"] = f"{key.rotation_interval}s"
+        md["NextRotationDate"] = iso(key.last_rotation_date + key.rotation_interval)
     if describe:
-        md["DeletionProtection"] = "Enabled" if key.get("deletion_protection") else "Disabled"
-        md["DeletionProtectionDescription"] = key.get("deletion_protection_description", "")
+        md["DeletionProtection"] = "Enabled" if key.deletion_protection else "Disabled"
+        md["DeletionProtectionDescription"] = key.deletion_protection_description
     return md

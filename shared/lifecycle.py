@@ -6,7 +6,13 @@ even before the deletion sweep removes its rows; reads never write.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
 from . import errors
+
+if TYPE_CHECKING:
+    from .records import Key
 
 ENABLED, DISABLED, PENDING_DELETION, PENDING_IMPORT = "Enabled", "Disabled", "PendingDeletion", "PendingImport"
 STATES = (ENABLED, DISABLED, PENDING_DELETION, PENDING_IMPORT)
@@ -41,17 +47,17 @@ RULES: dict[str, dict[str, type[errors.KmsError] | None]] = {
 }
 
 
-def is_gone(key: dict, now: float) -> bool:
+def is_gone(key: Key, now: float) -> bool:
     """An overdue PendingDeletion key behaves as deleted."""
-    return key["state"] == PENDING_DELETION and key.get("delete_date") is not None and key["delete_date"] <= now
+    return key.state == PENDING_DELETION and key.delete_date is not None and key.delete_date <= now
 
 
-def effective(key: dict, now: float) -> dict:
+def effective(key: Key, now: float) -> Key:
     """The key as callers see it now: imported material past its expiry leaves the key in
     PendingImport until the material is imported again (the expiry sweep then makes it so)."""
-    expires = key.get("material_expire_time")
-    if expires is not None and expires <= now and key["state"] in (ENABLED, DISABLED):
-        return {**key, "state": PENDING_IMPORT}
+    expires = key.material_expire_time
+    if expires is not None and expires <= now and key.state in (ENABLED, DISABLED):
+        return replace(key, state=PENDING_IMPORT)
     return key
 
 
@@ -60,17 +66,25 @@ def effective(key: dict, now: float) -> dict:
 SERVICE_KEY_REFUSES = ("disable", "schedule_deletion")
 
 
-def require(operation: str, key: dict) -> None:
+def require(operation: str, key: Key) -> None:
     """Raise the documented error if `operation` is not allowed in the key's state."""
-    if operation in SERVICE_KEY_REFUSES and key.get("creator_type") == "Service":
+    if operation in SERVICE_KEY_REFUSES and key.creator_type == "Service":
         raise errors.RejectedUnsupportedOperation()
-    error = RULES[operation][key["state"]]
+    error = RULES[operation][key.state]
     if error is not None:
         raise error()
 
 
-def rotation_status(key: dict) -> str:
+def set_state(state: str):
+    """A change for keys.mutate that moves a key to `state` (EnableKey, DisableKey)."""
+    def change(key: Key) -> None:
+        key.state = state
+
+    return change
+
+
+def rotation_status(key: Key) -> str:
     """`AutomaticRotation`: Suspended while the key cannot be used (Disabled / PendingDeletion)."""
-    if not key.get("automatic_rotation"):
+    if not key.automatic_rotation:
         return "Disabled"
-    return "Enabled" if key["state"] == ENABLED else "Suspended"
+    return "Enabled" if key.state == ENABLED else "Suspended"

@@ -16,17 +16,18 @@ from .config import Config
 from .crypto import root
 from .store import Conflict, Item, Store
 
-# table -> (field, AAD of the row); the AADs are the ones the writers use.
-WRAPPED: dict[str, tuple[str, Callable[[Item], bytes]]] = {
-    "key_versions": ("material", lambda i: versions.material_aad(i.pk.rsplit("/", 1)[1], i.sk)),
-    "import_tokens": ("private", lambda i: byok.token_aad(i.pk.rsplit("/", 1)[1], i.sk)),
-    "keys": ("material_fingerprint", lambda i: byok.fingerprint_aad(i.sk)),
-    "access_keys": ("secret", lambda i: identity.secret_aad(i.pk)),
-}
+# (table, field, AAD of the row); the AADs are the ones the writers use.
+WRAPPED: tuple[tuple[str, str, Callable[[Item], bytes]], ...] = (
+    ("key_versions", "material", lambda i: versions.material_aad(i.pk.rsplit("/", 1)[1], i.sk)),
+    ("import_tokens", "private", lambda i: byok.token_aad(i.pk.rsplit("/", 1)[1], i.sk)),
+    ("keys", "material_fingerprint", lambda i: byok.fingerprint_aad(i.sk)),
+    # imported material is always version 1 of its key (versions.import_into)
+    ("keys", "imported_material", lambda i: versions.material_aad(i.sk, versions.version_id(i.sk, 1))),
+    ("access_keys", "secret", lambda i: identity.secret_aad(i.pk)),
+)
 
 
-def _rewrap_row(store: Store, cfg: Config, table: str, item: Item, primary: str) -> bool:
-    field, aad_of = WRAPPED[table]
+def _rewrap_row(store: Store, cfg: Config, table: str, field: str, aad_of, item: Item, primary: str) -> bool:
     for _ in range(8):
         value = item.data.get(field)
         if not value or crypto.root_key_id_of(value) == primary:
@@ -46,11 +47,11 @@ def rewrap(store: Store, cfg: Config, limit: int | None = None) -> dict[str, int
     """Re-wrap up to `limit` rows (all by default) under the primary root key; counts per table."""
     primary = next(iter(root.keys(cfg, force=True)))
     done: dict[str, int] = {}
-    for table in WRAPPED:
+    for table, field, aad_of in WRAPPED:
         for item in store.scan_all(table):
             if limit is not None and sum(done.values()) >= limit:
                 return done
-            if _rewrap_row(store, cfg, table, item, primary):
+            if _rewrap_row(store, cfg, table, field, aad_of, item, primary):
                 done[table] = done.get(table, 0) + 1
     return done
 
@@ -58,5 +59,5 @@ def rewrap(store: Store, cfg: Config, limit: int | None = None) -> dict[str, int
 def remaining(store: Store, cfg: Config) -> int:
     """Rows still wrapped under another root key than the primary."""
     primary = next(iter(root.keys(cfg, force=True)))
-    return sum(1 for table, (field, _) in WRAPPED.items() for item in store.scan_all(table)
+    return sum(1 for table, field, _ in WRAPPED for item in store.scan_all(table)
                if item.data.get(field) and crypto.root_key_id_of(item.data[field]) != primary)

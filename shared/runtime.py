@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 import uuid
 from datetime import datetime
 from typing import Any, Callable
 
-from . import accounts, audit, auth, authz, errors, registry, wire
+from . import accounts, audit, auth, authz, clock, errors, registry, wire
 from .config import get_config
 from .context import Context
 from .models import ApiModel, Response, parse_request
@@ -52,7 +51,7 @@ def api_handler(module: str, request_model: type[ApiModel], run: Callable[[Any, 
             query, params = wire.parse_params(req, cfg.max_body)
             if wire.action_name(req, params) != spec.name:
                 raise errors.InvalidAction()
-            now = time.time()
+            now = clock.now()
             store = get_store()
             caller = auth.authenticate(req, query, params, cfg, store, now)
             if not spec.before_open:

@@ -1,13 +1,13 @@
 """Secrets: the secret row, its versions and stage labels, and how values are protected.
 
-A secret row (`secrets`, partition = account/region, sort key = name) holds the metadata AND the
+A secret record (`records.Secret`) holds the metadata AND the
 version list with the stage labels: `versions` = [{"id", "created"}] oldest first, `stages` =
 {label: version id}. Labels and the version list therefore change in one conditional write, so a
 label can never sit on two versions and two racing writers cannot lose a version: the loser's
 update fails on the revision, it re-reads and re-applies.
 
-Each version's value lives in its own row (`secret_versions`, partition = account/region/name,
-sort key = version id), envelope-encrypted: a fresh data key encrypts the value (AES-256-GCM) and
+Each version's value lives in its own row (`records.SecretVersion`, see "versions and stages"
+below for its row key), envelope-encrypted: a fresh data key encrypts the value (AES-256-GCM) and
 the data key is encrypted under the secret's EncryptionKeyId (a symmetric KMS key), with the secret
 name and version id as EncryptionContext. The store never holds a value in plaintext, and a
 disabled or deleted encryption key makes reads fail until it is usable again.
@@ -18,13 +18,15 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import secrets as csprng
 import uuid
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 from . import crypto, envelope, errors, keys, lifecycle
 from .crypto import _primitives
 from .context import Context
+from .records import Key, Secret, SecretVersion, retrying
 from .store import Conflict
 
 CURRENT, PREVIOUS = "ACSCurrent", "ACSPrevious"
@@ -45,42 +47,40 @@ def name_from(ctx: Context, value: str) -> str:
     return value
 
 
-def in_window(secret: dict) -> bool:
-    return secret.get("planned_delete_time") is not None
+def in_window(secret: Secret) -> bool:
+    return secret.planned_delete_time is not None
 
 
-def is_gone(secret: dict, now: float) -> bool:
+def is_gone(secret: Secret, now: float) -> bool:
     """Past its recovery window: already deleted as far as any caller can tell."""
-    return in_window(secret) and secret["planned_delete_time"] <= now
+    return in_window(secret) and secret.planned_delete_time <= now
 
 
-def get(ctx: Context, name_param: str) -> tuple[dict, int]:
-    item = ctx.store.get("secrets", ctx.scope, name_from(ctx, name_param))
-    if item is None or is_gone(item.data, ctx.now):
+def get(ctx: Context, name_param: str) -> Secret:
+    secret = Secret.get(ctx.store, ctx.scope, name_from(ctx, name_param))
+    if secret is None or is_gone(secret, ctx.now):
         raise errors.ResourceNotFound()
-    return item.data, item.rev
+    return secret
 
 
-def get_live(ctx: Context, name_param: str) -> tuple[dict, int]:
+def get_live(ctx: Context, name_param: str) -> Secret:
     """As `get`, but refuse a secret in its recovery window (writes and value reads)."""
-    secret, rev = get(ctx, name_param)
+    secret = get(ctx, name_param)
     if in_window(secret):
         raise errors.ResourceInDeleteWindow()
-    return secret, rev
+    return secret
 
 
-def mutate(ctx: Context, name_param: str, change: Callable[[dict], None]) -> dict:
-    """Conditional read-modify-write of a live secret row; re-read and re-apply on a race."""
-    for _ in range(16):
-        secret, rev = get_live(ctx, name_param)
+def mutate(ctx: Context, name_param: str, change: Callable[[Secret], None], *, live: bool = True) -> Secret:
+    """Conditional read-modify-write of a secret (a live one unless `live=False`); re-read and
+    re-apply on a race (records.retrying)."""
+    def attempt() -> Secret:
+        secret = get_live(ctx, name_param) if live else get(ctx, name_param)
         change(secret)
-        secret["update_time"] = int(ctx.now)
-        try:
-            ctx.store.update("secrets", ctx.scope, secret["name"], secret, rev)
-            return secret
-        except Conflict:
-            continue
-    raise errors.InternalFailure()
+        secret.update_time = int(ctx.now)
+        return secret.save(ctx.store)
+
+    return retrying(attempt)
 
 
 def check_data(data: str, data_type: str) -> None:
@@ -94,46 +94,45 @@ def check_data(data: str, data_type: str) -> None:
             raise errors.InvalidParameter(name="SecretData") from None
 
 
-def labels_of(secret: dict, vid: str) -> list[str]:
-    return sorted(label for label, target in secret["stages"].items() if target == vid)
-
-
-def versions_pk(ctx: Context, name: str) -> str:
-    return f"{ctx.scope}/{name}"
+def labels_of(secret: Secret, vid: str) -> list[str]:
+    return sorted(label for label, target in secret.stages.items() if target == vid)
 
 
 # --- encryption key -------------------------------------------------------------------------------
 
-def service_key(ctx: Context) -> dict:
+def service_key_id(scope: str) -> str:
+    return str(uuid.uuid5(_SERVICE_KEY_NS, scope))
+
+
+def service_key(ctx: Context) -> Key:
     """The account's service-created secrets key (CreatorType Service), made on first use. Its id is
-    derived from the account and region, so concurrent first uses create one key."""
-    key_id = str(uuid.uuid5(_SERVICE_KEY_NS, ctx.scope))
-    item = ctx.store.get("keys", ctx.scope, key_id)
-    if item is not None:
-        return item.data
+    derived from the account and region, so concurrent first uses create one key (and a first use
+    that failed after writing the version leaves a row the next one adopts)."""
+    key_id = service_key_id(ctx.scope)
+    key = Key.get(ctx.store, ctx.scope, key_id)
+    if key is not None:
+        return key
     from . import versions  # late: versions imports this module
 
     now = int(ctx.now)
-    key = {"key_id": key_id, "creation_date": now, "creator": ctx.account_id, "creator_type": "Service",
-           "description": "Default key of Secrets Manager", "key_spec": "Aliyun_AES_256",
-           "key_usage": envelope.ENCRYPT_DECRYPT, "origin": "Aliyun_KMS", "protection_level": "SOFTWARE",
-           "state": lifecycle.ENABLED, "delete_date": None, "automatic_rotation": False,
-           "rotation_interval": None, "last_rotation_date": now, "primary_key_version": None,
-           "version_count": 1, "material_expire_time": None, "tags": {}, "policy": None}
-    key["primary_key_version"] = versions.create(ctx, key, 1, crypto.new_symmetric_material("Aliyun_AES_256"), now)
+    key = Key(scope=ctx.scope, key_id=key_id, creation_date=now, creator=ctx.account_id, creator_type="Service",
+              description="Default key of Secrets Manager", key_spec="Aliyun_AES_256",
+              key_usage=envelope.ENCRYPT_DECRYPT, origin="Aliyun_KMS", protection_level="SOFTWARE",
+              state=lifecycle.ENABLED, last_rotation_date=now, version_count=1)
+    key.primary_key_version = versions.create(ctx, key, 1, crypto.new_symmetric_material("Aliyun_AES_256"), now)
     try:
-        ctx.store.put_new("keys", ctx.scope, key_id, key)
+        key.insert(ctx.store)
     except Conflict:
-        return ctx.store.get("keys", ctx.scope, key_id).data
+        return Key.get(ctx.store, ctx.scope, key_id)
     return key
 
 
-def encryption_key(ctx: Context, key_id_param: str | None) -> dict:
+def encryption_key(ctx: Context, key_id_param: str | None) -> Key:
     """A symmetric ENCRYPT/DECRYPT key of this account, usable now."""
     if key_id_param is None:
         key = service_key(ctx)
     else:
-        key, _ = keys.get_key(ctx, key_id_param)
+        key = keys.get_key(ctx, key_id_param)
     envelope.require_symmetric(key)
     lifecycle.require("use", key)
     return key
@@ -143,20 +142,20 @@ def _value_context(name: str, vid: str) -> dict[str, str]:
     return {"SecretName": name, "VersionId": vid}
 
 
-def seal_value(ctx: Context, key: dict, name: str, vid: str, data: str) -> dict:
+def seal_value(ctx: Context, key: Key, name: str, vid: str, data: str) -> dict:
     data_key = crypto.random_bytes(32)
     iv = crypto.random_bytes(_primitives.NONCE_SIZE)
     sealed = _primitives.aes_gcm_seal(data_key, iv, data.encode(), f"secret/{name}/{vid}".encode())
-    return {"key_id": key["key_id"], "data_key": envelope.encrypt(ctx, key, data_key, _value_context(name, vid)),
+    return {"key_id": key.key_id, "data_key": envelope.encrypt(ctx, key, data_key, _value_context(name, vid)),
             "iv": base64.b64encode(iv).decode(), "value": base64.b64encode(sealed).decode()}
 
 
-def _usable_key(ctx: Context, key_id: str) -> dict:
-    """The encryption key row, checked: reads fail while it is disabled or deleted."""
-    item = ctx.store.get("keys", ctx.scope, key_id)
-    if item is None or lifecycle.is_gone(item.data, ctx.now):
+def _usable_key(ctx: Context, key_id: str) -> Key:
+    """The encryption key, checked: reads fail while it is disabled or deleted."""
+    key = Key.get(ctx.store, ctx.scope, key_id)
+    if key is None or lifecycle.is_gone(key, ctx.now):
         raise errors.KeyNotFound()
-    key = lifecycle.effective(item.data, ctx.now)
+    key = lifecycle.effective(key, ctx.now)
     lifecycle.require("use", key)
     return key
 
@@ -164,21 +163,22 @@ def _usable_key(ctx: Context, key_id: str) -> dict:
 # Decrypted values of versions this warm instance has read, by (scope, name, incarnation, version):
 # a version's data never changes, and `incarnation` (random per CreateSecret) keeps a secret deleted
 # and created again under the same name from ever matching. The key's state is still checked on
-# every read. In memory only, never in the store or on disk.
+# every read. In memory only, never in the store or on disk. An OrderedDict LRU, like the material
+# cache in versions.py, for the same measured reason (cachetools.LRUCache is slower per hit).
 _values: OrderedDict[tuple, tuple[str, str]] = OrderedDict()
 _VALUES_MAX = 1024
 
 
-def read_value(ctx: Context, secret: dict, vid: str) -> tuple[str, str]:
+def read_value(ctx: Context, secret: Secret, vid: str) -> tuple[str, str]:
     """(SecretData, SecretDataType) of a version of `secret`."""
-    key = _usable_key(ctx, secret["encryption_key_id"])
-    slot = (ctx.scope, secret["name"], secret.get("incarnation"), vid)
+    key = _usable_key(ctx, secret.encryption_key_id)
+    slot = (ctx.scope, secret.name, secret.incarnation, vid)
     found = _values.get(slot) if slot[2] else None
     if found is not None:
         _values.move_to_end(slot)
         return found
-    row = version_row(ctx, secret, vid)
-    found = (open_value(ctx, secret, row, key if row["key_id"] == key["key_id"] else None), row["data_type"])
+    value = version_row(ctx, secret, vid)
+    found = (open_value(ctx, secret, value, key if value.key_id == key.key_id else None), value.data_type)
     if slot[2]:
         _values[slot] = found
         if len(_values) > _VALUES_MAX:
@@ -186,89 +186,100 @@ def read_value(ctx: Context, secret: dict, vid: str) -> tuple[str, str]:
     return found
 
 
-def open_value(ctx: Context, secret: dict, row: dict, key: dict | None = None) -> str:
+def open_value(ctx: Context, secret: Secret, value: SecretVersion, key: Key | None = None) -> str:
     """Decrypt a version's value; the encryption key's state and existence are checked on the way
-    (or were, by the caller that passes the checked `key` row)."""
-    key = key or _usable_key(ctx, row["key_id"])
+    (or were, by the caller that passes the checked `key`)."""
+    key = key or _usable_key(ctx, value.key_id)
+    vid = value.version_id
     try:
-        _, _, data_key = envelope.decrypt(ctx, row["data_key"], _value_context(secret["name"], row["version_id"]), key)
-        plain = _primitives.aes_gcm_open(data_key, base64.b64decode(row["iv"]), base64.b64decode(row["value"]),
-                                         f"secret/{secret['name']}/{row['version_id']}".encode())
+        _, _, data_key = envelope.decrypt(ctx, value.data_key, _value_context(secret.name, vid), key)
+        plain = _primitives.aes_gcm_open(data_key, base64.b64decode(value.iv), base64.b64decode(value.value),
+                                         f"secret/{secret.name}/{vid}".encode())
     except (errors.InvalidParameter, _primitives.InvalidTag):
         raise errors.InternalFailure() from None  # a stored value that no longer opens is our fault
     return plain.decode()
 
 
 # --- versions and stages --------------------------------------------------------------------------
+# A value is stored under a row key of its own (`<version id>@<random>`, recorded in the secret's
+# version entry as "row"), written before the secret record that lists it. Until that record is
+# saved the row is part of nothing: a call that fails in between leaves no visible trace, a retry
+# or a racing call never adopts or overwrites another call's row, and the deletion sweep removes
+# rows no secret lists once they are old enough. Rows from before this scheme are keyed by the
+# version id alone (entries without "row").
 
-def write_version(ctx: Context, secret: dict, vid: str, data: str, data_type: str, key: dict) -> bool:
-    """Store a version's value row. False if the version exists with the same data (idempotent
-    retry); Rejected.ResourceExist if it exists with other data."""
-    row = {"version_id": vid, "created": int(ctx.now), "data_type": data_type,
-           **seal_value(ctx, key, secret["name"], vid, data)}
-    try:
-        ctx.store.put_new("secret_versions", versions_pk(ctx, secret["name"]), vid, row)
-        return True
-    except Conflict:
-        existing = ctx.store.get("secret_versions", versions_pk(ctx, secret["name"]), vid)
-        if existing is None or existing.data["data_type"] != data_type \
-                or not hmac.compare_digest(open_value(ctx, secret, existing.data).encode(), data.encode()):
-            raise errors.ResourceExist() from None
-        return False
+def listed(secret: Secret, vid: str) -> dict | None:
+    return next((v for v in secret.versions if v["id"] == vid), None)
 
 
-def attach(secret: dict, vid: str, stages: list[str], created: int) -> list[str]:
-    """Add version `vid` (if new) carrying `stages`; ACSCurrent moving here sends ACSPrevious to the
-    version that was current. Rolls off the oldest unlabelled versions beyond 10 (2021 rule) and
-    returns the ids of versions that were dropped."""
-    if all(v["id"] != vid for v in secret["versions"]):
-        secret["versions"].append({"id": vid, "created": created})
+def row_of(entry: dict) -> str:
+    return entry.get("row", entry["id"])
+
+
+def store_value(ctx: Context, secret: Secret, vid: str, data: str, data_type: str, key: Key) -> SecretVersion:
+    """Encrypt and store a value under a fresh row key; nothing lists it yet."""
+    value = SecretVersion(scope=ctx.scope, name=secret.name, row=f"{vid}@{csprng.token_hex(8)}", version_id=vid,
+                          created=int(ctx.now), data_type=data_type, **seal_value(ctx, key, secret.name, vid, data))
+    return value.insert(ctx.store)
+
+
+def same_value(ctx: Context, secret: Secret, vid: str, data: str, data_type: str) -> bool:
+    """Whether listed version `vid` holds exactly this value (an idempotent repeat of its put)."""
+    stored = version_row(ctx, secret, vid)
+    return stored.data_type == data_type and hmac.compare_digest(open_value(ctx, secret, stored).encode(),
+                                                                 data.encode())
+
+
+def attach(secret: Secret, vid: str, row: str, stages: list[str], created: int) -> list[dict]:
+    """Add version `vid` (if new, its value in `row`) carrying `stages`; ACSCurrent moving here sends
+    ACSPrevious to the version that was current. Rolls off the oldest unlabelled versions beyond 10
+    (2021 rule) and returns the entries of versions that were dropped."""
+    if listed(secret, vid) is None:
+        secret.versions.append({"id": vid, "created": created, "row": row})
     for label in stages:
         move_label(secret, label, vid)
     dropped = []
-    while len(secret["versions"]) > MAX_VERSIONS:
-        victim = next((v for v in secret["versions"] if not labels_of(secret, v["id"])), None)
+    while len(secret.versions) > MAX_VERSIONS:
+        victim = next((v for v in secret.versions if not labels_of(secret, v["id"])), None)
         if victim is None:
             raise errors.LimitExceeded("exceed secret limits error")
-        secret["versions"].remove(victim)
-        dropped.append(victim["id"])
+        secret.versions.remove(victim)
+        dropped.append(victim)
     return dropped
 
 
-def move_label(secret: dict, label: str, vid: str) -> None:
-    old = secret["stages"].get(label)
+def move_label(secret: Secret, label: str, vid: str) -> None:
+    old = secret.stages.get(label)
     if old == vid:
         return
     if label == CURRENT and old is not None:
         # Moving ACSCurrent keeps ACSPrevious on the version that was current, as PutSecretValue does.
-        secret["stages"][PREVIOUS] = old
-    secret["stages"][label] = vid
+        secret.stages[PREVIOUS] = old
+    secret.stages[label] = vid
     if len(labels_of(secret, vid)) > MAX_LABELS_PER_VERSION:
         raise errors.LimitExceeded("exceed secret limits error")
 
 
-def delete_version_rows(ctx: Context, name: str, vids: list[str] | None) -> None:
-    """Delete the value rows of `vids`, or every value row of the secret when `vids` is None."""
-    pk = versions_pk(ctx, name)
-    for vid in vids if vids is not None else [i.sk for i in ctx.store.query_all("secret_versions", pk)]:
-        ctx.store.delete("secret_versions", pk, vid)
+def delete_values(ctx: Context, name: str, entries: list[dict]) -> None:
+    """Delete the value rows of version entries no secret lists any more."""
+    for entry in entries:
+        SecretVersion.drop(ctx.store, ctx.scope, name, row_of(entry))
 
 
-def version_row(ctx: Context, secret: dict, vid: str) -> dict:
-    if all(v["id"] != vid for v in secret["versions"]):
+def version_row(ctx: Context, secret: Secret, vid: str) -> SecretVersion:
+    entry = listed(secret, vid)
+    value = None if entry is None else SecretVersion.get(ctx.store, ctx.scope, secret.name, row_of(entry))
+    if value is None:
         raise errors.ResourceNotFound()
-    item = ctx.store.get("secret_versions", versions_pk(ctx, secret["name"]), vid)
-    if item is None:
-        raise errors.ResourceNotFound()
-    return item.data
+    return value
 
 
-def public(ctx: Context, secret: dict, fetch_tags: bool) -> dict:
+def public(ctx: Context, secret: Secret, fetch_tags: bool) -> dict:
     """Fields DescribeSecret and ListSecrets share (wire names)."""
-    out = {"SecretName": secret["name"], "SecretType": secret["secret_type"],
-           "CreateTime": keys.iso(secret["create_time"]), "UpdateTime": keys.iso(secret["update_time"])}
+    out = {"SecretName": secret.name, "SecretType": secret.secret_type,
+           "CreateTime": keys.iso(secret.create_time), "UpdateTime": keys.iso(secret.update_time)}
     if in_window(secret):
-        out["PlannedDeleteTime"] = keys.iso(secret["planned_delete_time"])
+        out["PlannedDeleteTime"] = keys.iso(secret.planned_delete_time)
     if fetch_tags:
-        out["Tags"] = {"Tag": [{"TagKey": k, "TagValue": v} for k, v in sorted(secret["tags"].items())]}
+        out["Tags"] = {"Tag": [{"TagKey": k, "TagValue": v} for k, v in sorted(secret.tags.items())]}
     return out

@@ -4,10 +4,11 @@ update of that row and a deleted resource takes its tags with it."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from . import errors, keys, secrets
 from .context import Context
+from .records import Key, Secret
 
 
 def one_resource(key_id: str | None, secret_name: str | None, certificate_id: str | None) -> str:
@@ -22,19 +23,19 @@ def one_resource(key_id: str | None, secret_name: str | None, certificate_id: st
 
 
 def change_key_tags(ctx: Context, key_id_param: str, change: Callable[[dict[str, str]], None]) -> None:
-    def apply(key: dict) -> None:
-        tags = dict(key.get("tags") or {})
+    def apply(key: Key) -> None:
+        tags = dict(key.tags or {})
         change(tags)
-        key["tags"] = tags
+        key.tags = tags
 
     keys.mutate(ctx, key_id_param, "tag", apply)
 
 
 def change_secret_tags(ctx: Context, secret_name: str, change: Callable[[dict[str, str]], None]) -> None:
-    def apply(secret: dict) -> None:
-        tags = dict(secret["tags"])
+    def apply(secret: Secret) -> None:
+        tags = dict(secret.tags)
         change(tags)
-        secret["tags"] = tags
+        secret.tags = tags
 
     secrets.mutate(ctx, secret_name, apply)
 

@@ -8,6 +8,10 @@ with paging. Not modelled (answered with a 400): batch operations, more than one
 BACKWARD ranges, transactions, indexes, auto-increment keys, time ranges, wide-row tokens. TTL is
 recorded but never expires anything.
 
+Server-side errors on demand: `backend.inject("OTSServerBusy", action="PutRow", count=1)` answers
+the next PutRow with the error (nothing applied); `after_apply=True` applies the request first and
+then answers the error, as a real OTSTimeout may after the write went through.
+
 Transports: `fake_client(backend)` is an OTSClient calling the backend in process; `serve()` and
 `python -m alikms.testing.fake_tablestore` put it behind a loopback HTTP server.
 """
@@ -23,11 +27,13 @@ import hmac
 import http.client
 import logging
 import operator
+import random
 import re
 import struct
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import tablestore
@@ -58,6 +64,11 @@ class _OtsError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
+def _injected(code: str) -> tuple[int, str, str]:
+    status, message = INJECTABLE[code]
+    return status, code, message
+
+
 def _bad(message: str) -> _OtsError:
     return _OtsError(400, "OTSParameterInvalid", message)
 
@@ -68,6 +79,30 @@ def _unsupported(what: str) -> _OtsError:
 
 def _too_long(value, limit: int) -> bool:
     return isinstance(value, (str, bytes)) and len(value.encode() if isinstance(value, str) else value) > limit
+
+
+# Server-side errors a test can inject: code -> (HTTP status, the service's message).
+INJECTABLE = {
+    "OTSServerBusy": (503, "Server is busy."),
+    "OTSTimeout": (503, "Operation timeout."),
+    "OTSServerUnavailable": (503, "Server is unavailable."),
+    "OTSPartitionUnavailable": (503, "The partition is not available."),
+    "OTSInternalServerError": (500, "Internal server error."),
+    "OTSRowOperationConflict": (409, "Data is being modified by the other request."),
+    "OTSNotEnoughCapacityUnit": (403, "Remaining capacity unit is not enough."),
+}
+
+
+@dataclass
+class Injection:
+    code: str
+    action: str | None = None  # "PutRow", "GetRange"...; None = every action
+    probability: float = 1.0
+    count: int | None = 1  # answer at most this many requests; None = no limit
+    after_apply: bool = False  # apply the request, then answer the error
+    skip: int = 0  # let this many matching requests pass first
+    fired: int = 0
+    seen: int = 0
 
 
 # --- PlainBuffer requests (the SDK's readers reject INF_MIN/INF_MAX and update cells) --------------
@@ -224,10 +259,42 @@ class FakeTablestore:
         self.page_rows, self.page_bytes = 5000, 4 * 1024 * 1024  # GetRange page limits; tests may shrink them
         self._tables: dict[str, _Table] = {}
         self._lock = threading.Lock()
+        self.injections: list[Injection] = []
+        self.injected: list[tuple[str, str]] = []  # (action, code) of every injected error, in order
+        self._rng = random.Random(0)
         self._ops = {"CreateTable": self._create_table, "DescribeTable": self._describe_table,
                      "ListTable": self._list_table, "DeleteTable": self._delete_table, "GetRow": self._get_row,
                      "PutRow": self._put_row, "UpdateRow": self._update_row, "DeleteRow": self._delete_row,
                      "GetRange": self._get_range}
+
+    def inject(self, code: str, *, action: str | None = None, probability: float = 1.0, count: int | None = 1,
+               after_apply: bool = False, skip: int = 0) -> Injection:
+        """Answer matching requests with the server error `code` (a key of INJECTABLE)."""
+        if code not in INJECTABLE:
+            raise ValueError(f"cannot inject {code!r}; one of {sorted(INJECTABLE)}")
+        injection = Injection(code, action, probability, count, after_apply, skip)
+        with self._lock:
+            self.injections.append(injection)
+        return injection
+
+    def clear_injections(self, seed: int = 0) -> None:
+        with self._lock:
+            self.injections.clear()
+            self._rng = random.Random(seed)
+
+    def _injection(self, action: str) -> Injection | None:
+        with self._lock:
+            for inj in self.injections:
+                if inj.action not in (None, action) or (inj.count is not None and inj.fired >= inj.count):
+                    continue
+                inj.seen += 1
+                if inj.seen <= inj.skip:
+                    continue
+                if inj.probability >= 1.0 or self._rng.random() < inj.probability:
+                    inj.fired += 1
+                    self.injected.append((action, inj.code))
+                    return inj
+        return None
 
     def handle(self, path: str, headers: dict, body: bytes) -> tuple[int, str, dict, bytes]:
         action = path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
@@ -238,7 +305,12 @@ class FakeTablestore:
             if op is None:
                 raise _OtsError(400, "OTSUnsupportOperation", f"Unsupported operation: '{action}'.")
             akid, key = self._authenticate(action, h, bytes(body))
+            injection = self._injection(action) if self.injections else None
+            if injection is not None and not injection.after_apply:
+                raise _OtsError(*_injected(injection.code))
             status, out = 200, op(bytes(body)).SerializeToString()
+            if injection is not None:
+                raise _OtsError(*_injected(injection.code))
         except _OtsError as exc:
             status, out = exc.status, _error_body(exc.code, exc.message)
         except DecodeError as exc:
@@ -530,6 +602,14 @@ def fake_client(backend: FakeTablestore, *, access_key_id: str | None = None, ac
         region=region, **kwargs)
     client.connection = InProcessConnection(backend)
     return client
+
+
+def http_client(url: str, backend: FakeTablestore | None = None, **kwargs) -> tablestore.OTSClient:
+    """A real OTSClient talking HTTP to a fake served at `url` (by `serve()`, or through a proxy)."""
+    kwargs.setdefault("logger_name", SDK_LOGGER)
+    return tablestore.OTSClient(url, backend.access_key_id if backend else ACCESS_KEY_ID,
+                                backend.access_key_secret if backend else ACCESS_KEY_SECRET,
+                                (backend.instance if backend else None) or INSTANCE, **kwargs)
 
 
 class _Handler(BaseHTTPRequestHandler):

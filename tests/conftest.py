@@ -110,9 +110,7 @@ def local_env(tmp_path, monkeypatch):
 def make_event(action: str, params: dict, method: str = "POST", **sign) -> bytes:
     """An API Gateway event carrying a correctly signed RPC v1 request."""
     query = support.sign_v1_params(action, params, support.TEST_AK, support.TEST_SECRET, method, **sign)
-    return json.dumps({"path": "/", "httpMethod": method, "headers": {"host": "kms.test", "x-acs-action": action},
-                       "queryParameters": query, "pathParameters": {}, "body": "",
-                       "isBase64Encoded": False}).encode()
+    return support.gateway_event(action, query, method)
 
 
 @pytest.fixture
@@ -143,14 +141,11 @@ class Kms:
 
     def fire(self, job: str, when: float) -> dict:
         import importlib
-        import time
 
         from alikms.shared import registry
 
         spec = next(j for j in registry.JOBS if j.name == job)
-        event = {"triggerTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when)),
-                 "triggerName": f"{job}-timer", "payload": spec.payload}
-        return importlib.import_module(spec.module).handler(json.dumps(event).encode(), None)
+        return importlib.import_module(spec.module).handler(support.timer_event(job, when, spec.payload), None)
 
 
 @pytest.fixture(params=["sqlite", "tablestore"])

@@ -18,9 +18,32 @@ from urllib.parse import quote, urlencode
 from alikms.shared import signing
 
 ROOT = Path(__file__).resolve().parent.parent
+EVENTS = Path(__file__).resolve().parent / "events"
 TEST_AK = "LTAItestAccessKey0001"
 TEST_SECRET = "TestAccessKeySecret0123456789"
 TEST_ACCOUNT = "1234567890123456"
+
+
+def event(name: str, **fields) -> dict:
+    """A sample FC event from tests/events/ (`apigateway`, `fc3-http`, `timer`) with `fields` replacing
+    its top-level fields."""
+    ev = json.loads((EVENTS / f"{name}.json").read_text(encoding="utf-8"))
+    ev.update(fields)
+    return ev
+
+
+def gateway_event(action: str, query: dict, method: str = "POST", headers: dict | None = None,
+                  body: str = "") -> bytes:
+    """The API Gateway event of one request to `action`, as JSON bytes (what FC hands the handler)."""
+    hdrs = {"host": "kms.test", "x-acs-action": action} if headers is None else headers
+    return json.dumps(event("apigateway", httpMethod=method, headers=hdrs, queryParameters=query,
+                            body=body)).encode()
+
+
+def timer_event(job: str, when: float, payload: str = "{}") -> bytes:
+    """The timer event that fires `job` at epoch `when`."""
+    return json.dumps(event("timer", triggerTime=timestamp(when), triggerName=f"{job}-timer",
+                            payload=payload)).encode()
 
 
 def free_port() -> int:

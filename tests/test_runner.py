@@ -27,10 +27,7 @@ def signed_query(action: str, params: dict | None = None, method: str = "POST") 
 
 def gateway_event_file(path, action: str, params: dict | None = None) -> str:
     query = support.sign_v1_params(action, params or {}, support.TEST_AK, support.TEST_SECRET, "POST")
-    path.write_text(json.dumps({"path": "/", "httpMethod": "POST",
-                                "headers": {"host": "kms.test", "x-acs-action": action},
-                                "queryParameters": query, "pathParameters": {}, "body": "",
-                                "isBase64Encoded": False}))
+    path.write_bytes(support.gateway_event(action, query))
     return str(path)
 
 

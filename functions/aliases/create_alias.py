@@ -14,6 +14,7 @@ from pydantic import field_validator
 from alikms.shared import aliases, errors, keys, lifecycle
 from alikms.shared.models import AliasName, ApiModel, KeyIdParam, Response
 from alikms.shared.context import Context
+from alikms.shared.records import Alias
 from alikms.shared.runtime import api_handler
 from alikms.shared.store import Conflict
 
@@ -35,27 +36,23 @@ class CreateAliasResponse(Response):
 
 
 def create_alias(req: CreateAliasRequest, ctx: Context) -> CreateAliasResponse:
-    key, _ = keys.get_key(ctx, req.key_id)
+    key = keys.get_key(ctx, req.key_id)
     lifecycle.require("create_alias", key)
-    row = {"key_id": key["key_id"], "creation_date": int(ctx.now)}
-    existing = ctx.store.get("aliases", ctx.scope, req.alias_name)
-    if existing is not None and _points_at_live_key(ctx, existing.data["key_id"]):
+    alias = Alias(scope=ctx.scope, name=req.alias_name, key_id=key.key_id, creation_date=int(ctx.now))
+    existing = Alias.get(ctx.store, ctx.scope, req.alias_name)
+    if existing is not None and keys.live(ctx, existing.key_id):
         raise errors.AliasAlreadyExists()
     if existing is None and len(aliases.live(ctx)) >= ctx.config.alias_quota:
         raise errors.LimitExceeded()
     try:
         if existing is None:
-            ctx.store.put_new("aliases", ctx.scope, req.alias_name, row)
+            alias.insert(ctx.store)
         else:  # the name still belongs to a key past its deletion date: the sweep just has not run
-            ctx.store.update("aliases", ctx.scope, req.alias_name, row, existing.rev)
+            alias.rev = existing.rev
+            alias.save(ctx.store)
     except Conflict:
         raise errors.AliasAlreadyExists() from None
     return CreateAliasResponse()
-
-
-def _points_at_live_key(ctx: Context, key_id: str) -> bool:
-    item = ctx.store.get("keys", ctx.scope, key_id)
-    return item is not None and not lifecycle.is_gone(item.data, ctx.now)
 
 
 handler = api_handler(__name__, CreateAliasRequest, create_alias)

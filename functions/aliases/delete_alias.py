@@ -8,6 +8,7 @@ from __future__ import annotations
 from alikms.shared import errors
 from alikms.shared.models import AliasName, ApiModel, Response
 from alikms.shared.context import Context
+from alikms.shared.records import Alias
 from alikms.shared.runtime import api_handler
 from alikms.shared.store import Conflict
 
@@ -21,11 +22,11 @@ class DeleteAliasResponse(Response):
 
 
 def delete_alias(req: DeleteAliasRequest, ctx: Context) -> DeleteAliasResponse:
-    alias = ctx.store.get("aliases", ctx.scope, req.alias_name)
+    alias = Alias.get(ctx.store, ctx.scope, req.alias_name)
     if alias is None:
         raise errors.AliasNotFound()
     try:
-        ctx.store.delete("aliases", ctx.scope, req.alias_name, alias.rev)
+        alias.remove(ctx.store)
     except Conflict:  # deleted or re-pointed meanwhile: a concurrent delete already won
         raise errors.AliasNotFound() from None
     return DeleteAliasResponse()

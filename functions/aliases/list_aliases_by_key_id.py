@@ -25,8 +25,8 @@ class ListAliasesByKeyIdResponse(Response):
 
 
 def list_aliases_by_key_id(req: ListAliasesByKeyIdRequest, ctx: Context) -> ListAliasesByKeyIdResponse:
-    key, _ = keys.get_key(ctx, req.key_id)
-    rows = [r for r in ctx.store.query_all("aliases", ctx.scope) if r.data["key_id"] == key["key_id"]]
+    key = keys.get_key(ctx, req.key_id)
+    rows = aliases.of_key(ctx, key.key_id)
     return ListAliasesByKeyIdResponse(
         aliases={"Alias": [aliases.entry(ctx, r) for r in page(rows, req.page_number, req.page_size)]},
         total_count=len(rows), page_number=req.page_number, page_size=req.page_size)

@@ -35,7 +35,7 @@ def asymmetric_decrypt(req: AsymmetricDecryptRequest, ctx: Context) -> Asymmetri
         raise errors.RejectedUnsupportedOperation()
     key, private = asymmetric.usable(ctx, req.key_id, req.key_version_id, keyspecs.ENCRYPT_DECRYPT, req.algorithm)
     plaintext = asymmetric.decrypt(private, req.algorithm, req.ciphertext_blob)
-    return AsymmetricDecryptResponse(key_id=key["key_id"], key_version_id=req.key_version_id,
+    return AsymmetricDecryptResponse(key_id=key.key_id, key_version_id=req.key_version_id,
                                      plaintext=base64.b64encode(plaintext).decode())
 
 

@@ -34,10 +34,10 @@ class AsymmetricEncryptResponse(Response):
 
 def asymmetric_encrypt(req: AsymmetricEncryptRequest, ctx: Context) -> AsymmetricEncryptResponse:
     key, private = asymmetric.usable(ctx, req.key_id, req.key_version_id, keyspecs.ENCRYPT_DECRYPT, req.algorithm)
-    if not 1 <= len(req.plaintext) <= keyspecs.SPECS[key["key_spec"]].encrypt[req.algorithm]:
+    if not 1 <= len(req.plaintext) <= keyspecs.SPECS[key.key_spec].encrypt[req.algorithm]:
         raise errors.InvalidParameter(name="Plaintext")
     ciphertext = asymmetric.encrypt(private, req.algorithm, req.plaintext)
-    return AsymmetricEncryptResponse(ciphertext_blob=base64.b64encode(ciphertext).decode(), key_id=key["key_id"],
+    return AsymmetricEncryptResponse(ciphertext_blob=base64.b64encode(ciphertext).decode(), key_id=key.key_id,
                                      key_version_id=req.key_version_id)
 
 

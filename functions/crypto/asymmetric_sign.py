@@ -36,7 +36,7 @@ def asymmetric_sign(req: AsymmetricSignRequest, ctx: Context) -> AsymmetricSignR
     digest = asymmetric.digest(req.digest)
     key, private = asymmetric.usable(ctx, req.key_id, req.key_version_id, keyspecs.SIGN_VERIFY, req.algorithm)
     signature = asymmetric.sign(private, req.algorithm, digest)
-    return AsymmetricSignResponse(key_id=key["key_id"], key_version_id=req.key_version_id,
+    return AsymmetricSignResponse(key_id=key.key_id, key_version_id=req.key_version_id,
                                   value=base64.b64encode(signature).decode())
 
 

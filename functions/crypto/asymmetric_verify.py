@@ -41,7 +41,7 @@ def asymmetric_verify(req: AsymmetricVerifyRequest, ctx: Context) -> AsymmetricV
     except (binascii.Error, ValueError):
         raise errors.InvalidParameter(name="Value") from None
     key, private = asymmetric.usable(ctx, req.key_id, req.key_version_id, keyspecs.SIGN_VERIFY, req.algorithm)
-    return AsymmetricVerifyResponse(key_id=key["key_id"], key_version_id=req.key_version_id,
+    return AsymmetricVerifyResponse(key_id=key.key_id, key_version_id=req.key_version_id,
                                     value=asymmetric.verify(private, req.algorithm, digest, signature))
 
 

@@ -37,7 +37,7 @@ def decrypt(req: DecryptRequest, ctx: Context) -> DecryptResponse:
     if req.recipient is not None:
         raise errors.UnsupportedOperation()
     key, vid, plaintext = envelope.decrypt(ctx, req.ciphertext_blob, req.encryption_context)
-    return DecryptResponse(key_id=key["key_id"], key_version_id=vid, plaintext=base64.b64encode(plaintext).decode())
+    return DecryptResponse(key_id=key.key_id, key_version_id=vid, plaintext=base64.b64encode(plaintext).decode())
 
 
 handler = api_handler(__name__, DecryptRequest, decrypt)

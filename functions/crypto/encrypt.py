@@ -32,7 +32,7 @@ class EncryptResponse(Response):
 def encrypt(req: EncryptRequest, ctx: Context) -> EncryptResponse:
     key = envelope.encryption_key(ctx, req.key_id)
     blob = envelope.encrypt(ctx, key, req.plaintext, req.encryption_context)
-    return EncryptResponse(ciphertext_blob=blob, key_id=key["key_id"], key_version_id=key["primary_key_version"])
+    return EncryptResponse(ciphertext_blob=blob, key_id=key.key_id, key_version_id=key.primary_key_version)
 
 
 handler = api_handler(__name__, EncryptRequest, encrypt)

@@ -40,7 +40,7 @@ def export_data_key(req: ExportDataKeyRequest, ctx: Context) -> ExportDataKeyRes
     key, vid, data_key = envelope.decrypt(ctx, req.ciphertext_blob, req.encryption_context)
     exported = asymmetric.export(req.public_key_blob, req.wrapping_key_spec, req.wrapping_algorithm, data_key,
                                  "CiphertextBlob")
-    return ExportDataKeyResponse(exported_data_key=exported, key_id=key["key_id"], key_version_id=vid)
+    return ExportDataKeyResponse(exported_data_key=exported, key_id=key.key_id, key_version_id=vid)
 
 
 handler = api_handler(__name__, ExportDataKeyRequest, export_data_key)

@@ -45,8 +45,8 @@ def generate_and_export_data_key(req: GenerateAndExportDataKeyRequest,
     exported = asymmetric.export(req.public_key_blob, req.wrapping_key_spec, req.wrapping_algorithm, data_key,
                                  "NumberOfBytes")
     blob = envelope.encrypt(ctx, key, data_key, req.encryption_context)
-    return GenerateAndExportDataKeyResponse(ciphertext_blob=blob, exported_data_key=exported, key_id=key["key_id"],
-                                            key_version_id=key["primary_key_version"])
+    return GenerateAndExportDataKeyResponse(ciphertext_blob=blob, exported_data_key=exported, key_id=key.key_id,
+                                            key_version_id=key.primary_key_version)
 
 
 handler = api_handler(__name__, GenerateAndExportDataKeyRequest, generate_and_export_data_key)

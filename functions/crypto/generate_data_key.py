@@ -39,8 +39,8 @@ def generate_data_key(req: GenerateDataKeyRequest, ctx: Context) -> GenerateData
     key = envelope.encryption_key(ctx, req.key_id)
     data_key = crypto.random_bytes(envelope.data_key_size(req.number_of_bytes, req.key_spec))
     blob = envelope.encrypt(ctx, key, data_key, req.encryption_context)
-    return GenerateDataKeyResponse(ciphertext_blob=blob, key_id=key["key_id"],
-                                   key_version_id=key["primary_key_version"],
+    return GenerateDataKeyResponse(ciphertext_blob=blob, key_id=key.key_id,
+                                   key_version_id=key.primary_key_version,
                                    plaintext=base64.b64encode(data_key).decode())
 
 

@@ -30,8 +30,8 @@ def generate_data_key_without_plaintext(req: GenerateDataKeyWithoutPlaintextRequ
     key = envelope.encryption_key(ctx, req.key_id)
     data_key = crypto.random_bytes(envelope.data_key_size(req.number_of_bytes, req.key_spec))
     blob = envelope.encrypt(ctx, key, data_key, req.encryption_context)
-    return GenerateDataKeyWithoutPlaintextResponse(ciphertext_blob=blob, key_id=key["key_id"],
-                                                   key_version_id=key["primary_key_version"])
+    return GenerateDataKeyWithoutPlaintextResponse(ciphertext_blob=blob, key_id=key.key_id,
+                                                   key_version_id=key.primary_key_version)
 
 
 handler = api_handler(__name__, GenerateDataKeyWithoutPlaintextRequest, generate_data_key_without_plaintext)

@@ -27,7 +27,7 @@ class GetPublicKeyResponse(Response):
 
 def get_public_key(req: GetPublicKeyRequest, ctx: Context) -> GetPublicKeyResponse:
     key, private = asymmetric.any_usage(ctx, req.key_id, req.key_version_id)
-    return GetPublicKeyResponse(key_id=key["key_id"], key_version_id=req.key_version_id,
+    return GetPublicKeyResponse(key_id=key.key_id, key_version_id=req.key_version_id,
                                 public_key=asymmetric.public_pem(private))
 
 

@@ -61,8 +61,8 @@ def re_encrypt(req: ReEncryptRequest, ctx: Context) -> ReEncryptResponse:
     else:
         _, _, plaintext = envelope.decrypt(ctx, req.ciphertext_blob, req.source_encryption_context)
     blob = envelope.encrypt(ctx, destination, plaintext, req.destination_encryption_context)
-    return ReEncryptResponse(ciphertext_blob=blob, key_id=destination["key_id"],
-                             key_version_id=destination["primary_key_version"])
+    return ReEncryptResponse(ciphertext_blob=blob, key_id=destination.key_id,
+                             key_version_id=destination.primary_key_version)
 
 
 handler = api_handler(__name__, ReEncryptRequest, re_encrypt)

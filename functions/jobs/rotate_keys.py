@@ -11,23 +11,24 @@ from dataclasses import replace
 
 from alikms.shared import versions
 from alikms.shared.context import Context
+from alikms.shared.records import Key
 from alikms.shared.runtime import timer_handler
 
 
 def rotate_keys(ctx: Context, payload: dict) -> dict:
     rotated, failed, seen = [], [], 0
-    for item in ctx.store.scan_all("keys"):
+    for key in Key.scan(ctx.store, lambda item, exc: failed.append({"KeyId": item.sk, "Error": type(exc).__name__})):
         seen += 1
         try:
-            if not versions.rotation_due(item.data, ctx.now):
+            if not versions.rotation_due(key, ctx.now):
                 continue
-            account, _, region = item.pk.partition("/")
+            account, _, region = key.scope.partition("/")
             key_ctx = replace(ctx, account_id=account, region=region)
-            vid = versions.rotate(key_ctx, item.sk, ctx.now, guard=lambda k: versions.rotation_due(k, ctx.now))
+            vid = versions.rotate(key_ctx, key.key_id, ctx.now, guard=lambda k: versions.rotation_due(k, ctx.now))
             if vid is not None:
-                rotated.append(item.sk)
+                rotated.append(key.key_id)
         except Exception as exc:  # noqa: BLE001 - collect and go on, like Vault's multierror
-            failed.append({"KeyId": item.sk, "Error": type(exc).__name__})
+            failed.append({"KeyId": key.key_id, "Error": type(exc).__name__})
     return {"Scanned": seen, "Rotated": rotated, "Failed": failed}
 
 

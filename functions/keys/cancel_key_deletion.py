@@ -10,6 +10,7 @@ from __future__ import annotations
 from alikms.shared import keys, lifecycle
 from alikms.shared.models import ApiModel, KeyIdParam, Response
 from alikms.shared.context import Context
+from alikms.shared.records import Key
 from alikms.shared.runtime import api_handler
 
 
@@ -22,9 +23,9 @@ class CancelKeyDeletionResponse(Response):
 
 
 def cancel_key_deletion(req: CancelKeyDeletionRequest, ctx: Context) -> CancelKeyDeletionResponse:
-    def cancel(key: dict) -> None:
-        state = lifecycle.ENABLED if key.get("primary_key_version") else lifecycle.PENDING_IMPORT
-        key.update(state=state, delete_date=None)
+    def cancel(key: Key) -> None:
+        key.state = lifecycle.ENABLED if key.primary_key_version else lifecycle.PENDING_IMPORT
+        key.delete_date = None
 
     keys.mutate(ctx, req.key_id, "cancel_deletion", cancel)
     return CancelKeyDeletionResponse()

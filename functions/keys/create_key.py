@@ -22,6 +22,7 @@ from pydantic import Field, field_validator
 from alikms.shared import crypto, errors, keys, keyspecs, lifecycle, versions
 from alikms.shared.models import ApiModel, Description, Flag, KeyRotationInterval, Name, PolicyText, Response, CreateTags
 from alikms.shared.context import Context
+from alikms.shared.records import Key
 from alikms.shared.runtime import api_handler
 
 class CreateKeyRequest(ApiModel):
@@ -68,35 +69,32 @@ def create_key(req: CreateKeyRequest, ctx: Context) -> CreateKeyResponse:
             raise errors.MissingParameter(name="RotationInterval")
         if req.origin == "EXTERNAL" or not spec.symmetric:  # the service cannot rotate these
             raise errors.UnsupportedOperation()
-    if ctx.store.count("keys", ctx.scope) >= ctx.config.key_quota:
+    if Key.count(ctx.store, ctx.scope) >= ctx.config.key_quota:
         raise errors.LimitExceeded()
 
     now = int(ctx.now)
-    key = {
-        "key_id": str(uuid.uuid4()),
-        "creation_date": now,
-        "creator": ctx.account_id,
-        "description": req.description,
-        "key_spec": req.key_spec,
-        "key_usage": req.key_usage or spec.default_usage,
-        "origin": req.origin,
-        "protection_level": req.protection_level,
-        "state": lifecycle.PENDING_IMPORT if req.origin == "EXTERNAL" else lifecycle.ENABLED,
-        "delete_date": None,
-        "automatic_rotation": req.enable_automatic_rotation,
-        "rotation_interval": req.rotation_interval if req.enable_automatic_rotation else None,
-        "last_rotation_date": None,
-        "primary_key_version": None,
-        "version_count": 0,
-        "material_expire_time": None,
-        "tags": req.tags,
-        "policy": req.policy,
-    }
+    key = Key(
+        scope=ctx.scope,
+        key_id=str(uuid.uuid4()),
+        creation_date=now,
+        creator=ctx.account_id,
+        description=req.description,
+        key_spec=req.key_spec,
+        key_usage=req.key_usage or spec.default_usage,
+        origin=req.origin,
+        protection_level=req.protection_level,
+        state=lifecycle.PENDING_IMPORT if req.origin == "EXTERNAL" else lifecycle.ENABLED,
+        automatic_rotation=req.enable_automatic_rotation,
+        rotation_interval=req.rotation_interval if req.enable_automatic_rotation else None,
+        tags=req.tags,
+        policy=req.policy,
+    )
     if req.origin == "Aliyun_KMS":
-        # The version row goes first: if the key row then fails, an orphan version is invisible.
-        vid = versions.create(ctx, key, 1, crypto.new_key_material(req.key_spec), now)
-        key.update(primary_key_version=vid, version_count=1, last_rotation_date=now)
-    ctx.store.put_new("keys", ctx.scope, key["key_id"], key)
+        # The version row goes first: if the key write then fails, no key points at it (the
+        # deletion sweep removes it later).
+        key.primary_key_version = versions.create(ctx, key, 1, crypto.new_key_material(req.key_spec), now)
+        key.version_count, key.last_rotation_date = 1, now
+    key.insert(ctx.store)
     return CreateKeyResponse(key_metadata=keys.metadata(ctx, key))
 
 

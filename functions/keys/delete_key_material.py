@@ -6,7 +6,7 @@ Errors: MissingParameter, Unsupported.Origin, Forbidden.KeyNotFound.
 
 from __future__ import annotations
 
-from alikms.shared import errors, keys, lifecycle, versions
+from alikms.shared import errors, keys, versions
 from alikms.shared.models import ApiModel, KeyIdParam, Response
 from alikms.shared.context import Context
 from alikms.shared.runtime import api_handler
@@ -21,18 +21,13 @@ class DeleteKeyMaterialResponse(Response):
 
 
 def delete_key_material(req: DeleteKeyMaterialRequest, ctx: Context) -> DeleteKeyMaterialResponse:
-    key, _ = keys.get_key(ctx, req.key_id)
-    if key["origin"] != "EXTERNAL":
+    key = keys.get_key(ctx, req.key_id)
+    if key.origin != "EXTERNAL":
         raise errors.UnsupportedOrigin()
-
-    def forget(row: dict) -> None:
-        if row["state"] != lifecycle.PENDING_DELETION:
-            row["state"] = lifecycle.PENDING_IMPORT
-        row.update(primary_key_version=None, material_expire_time=None)
-
-    keys.mutate(ctx, key["key_id"], "describe", forget)
-    # The key row no longer points at the material, so removing the rows last is safe to retry.
-    versions.delete_all(ctx, key["key_id"])
+    keys.mutate(ctx, key.key_id, "describe", versions.drop_imported)
+    # Rows of material imported before it moved into the key record: no longer part of the key
+    # once the record above is saved, so removing them last is safe to repeat.
+    versions.delete_all(ctx, key.key_id)
     return DeleteKeyMaterialResponse()
 
 

@@ -20,7 +20,7 @@ class DescribeKeyResponse(Response):
 
 
 def describe_key(req: DescribeKeyRequest, ctx: Context) -> DescribeKeyResponse:
-    key, _ = keys.get_key(ctx, req.key_id)
+    key = keys.get_key(ctx, req.key_id)
     return DescribeKeyResponse(key_metadata=keys.metadata(ctx, key, describe=True))
 
 

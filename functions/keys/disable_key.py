@@ -22,7 +22,7 @@ class DisableKeyResponse(Response):
 
 
 def disable_key(req: DisableKeyRequest, ctx: Context) -> DisableKeyResponse:
-    keys.mutate(ctx, req.key_id, "disable", lambda key: key.update(state=lifecycle.DISABLED))
+    keys.mutate(ctx, req.key_id, "disable", lifecycle.set_state(lifecycle.DISABLED))
     return DisableKeyResponse()
 
 

@@ -21,7 +21,7 @@ class EnableKeyResponse(Response):
 
 
 def enable_key(req: EnableKeyRequest, ctx: Context) -> EnableKeyResponse:
-    keys.mutate(ctx, req.key_id, "enable", lambda key: key.update(state=lifecycle.ENABLED))
+    keys.mutate(ctx, req.key_id, "enable", lifecycle.set_state(lifecycle.ENABLED))
     return EnableKeyResponse()
 
 

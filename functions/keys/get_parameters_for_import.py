@@ -31,11 +31,11 @@ class GetParametersForImportResponse(Response):
 
 
 def get_parameters_for_import(req: GetParametersForImportRequest, ctx: Context) -> GetParametersForImportResponse:
-    key, _ = keys.get_key(ctx, req.key_id)
-    if key["origin"] != "EXTERNAL":
+    key = keys.get_key(ctx, req.key_id)
+    if key.origin != "EXTERNAL":
         raise errors.UnsupportedOrigin()
-    token, public_der, expires = byok.new_token(ctx, key["key_id"], req.wrapping_key_spec, req.wrapping_algorithm)
-    return GetParametersForImportResponse(import_token=token, key_id=key["key_id"],
+    token, public_der, expires = byok.new_token(ctx, key.key_id, req.wrapping_key_spec, req.wrapping_algorithm)
+    return GetParametersForImportResponse(import_token=token, key_id=key.key_id,
                                           public_key=base64.b64encode(public_der).decode(),
                                           token_expire_time=keys.iso(expires))
 

@@ -4,7 +4,8 @@ Material size per spec: Aliyun_AES_256 32 bytes, Aliyun_AES_192 24, Aliyun_AES_1
 KeyMaterialExpireUnix: 0 or omitted means never; otherwise not in the past. Import moves
 PendingImport to Enabled; importing again (to change the expiry, or after expiry or
 DeleteKeyMaterial) is allowed with the same material only. The material always becomes version 1
-with the same id, so ciphertexts made before an expiry decrypt again after a re-import.
+with the same id, so ciphertexts made before an expiry decrypt again after a re-import. The
+material lives in the key record, so the whole import is one conditional write.
 Errors: MissingParameter, InvalidParameter, InvalidKeyMaterial, InvalidImportToken,
 ExpiredImportToken, Unsupported.Origin, Forbidden.KeyNotFound, Rejected.StateModifiedFailed
 (PendingDeletion).
@@ -19,6 +20,7 @@ from pydantic import Field
 from alikms.shared import byok, errors, keys, lifecycle, versions
 from alikms.shared.models import ApiModel, KeyIdParam, Response, UnixTime
 from alikms.shared.context import Context
+from alikms.shared.records import Key
 from alikms.shared.runtime import api_handler
 
 
@@ -34,25 +36,26 @@ class ImportKeyMaterialResponse(Response):
 
 
 def import_key_material(req: ImportKeyMaterialRequest, ctx: Context) -> ImportKeyMaterialResponse:
-    key, _ = keys.get_key(ctx, req.key_id)
-    if key["origin"] != "EXTERNAL":
+    key = keys.get_key(ctx, req.key_id)
+    if key.origin != "EXTERNAL":
         raise errors.UnsupportedOrigin()
     lifecycle.require("import_material", key)
     if req.key_material_expire_unix and req.key_material_expire_unix < ctx.now:
         raise errors.InvalidParameter(name="KeyMaterialExpireUnix")
     material = byok.unwrap_material(ctx, key, req.import_token, req.encrypted_key_material)
-    vid = versions.create(ctx, key, 1, material, ctx.now)
-    fingerprint = key.get("material_fingerprint") or byok.fingerprint(ctx, key["key_id"], material)
+    fingerprint = key.material_fingerprint or byok.fingerprint(ctx, key.key_id, material)
 
-    def imported(row: dict) -> None:
-        if row.get("material_fingerprint") not in (None, fingerprint):
+    def imported(row: Key) -> None:
+        # Material, binding, state and expiry change in this one conditional write of the key record.
+        if row.material_fingerprint and not byok.bound_to(ctx, row, material):
             raise errors.InvalidKeyMaterial()  # another import of different material won the race
-        state = lifecycle.ENABLED if row["state"] == lifecycle.PENDING_IMPORT else row["state"]
-        row.update(state=state, primary_key_version=vid, version_count=1, material_fingerprint=fingerprint,
-                   last_rotation_date=row.get("last_rotation_date") or int(ctx.now),
-                   material_expire_time=req.key_material_expire_unix or None)
+        if row.state == lifecycle.PENDING_IMPORT:
+            row.state = lifecycle.ENABLED
+        versions.import_into(ctx, row, material, ctx.now)
+        row.material_fingerprint = row.material_fingerprint or fingerprint
+        row.material_expire_time = req.key_material_expire_unix or None
 
-    keys.mutate(ctx, key["key_id"], "import_material", imported)
+    keys.mutate(ctx, key.key_id, "import_material", imported)
     return ImportKeyMaterialResponse()
 
 

@@ -16,20 +16,21 @@ from pydantic import BeforeValidator
 from alikms.shared import lifecycle
 from alikms.shared.models import ApiModel, PageNumber, PageSize101, Response, page, parse_filters
 from alikms.shared.context import Context
+from alikms.shared.records import Alias, Key
 from alikms.shared.runtime import api_handler
 
 FILTER_KEYS = {
-    "KeyState": lambda k, aliases: [k["state"]],
-    "KeySpec": lambda k, aliases: [k["key_spec"]],
-    "KeyUsage": lambda k, aliases: [k["key_usage"]],
-    "ProtectionLevel": lambda k, aliases: [k["protection_level"]],
-    "CreatorType": lambda k, aliases: [k.get("creator_type", "User")],
+    "KeyState": lambda k, aliases: [k.state],
+    "KeySpec": lambda k, aliases: [k.key_spec],
+    "KeyUsage": lambda k, aliases: [k.key_usage],
+    "ProtectionLevel": lambda k, aliases: [k.protection_level],
+    "CreatorType": lambda k, aliases: [k.creator_type],
     "DKMSInstanceId": lambda k, aliases: [],  # no KMS instances here: matches no key
-    "keyId": lambda k, aliases: [k["key_id"]],  # lower-case k, as documented
-    "AliasName": lambda k, aliases: aliases.get(k["key_id"], []),
-    "Creator": lambda k, aliases: [k["creator"]],
-    "TagKey": lambda k, aliases: list(k.get("tags", {})),
-    "TagValue": lambda k, aliases: list(k.get("tags", {}).values()),
+    "keyId": lambda k, aliases: [k.key_id],  # lower-case k, as documented
+    "AliasName": lambda k, aliases: aliases.get(k.key_id, []),
+    "Creator": lambda k, aliases: [k.creator],
+    "TagKey": lambda k, aliases: list(k.tags),
+    "TagValue": lambda k, aliases: list(k.tags.values()),
 }
 
 
@@ -49,15 +50,15 @@ class ListKeysResponse(Response):
 def list_keys(req: ListKeysRequest, ctx: Context) -> ListKeysResponse:
     aliases: dict[str, list[str]] = {}
     if "AliasName" in req.filters:
-        for item in ctx.store.query_all("aliases", ctx.scope):
-            aliases.setdefault(item.data["key_id"], []).append(item.sk)
+        for alias in Alias.all(ctx.store, ctx.scope):
+            aliases.setdefault(alias.key_id, []).append(alias.name)
     matching = [
         key
-        for key in (item.data for item in ctx.store.query_all("keys", ctx.scope))
+        for key in Key.all(ctx.store, ctx.scope)
         if not lifecycle.is_gone(key, ctx.now)
         and all(set(FILTER_KEYS[name](key, aliases)) & wanted for name, wanted in req.filters.items())
     ]
-    keys = [{"KeyId": k["key_id"], "KeyArn": ctx.arn("key", k["key_id"])}
+    keys = [{"KeyId": k.key_id, "KeyArn": ctx.arn("key", k.key_id)}
             for k in page(matching, req.page_number, req.page_size)]
     return ListKeysResponse(
         keys={"Key": keys}, total_count=len(matching), page_number=req.page_number, page_size=req.page_size

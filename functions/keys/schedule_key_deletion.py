@@ -17,6 +17,7 @@ from pydantic import Field
 from alikms.shared import keys, lifecycle
 from alikms.shared.models import ApiModel, KeyIdParam, Response
 from alikms.shared.context import Context
+from alikms.shared.records import Key
 from alikms.shared.runtime import api_handler
 
 
@@ -31,8 +32,10 @@ class ScheduleKeyDeletionResponse(Response):
 
 def schedule_key_deletion(req: ScheduleKeyDeletionRequest, ctx: Context) -> ScheduleKeyDeletionResponse:
     delete_date = int(ctx.now) + req.pending_window_in_days * 86400
-    keys.mutate(ctx, req.key_id, "schedule_deletion",
-                lambda key: key.update(state=lifecycle.PENDING_DELETION, delete_date=delete_date))
+    def schedule(key: Key) -> None:
+        key.state, key.delete_date = lifecycle.PENDING_DELETION, delete_date
+
+    keys.mutate(ctx, req.key_id, "schedule_deletion", schedule)
     return ScheduleKeyDeletionResponse()
 
 

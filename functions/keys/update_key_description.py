@@ -9,6 +9,7 @@ from __future__ import annotations
 from alikms.shared import keys
 from alikms.shared.models import ApiModel, Description, KeyIdParam, Response
 from alikms.shared.context import Context
+from alikms.shared.records import Key
 from alikms.shared.runtime import api_handler
 
 
@@ -22,7 +23,10 @@ class UpdateKeyDescriptionResponse(Response):
 
 
 def update_key_description(req: UpdateKeyDescriptionRequest, ctx: Context) -> UpdateKeyDescriptionResponse:
-    keys.mutate(ctx, req.key_id, "update_description", lambda key: key.update(description=req.description))
+    def describe(key: Key) -> None:
+        key.description = req.description
+
+    keys.mutate(ctx, req.key_id, "update_description", describe)
     return UpdateKeyDescriptionResponse()
 
 

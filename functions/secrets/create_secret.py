@@ -22,6 +22,7 @@ from alikms.shared import errors, secrets
 from alikms.shared.models import (ApiModel, Description, Flag, JsonObject, KeyIdParam, PolicyDocument, Response,
                                   SecretData, SecretVersionId, CreateTags)
 from alikms.shared.context import Context
+from alikms.shared.records import Secret
 from alikms.shared.runtime import api_handler
 from alikms.shared.store import Conflict
 
@@ -64,32 +65,30 @@ def create_secret(req: CreateSecretRequest, ctx: Context) -> CreateSecretRespons
     if req.secret_type != "Generic" or req.enable_automatic_rotation:
         raise errors.UnsupportedOperation()
     secrets.check_data(req.secret_data, req.secret_data_type)
-    existing = ctx.store.get("secrets", ctx.scope, req.secret_name)
-    if existing is not None and not secrets.is_gone(existing.data, ctx.now):
-        raise errors.ResourceInDeleteWindow() if secrets.in_window(existing.data) else errors.ResourceExist()
-    if ctx.store.count("secrets", ctx.scope) >= ctx.config.secret_quota:
+    existing = Secret.get(ctx.store, ctx.scope, req.secret_name)
+    if existing is not None and not secrets.is_gone(existing, ctx.now):
+        raise errors.ResourceInDeleteWindow() if secrets.in_window(existing) else errors.ResourceExist()
+    if Secret.count(ctx.store, ctx.scope) >= ctx.config.secret_quota:
         raise errors.LimitExceeded()
     key = secrets.encryption_key(ctx, req.encryption_key_id)
     now = int(ctx.now)
-    secret = {"name": req.secret_name, "secret_type": "Generic", "creator": ctx.account_id, "description": req.description,
-              "encryption_key_id": key["key_id"], "create_time": now, "update_time": now,
-              "planned_delete_time": None, "tags": req.tags, "policy": req.policy, "versions": [], "stages": {},
-              "incarnation": uuid.uuid4().hex}
-    if existing is not None:  # an overdue secret the sweep has not removed yet: clear its values first
-        secrets.delete_version_rows(ctx, req.secret_name, None)
-    created = secrets.write_version(ctx, secret, req.version_id, req.secret_data, req.secret_data_type, key)
-    secrets.attach(secret, req.version_id, [secrets.CURRENT], now)
+    secret = Secret(scope=ctx.scope, name=req.secret_name, secret_type="Generic", creator=ctx.account_id,
+                    description=req.description, encryption_key_id=key.key_id, create_time=now, update_time=now,
+                    tags=req.tags, policy=req.policy, incarnation=uuid.uuid4().hex)
+    # The value first, under a row key of its own: until the secret record lists it, it is part of nothing.
+    value = secrets.store_value(ctx, secret, req.version_id, req.secret_data, req.secret_data_type, key)
+    secrets.attach(secret, req.version_id, value.row, [secrets.CURRENT], now)
     try:
-        if existing is not None:
-            ctx.store.update("secrets", ctx.scope, req.secret_name, secret, existing.rev)
+        if existing is not None:  # an overdue secret the sweep has not removed yet: replace it
+            secret.rev = existing.rev
+            secret.save(ctx.store)
         else:
-            ctx.store.put_new("secrets", ctx.scope, req.secret_name, secret)
+            secret.insert(ctx.store)
     except Conflict:
-        # Another CreateSecret of this name won. Drop the value row we wrote unless it is theirs.
-        winner = ctx.store.get("secrets", ctx.scope, req.secret_name)
-        if created and (winner is None or all(v["id"] != req.version_id for v in winner.data["versions"])):
-            secrets.delete_version_rows(ctx, req.secret_name, [req.version_id])
+        value.remove(ctx.store)  # another CreateSecret of this name won; our value is nobody's
         raise errors.ResourceExist() from None
+    if existing is not None:
+        secrets.delete_values(ctx, existing.name, existing.versions)
     return CreateSecretResponse(arn=ctx.arn("secret", req.secret_name), secret_name=req.secret_name,
                                 version_id=req.version_id, secret_type="Generic")
 

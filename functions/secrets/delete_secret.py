@@ -16,8 +16,8 @@ from pydantic import Field
 from alikms.shared import errors, keys, secrets
 from alikms.shared.models import ApiModel, Flag, Response, SecretName
 from alikms.shared.context import Context
+from alikms.shared.records import Secret, retrying
 from alikms.shared.runtime import api_handler
-from alikms.shared.store import Conflict
 
 
 class DeleteSecretRequest(ApiModel):
@@ -35,18 +35,26 @@ def delete_secret(req: DeleteSecretRequest, ctx: Context) -> DeleteSecretRespons
     if req.force_delete_without_recovery and req.recovery_window_in_days is not None:
         raise errors.InvalidParameter(name="RecoveryWindowInDays")
     if req.force_delete_without_recovery:
-        secret, rev = secrets.get_live(ctx, req.secret_name)
-        # Values first, the row last (conditionally): a crash halfway leaves a secret whose later
-        # deletion finishes the job, never a row without its values being reachable.
-        try:
-            secrets.delete_version_rows(ctx, secret["name"], None)
-            ctx.store.delete("secrets", ctx.scope, secret["name"], rev)
-        except Conflict:
-            raise errors.ResourceNotFound() from None
-        return DeleteSecretResponse(secret_name=secret["name"], planned_delete_time=keys.iso(ctx.now))
+        def remove() -> Secret:
+            secret = secrets.get_live(ctx, req.secret_name)
+            secret.remove(ctx.store)
+            return secret
+
+        # The record first (conditionally, re-read on a race): once it is gone its values are part
+        # of nothing, and a failure before they go leaves rows the deletion sweep removes.
+        secret = retrying(remove)
+        secrets.delete_values(ctx, secret.name, secret.versions)
+        return DeleteSecretResponse(secret_name=secret.name, planned_delete_time=keys.iso(ctx.now))
     when = int(ctx.now) + (req.recovery_window_in_days or 30) * 86400
-    secret = secrets.mutate(ctx, req.secret_name, lambda row: row.update(planned_delete_time=when))
-    return DeleteSecretResponse(secret_name=secret["name"], planned_delete_time=keys.iso(when))
+    secret = secrets.mutate(ctx, req.secret_name, _planned(when))
+    return DeleteSecretResponse(secret_name=secret.name, planned_delete_time=keys.iso(when))
+
+
+def _planned(when: int):
+    def plan(secret: Secret) -> None:
+        secret.planned_delete_time = when
+
+    return plan
 
 
 handler = api_handler(__name__, DeleteSecretRequest, delete_secret)

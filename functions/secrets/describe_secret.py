@@ -29,10 +29,10 @@ class DescribeSecretResponse(Response):
 
 
 def describe_secret(req: DescribeSecretRequest, ctx: Context) -> DescribeSecretResponse:
-    secret, _ = secrets.get(ctx, req.secret_name)
+    secret = secrets.get(ctx, req.secret_name)
     return DescribeSecretResponse.model_validate({
-        "Arn": ctx.arn("secret", secret["name"]), "Description": secret["description"],
-        "EncryptionKeyId": secret["encryption_key_id"], **secrets.public(ctx, secret, req.fetch_tags)})
+        "Arn": ctx.arn("secret", secret.name), "Description": secret.description,
+        "EncryptionKeyId": secret.encryption_key_id, **secrets.public(ctx, secret, req.fetch_tags)})
 
 
 handler = api_handler(__name__, DescribeSecretRequest, describe_secret)

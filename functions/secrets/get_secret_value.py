@@ -37,20 +37,20 @@ class GetSecretValueResponse(Response):
 def get_secret_value(req: GetSecretValueRequest, ctx: Context) -> GetSecretValueResponse:
     if req.recipient is not None:
         raise errors.UnsupportedOperation()
-    secret, _ = secrets.get_live(ctx, req.secret_name)
+    secret = secrets.get_live(ctx, req.secret_name)
     if req.version_id is not None:
         vid = req.version_id
-        if req.version_stage is not None and secret["stages"].get(req.version_stage) != vid:
+        if req.version_stage is not None and secret.stages.get(req.version_stage) != vid:
             raise errors.ResourceNotFound()
     else:
-        vid = secret["stages"].get(req.version_stage or secrets.CURRENT)
+        vid = secret.stages.get(req.version_stage or secrets.CURRENT)
         if vid is None:
             raise errors.ResourceNotFound()
     data, data_type = secrets.read_value(ctx, secret, vid)
     return GetSecretValueResponse(
-        secret_name=secret["name"], secret_type=secret["secret_type"],
+        secret_name=secret.name, secret_type=secret.secret_type,
         secret_data=data, secret_data_type=data_type, version_id=vid,
-        version_stages={"VersionStage": secrets.labels_of(secret, vid)}, create_time=keys.iso(secret["create_time"]))
+        version_stages={"VersionStage": secrets.labels_of(secret, vid)}, create_time=keys.iso(secret.create_time))
 
 
 handler = api_handler(__name__, GetSecretValueRequest, get_secret_value)

@@ -28,13 +28,13 @@ class ListSecretVersionIdsResponse(Response):
 
 
 def list_secret_version_ids(req: ListSecretVersionIdsRequest, ctx: Context) -> ListSecretVersionIdsResponse:
-    secret, _ = secrets.get(ctx, req.secret_name)
+    secret = secrets.get(ctx, req.secret_name)
     entries = [{"VersionId": v["id"], "CreateTime": keys.iso(v["created"]),
                 "VersionStages": {"VersionStage": secrets.labels_of(secret, v["id"])}}
-               for v in secret["versions"]]
+               for v in secret.versions]
     if not req.include_deprecated:
         entries = [e for e in entries if e["VersionStages"]["VersionStage"]]
-    return ListSecretVersionIdsResponse(secret_name=secret["name"],
+    return ListSecretVersionIdsResponse(secret_name=secret.name,
                                         version_ids={"VersionId": page(entries, req.page_number, req.page_size)},
                                         total_count=len(entries), page_number=req.page_number, page_size=req.page_size)
 

@@ -16,21 +16,22 @@ from pydantic import BeforeValidator
 from alikms.shared import secrets
 from alikms.shared.models import ApiModel, Flag, PageNumber, PageSize100, Response, page, parse_filters
 from alikms.shared.context import Context
+from alikms.shared.records import Secret
 from alikms.shared.runtime import api_handler
 
 _FIELDS = {
-    "SecretName": lambda s: [s["name"]],
-    "Description": lambda s: [s["description"]],
-    "TagKey": lambda s: list(s["tags"]),
-    "TagValue": lambda s: list(s["tags"].values()),
-    "SecretType": lambda s: [s["secret_type"]],
-    "Creator": lambda s: [s.get("creator", "")],
+    "SecretName": lambda s: [s.name],
+    "Description": lambda s: [s.description],
+    "TagKey": lambda s: list(s.tags),
+    "TagValue": lambda s: list(s.tags.values()),
+    "SecretType": lambda s: [s.secret_type],
+    "Creator": lambda s: [s.creator],
     "DKMSInstanceId": lambda s: [],
 }
 _FUZZY = ("SecretName", "Description")
 
 
-def _matches(secret: dict, name: str, wanted: set[str]) -> bool:
+def _matches(secret: Secret, name: str, wanted: set[str]) -> bool:
     have = _FIELDS[name](secret)
     if name in _FUZZY:
         return any(w in h for w in wanted for h in have)
@@ -52,7 +53,7 @@ class ListSecretsResponse(Response):
 
 
 def list_secrets(req: ListSecretsRequest, ctx: Context) -> ListSecretsResponse:
-    rows = [s for s in (i.data for i in ctx.store.query_all("secrets", ctx.scope))
+    rows = [s for s in Secret.all(ctx.store, ctx.scope)
             if not secrets.is_gone(s, ctx.now) and all(_matches(s, n, w) for n, w in req.filters.items())]
     listed = [secrets.public(ctx, s, req.fetch_tags) for s in page(rows, req.page_number, req.page_size)]
     return ListSecretsResponse(secret_list={"Secret": listed}, total_count=len(rows), page_number=req.page_number,

@@ -18,7 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from alikms.shared import errors, jsonparam, secrets
 from alikms.shared.models import ApiModel, Response, SecretData, SecretName, SecretVersionId, StageLabel
 from alikms.shared.context import Context
+from alikms.shared.records import Secret
 from alikms.shared.runtime import api_handler
+from alikms.shared.store import StoreUnavailable
 
 
 Stages = Annotated[list[StageLabel], Field(min_length=1, max_length=32)]
@@ -50,32 +52,49 @@ class PutSecretValueResponse(Response):
     version_stages: dict
 
 
+class _Listed(Exception):
+    """The version appeared meanwhile (a racing put of the same VersionId)."""
+
+
 def put_secret_value(req: PutSecretValueRequest, ctx: Context) -> PutSecretValueResponse:
     secrets.check_data(req.secret_data, req.secret_data_type)
-    secret, _ = secrets.get_live(ctx, req.secret_name)
-    if secret["secret_type"] != "Generic":
+    secret = secrets.get_live(ctx, req.secret_name)
+    if secret.secret_type != "Generic":
         raise errors.UnsupportedOperation()
-    key = secrets.encryption_key(ctx, secret["encryption_key_id"])
-    # The value row first: if the stage update below never lands, the row is invisible and a retry
-    # with the same VersionId and data adopts it.
-    created = secrets.write_version(ctx, secret, req.version_id, req.secret_data, req.secret_data_type, key)
-    stages = req.version_stages or [secrets.CURRENT]
-    dropped: list[str] = []
+    key = secrets.encryption_key(ctx, secret.encryption_key_id)
+    if secrets.listed(secret, req.version_id) is None:
+        # The value first, under a row key of its own: until the secret lists it, it is part of
+        # nothing, and a refused put takes it away again.
+        value = secrets.store_value(ctx, secret, req.version_id, req.secret_data, req.secret_data_type, key)
+        stages = req.version_stages or [secrets.CURRENT]
+        dropped: list[dict] = []
 
-    def add(row: dict) -> None:
-        if any(v["id"] == req.version_id for v in row["versions"]):
-            return  # the same version was stored before: an idempotent repeat changes nothing
-        dropped[:] = secrets.attach(row, req.version_id, stages, int(ctx.now))
+        def add(row: Secret) -> None:
+            if secrets.listed(row, req.version_id) is not None:
+                raise _Listed()
+            dropped[:] = secrets.attach(row, req.version_id, value.row, stages, int(ctx.now))
 
-    try:
-        secret = secrets.mutate(ctx, req.secret_name, add)
-    except errors.KmsError:
-        if created:  # a refused put leaves nothing behind, not even the value row it wrote
-            secrets.delete_version_rows(ctx, secret["name"], [req.version_id])
-        raise
-    secrets.delete_version_rows(ctx, secret["name"], dropped)
-    return PutSecretValueResponse(secret_name=secret["name"], version_id=req.version_id,
-                                  version_stages={"VersionStage": secrets.labels_of(secret, req.version_id)})
+        try:
+            secret = secrets.mutate(ctx, req.secret_name, add)
+        except StoreUnavailable:
+            raise  # the update may still have landed: the value stays (the sweep removes it if unlisted)
+        except (errors.KmsError, _Listed) as exc:
+            value.remove(ctx.store)
+            if not isinstance(exc, _Listed):
+                raise
+            secret = secrets.get_live(ctx, req.secret_name)
+        else:
+            secrets.delete_values(ctx, secret.name, dropped)
+            return _answer(secret, req.version_id)
+    # The version exists: a repeat of the same put succeeds and changes nothing.
+    if not secrets.same_value(ctx, secret, req.version_id, req.secret_data, req.secret_data_type):
+        raise errors.ResourceExist()
+    return _answer(secret, req.version_id)
+
+
+def _answer(secret: Secret, vid: str) -> PutSecretValueResponse:
+    return PutSecretValueResponse(secret_name=secret.name, version_id=vid,
+                                  version_stages={"VersionStage": secrets.labels_of(secret, vid)})
 
 
 handler = api_handler(__name__, PutSecretValueRequest, put_secret_value)

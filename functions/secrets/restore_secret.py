@@ -9,8 +9,8 @@ from __future__ import annotations
 from alikms.shared import errors, secrets
 from alikms.shared.models import ApiModel, Response, SecretName
 from alikms.shared.context import Context
+from alikms.shared.records import Secret
 from alikms.shared.runtime import api_handler
-from alikms.shared.store import Conflict
 
 
 class RestoreSecretRequest(ApiModel):
@@ -22,17 +22,13 @@ class RestoreSecretResponse(Response):
 
 
 def restore_secret(req: RestoreSecretRequest, ctx: Context) -> RestoreSecretResponse:
-    for _ in range(16):
-        secret, rev = secrets.get(ctx, req.secret_name)
+    def restore(secret: Secret) -> None:
         if not secrets.in_window(secret):
             raise errors.ResourceInUse()
-        secret.update(planned_delete_time=None, update_time=int(ctx.now))
-        try:
-            ctx.store.update("secrets", ctx.scope, secret["name"], secret, rev)
-            return RestoreSecretResponse(secret_name=secret["name"])
-        except Conflict:
-            continue
-    raise errors.InternalFailure()
+        secret.planned_delete_time = None
+
+    secret = secrets.mutate(ctx, req.secret_name, restore, live=False)
+    return RestoreSecretResponse(secret_name=secret.name)
 
 
 handler = api_handler(__name__, RestoreSecretRequest, restore_secret)

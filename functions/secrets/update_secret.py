@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 from alikms.shared import errors, secrets
 from alikms.shared.models import ApiModel, Response, SecretName
 from alikms.shared.context import Context
+from alikms.shared.records import Secret
 from alikms.shared.runtime import api_handler
 
 
@@ -37,9 +38,12 @@ class UpdateSecretResponse(Response):
 def update_secret(req: UpdateSecretRequest, ctx: Context) -> UpdateSecretResponse:
     if req.extended_config_custom_data is not None:
         raise errors.InvalidParameter(name="ExtendedConfig.CustomData")
-    secret = secrets.mutate(ctx, req.secret_name,
-                            lambda row: row.update(description=req.description) if req.description is not None else None)
-    return UpdateSecretResponse(secret_name=secret["name"])
+    def describe(secret: Secret) -> None:
+        if req.description is not None:
+            secret.description = req.description
+
+    secret = secrets.mutate(ctx, req.secret_name, describe)
+    return UpdateSecretResponse(secret_name=secret.name)
 
 
 handler = api_handler(__name__, UpdateSecretRequest, update_secret)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from alikms.shared import errors, secrets
 from alikms.shared.models import ApiModel, Response, SecretName, SecretVersionId, StageLabel
 from alikms.shared.context import Context
+from alikms.shared.records import Secret
 from alikms.shared.runtime import api_handler
 
 
@@ -28,20 +29,20 @@ class UpdateSecretVersionStageResponse(Response):
     secret_name: str
 
 
-def _apply(req: UpdateSecretVersionStageRequest, secret: dict) -> None:
-    if secret["secret_type"] != "Generic":
+def _apply(req: UpdateSecretVersionStageRequest, secret: Secret) -> None:
+    if secret.secret_type != "Generic":
         raise errors.RejectedUnsupportedOperation()
-    known = {v["id"] for v in secret["versions"]}
+    known = {v["id"] for v in secret.versions}
     for vid in (req.remove_from_version, req.move_to_version):
         if vid is not None and vid not in known:
             raise errors.ResourceNotFound()
-    holder = secret["stages"].get(req.version_stage)
+    holder = secret.stages.get(req.version_stage)
     if req.remove_from_version is not None and holder != req.remove_from_version:
         raise errors.InvalidRequest()
     if req.move_to_version is not None:
         secrets.move_label(secret, req.version_stage, req.move_to_version)
     else:
-        del secret["stages"][req.version_stage]
+        del secret.stages[req.version_stage]
 
 
 def update_secret_version_stage(req: UpdateSecretVersionStageRequest, ctx: Context) -> UpdateSecretVersionStageResponse:
@@ -49,7 +50,7 @@ def update_secret_version_stage(req: UpdateSecretVersionStageRequest, ctx: Conte
     if req.move_to_version is None and (builtin or req.remove_from_version is None):
         raise errors.MissingParameter(name="MoveToVersion")
     secret = secrets.mutate(ctx, req.secret_name, lambda row: _apply(req, row))
-    return UpdateSecretVersionStageResponse(secret_name=secret["name"])
+    return UpdateSecretVersionStageResponse(secret_name=secret.name)
 
 
 handler = api_handler(__name__, UpdateSecretVersionStageRequest, update_secret_version_stage)

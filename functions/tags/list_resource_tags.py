@@ -20,8 +20,8 @@ class ListResourceTagsResponse(Response):
 
 
 def list_resource_tags(req: ListResourceTagsRequest, ctx: Context) -> ListResourceTagsResponse:
-    key, _ = keys.get_key(ctx, req.key_id)
-    items = [{"KeyId": key["key_id"], "TagKey": k, "TagValue": v} for k, v in sorted((key.get("tags") or {}).items())]
+    key = keys.get_key(ctx, req.key_id)
+    items = [{"KeyId": key.key_id, "TagKey": k, "TagValue": v} for k, v in sorted((key.tags or {}).items())]
     return ListResourceTagsResponse(tags={"Tag": items})
 
 

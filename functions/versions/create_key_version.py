@@ -15,6 +15,8 @@ from __future__ import annotations
 from alikms.shared import errors, keys, keyspecs, lifecycle, versions
 from alikms.shared.models import ApiModel, KeyIdParam, Response
 from alikms.shared.context import Context
+from alikms.shared.records import Key, retrying
+from alikms.shared.store import Conflict
 from alikms.shared.runtime import api_handler
 
 MIN_ASYMMETRIC_GAP = 7 * 86400
@@ -29,26 +31,32 @@ class CreateKeyVersionResponse(Response):
     key_version: dict
 
 
-def _allowed(key: dict, now: float) -> bool:
+def _allowed(key: Key, now: float) -> bool:
     lifecycle.require("use", lifecycle.effective(key, now))  # the key-state table comes first
-    if key["origin"] == "EXTERNAL":
+    if key.origin == "EXTERNAL":
         raise errors.RejectedUnsupportedOperation()
-    if key["key_spec"] in keyspecs.ASYMMETRIC:
-        if key["last_rotation_date"] + MIN_ASYMMETRIC_GAP > now:
+    if key.key_spec in keyspecs.ASYMMETRIC:
+        if key.last_rotation_date + MIN_ASYMMETRIC_GAP > now:
             raise errors.RejectedUnsupportedOperation("A new version needs 7 days since the last one.")
-        if key["version_count"] >= MAX_ASYMMETRIC_VERSIONS:
+        if key.version_count >= MAX_ASYMMETRIC_VERSIONS:
             raise errors.LimitExceeded()
     return True
 
 
 def create_key_version(req: CreateKeyVersionRequest, ctx: Context) -> CreateKeyVersionResponse:
-    key, _ = keys.get_key(ctx, req.key_id)
-    for _ in range(8):
-        vid = versions.rotate(ctx, key["key_id"], ctx.now, guard=lambda k: _allowed(k, ctx.now))
-        if vid is not None:
-            return CreateKeyVersionResponse(key_version={"CreationDate": keys.iso(ctx.now), "KeyId": key["key_id"],
-                                                         "KeyVersionId": vid})
-    raise errors.StateModifiedFailed()
+    key = keys.get_key(ctx, req.key_id)
+
+    def rotate() -> str:
+        vid = versions.rotate(ctx, key.key_id, ctx.now, guard=lambda k: _allowed(k, ctx.now))
+        if vid is None:
+            if not keys.live(ctx, key.key_id):
+                raise errors.KeyNotFound()
+            raise Conflict("the key changed meanwhile")
+        return vid
+
+    vid = retrying(rotate)
+    return CreateKeyVersionResponse(key_version={"CreationDate": keys.iso(ctx.now), "KeyId": key.key_id,
+                                                 "KeyVersionId": vid})
 
 
 handler = api_handler(__name__, CreateKeyVersionRequest, create_key_version)

@@ -25,10 +25,10 @@ class DescribeKeyVersionResponse(Response):
 
 
 def describe_key_version(req: DescribeKeyVersionRequest, ctx: Context) -> DescribeKeyVersionResponse:
-    key, _ = keys.get_key(ctx, req.key_id)
-    row = versions.get(ctx, key["key_id"], req.key_version_id)
-    return DescribeKeyVersionResponse(key_version={"CreationDate": keys.iso(row["creation_date"]),
-                                                   "KeyId": key["key_id"], "KeyVersionId": row["version_id"]})
+    key = keys.get_key(ctx, req.key_id)
+    version = versions.get(ctx, key, req.key_version_id)
+    return DescribeKeyVersionResponse(key_version={"CreationDate": keys.iso(version.creation_date),
+                                                   "KeyId": key.key_id, "KeyVersionId": version.version_id})
 
 
 handler = api_handler(__name__, DescribeKeyVersionRequest, describe_key_version)

@@ -25,11 +25,10 @@ class ListKeyVersionsResponse(Response):
 
 
 def list_key_versions(req: ListKeyVersionsRequest, ctx: Context) -> ListKeyVersionsResponse:
-    key, _ = keys.get_key(ctx, req.key_id)
-    rows = sorted((i.data for i in ctx.store.query_all("key_versions", versions.versions_pk(ctx, key["key_id"]))),
-                  key=lambda r: r["seq"])
-    listed = [{"CreationDate": keys.iso(r["creation_date"]), "KeyId": key["key_id"], "KeyVersionId": r["version_id"]}
-              for r in page(rows, req.page_number, req.page_size)]
+    key = keys.get_key(ctx, req.key_id)
+    rows = versions.listed(ctx, key)
+    listed = [{"CreationDate": keys.iso(v.creation_date), "KeyId": key.key_id, "KeyVersionId": v.version_id}
+              for v in page(rows, req.page_number, req.page_size)]
     return ListKeyVersionsResponse(key_versions={"KeyVersion": listed}, total_count=len(rows),
                                    page_number=req.page_number, page_size=req.page_size)
 

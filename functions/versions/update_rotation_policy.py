@@ -12,6 +12,7 @@ from __future__ import annotations
 from alikms.shared import errors, keys, keyspecs, versions
 from alikms.shared.models import ApiModel, Flag, KeyIdParam, KeyRotationInterval, Response
 from alikms.shared.context import Context
+from alikms.shared.records import Key
 from alikms.shared.runtime import api_handler
 
 
@@ -25,20 +26,20 @@ class UpdateRotationPolicyResponse(Response):
     pass
 
 
-def _apply(req: UpdateRotationPolicyRequest, key: dict) -> None:
-    if key["origin"] == "EXTERNAL" or key["key_spec"] not in keyspecs.SYMMETRIC:
+def _apply(req: UpdateRotationPolicyRequest, key: Key) -> None:
+    if key.origin == "EXTERNAL" or key.key_spec not in keyspecs.SYMMETRIC:
         raise errors.RejectedUnsupportedOperation()
     if req.enable_automatic_rotation:
-        key.update(automatic_rotation=True, rotation_interval=req.rotation_interval)
+        key.automatic_rotation, key.rotation_interval = True, req.rotation_interval
     else:
-        key.update(automatic_rotation=False, rotation_interval=None)
+        key.automatic_rotation, key.rotation_interval = False, None
 
 
 def update_rotation_policy(req: UpdateRotationPolicyRequest, ctx: Context) -> UpdateRotationPolicyResponse:
     if req.enable_automatic_rotation and req.rotation_interval is None:
         raise errors.MissingParameter(name="RotationInterval")
     key = keys.mutate(ctx, req.key_id, "rotation_policy", lambda k: _apply(req, k))
-    versions.rotate(ctx, key["key_id"], ctx.now, guard=lambda k: versions.rotation_due(k, ctx.now))
+    versions.rotate(ctx, key.key_id, ctx.now, guard=lambda k: versions.rotation_due(k, ctx.now))
     return UpdateRotationPolicyResponse()
 
 

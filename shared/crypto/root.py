@@ -12,7 +12,7 @@ import base64
 import os
 import time
 
-from ..config import Config, parse_root_keys, root_key_file
+from ..config import Config, read_root_key_file
 from . import _primitives as p
 
 FORMAT = 1
@@ -29,7 +29,7 @@ _file_state: dict[str, tuple[float, int, dict[str, bytes]]] = {}
 
 
 def keys(cfg: Config, force: bool = False) -> dict[str, bytes]:
-    path = root_key_file(cfg.data_dir) if cfg.data_dir is not None else None
+    path = cfg.root_key_path
     if path is None:
         return cfg.root_keys
     checked, mtime, found = _file_state.get(str(path), (0.0, -1, cfg.root_keys))
@@ -37,7 +37,7 @@ def keys(cfg: Config, force: bool = False) -> dict[str, bytes]:
     if force or now - checked >= 1.0:
         current = os.stat(path).st_mtime_ns
         if current != mtime:
-            found = parse_root_keys(path.read_text())
+            found = read_root_key_file(path)
         _file_state[str(path)] = (now, current, found)
     return found
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import functools
 
-from .base import TABLES, Conflict, Item, NonceTableFull, Page, Store
+from .base import TABLES, Conflict, Item, NonceTableFull, Page, Store, StoreUnavailable
 
-__all__ = ["TABLES", "Conflict", "Item", "NonceTableFull", "Page", "Store", "get_store"]
+__all__ = ["TABLES", "Conflict", "Item", "NonceTableFull", "Page", "Store", "StoreUnavailable", "get_store"]
 
 
 @functools.cache

@@ -16,6 +16,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+from ..errors import ServiceUnavailableTemporary
+
 # Logical table -> physical table name, in one place. Tablestore names allow [A-Za-z0-9_].
 TABLES = {
     "accounts": "kms_accounts",  # pk=account id, sk="" : KMS service status per account
@@ -32,6 +34,12 @@ TABLES = {
 
 class Conflict(Exception):
     """A conditional write found the row in another state than expected."""
+
+
+class StoreUnavailable(ServiceUnavailableTemporary):
+    """The store did not answer within its deadline (or kept failing): the call answers the documented
+    503 ServiceUnavailableTemporary. A write that raises this may or may not have been applied; the
+    callers order their writes so that either outcome is a consistent state."""
 
 
 class NonceTableFull(Exception):
@@ -105,6 +113,12 @@ class Store(ABC):
             if len(items) < page_size:
                 return
             start = (items[-1].pk, items[-1].sk)
+
+    def changes(self, table: str) -> int | None:
+        """A count that moves whenever any process sharing this store writes to `table`, or None
+        where the store keeps none (Tablestore: instances share nothing but the service). Lets a
+        cache of the table (access keys, on every request) check itself without a store read."""
+        return None
 
     def remember_nonce(self, key: str, now: int, ttl: int) -> bool:
         """Record a request nonce until `now + ttl`; True if it is new (or its earlier use has

@@ -22,6 +22,12 @@ survives runner restarts there, and a clean shutdown also saves it beside the da
 (`save`), from where a new table is seeded, so a reboot forgets no nonce either; only a crash of
 the whole host loses the last 15 minutes of nonces. Tables whose data directory is gone are removed
 when another table is created.
+
+/dev/shm is writable by every local user and the table's name is predictable, so a table planted
+there by someone else (and wiped by them later, to replay a captured request) must never be
+adopted: tables live in a private directory of the service's user (`alikms-UID`, 0700), and every
+file here is opened without following links and checked on its descriptor (owner, one link,
+regular file: `alikms.shared.localfiles`). The service refuses to start on anything it did not make.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ import struct
 import sys
 import threading
 from pathlib import Path
+
+from .. import localfiles
 
 SLOT = 16
 WINDOW = 32
@@ -56,26 +64,35 @@ def range_lock(fd: int, kind: int, start: int, length: int = _SPAN) -> None:
 
 def table_path(db_path: Path, nonce_dir: str | None) -> Path:
     """The table of the database at `db_path`: in `nonce_dir` (KMS_NONCE_DIR; "data" means beside the
-    database), by default in /dev/shm where the host has it, else beside the database."""
+    database), by default in /dev/shm where the host has it, else beside the database. Outside the
+    data directory it sits in the service user's private directory there (`claim` makes it)."""
     beside = db_path.with_name(db_path.stem + "-nonces.map")
     if nonce_dir == "data" or (nonce_dir is None and not os.path.isdir(SHM)):
         return beside
     tag = hashlib.sha256(str(db_path.resolve()).encode()).hexdigest()[:24]
-    return Path(nonce_dir or SHM) / f"alikms-nonces-{os.getuid()}-{tag}.map"
+    return private_dir(nonce_dir) / f"nonces-{tag}.map"
+
+
+def private_dir(nonce_dir: str | None = None) -> Path:
+    """The service user's own directory for tables in `nonce_dir` (default /dev/shm)."""
+    return Path(nonce_dir or SHM) / f"alikms-{os.geteuid()}"
 
 
 def claim(table: Path, data_dir: Path) -> None:
-    """Before a table is created in a shared directory: note whose it is, and sweep the others'."""
-    sweep(table.parent, keep=table)
-    table.with_suffix(".owner").write_text(str(data_dir.resolve()), encoding="utf-8")
+    """Before a table outside the data directory is opened: make sure its directory is the service's
+    own (refusing one someone else made), note whose table it is, and sweep the others'."""
+    localfiles.private_dir(table.parent)
+    if not os.path.lexists(table):
+        sweep(table.parent, keep=table)
+        localfiles.write_private(table.with_suffix(".owner"), str(data_dir.resolve()).encode(), replace=True)
 
 
 def sweep(directory: Path, keep: Path | None = None) -> None:
-    """Remove the tables in a shared directory whose data directory no longer exists."""
-    for owner in directory.glob("alikms-nonces-*.owner"):
+    """Remove the tables in the private directory whose data directory no longer exists."""
+    for owner in directory.glob("nonces-*.owner"):
         table = owner.with_suffix(".map")
-        with contextlib.suppress(OSError):
-            if table != keep and not os.path.isdir(owner.read_text(encoding="utf-8")):
+        with contextlib.suppress(OSError, localfiles.UnsafeFile):
+            if table != keep and not os.path.isdir(localfiles.read_private(owner).decode()):
                 table.unlink(missing_ok=True)
                 owner.unlink()
 
@@ -86,10 +103,12 @@ def allocate(fd: int, size: int, seed: Path | None = None) -> None:
     fcntl.flock(fd, fcntl.LOCK_EX)  # two processes creating the file at once: one writes it
     try:
         have = os.fstat(fd).st_size
-        if have == 0 and seed is not None and seed.is_file() and seed.stat().st_size == size:
-            with open(seed, "rb") as f:
-                while chunk := f.read(1 << 20):
-                    have += os.write(fd, chunk)
+        if have == 0 and seed is not None and os.path.lexists(seed):
+            src = localfiles.open_private(seed, os.O_RDONLY, create=False)
+            with os.fdopen(src, "rb") as f:
+                if os.fstat(src).st_size == size:
+                    while chunk := f.read(1 << 20):
+                        have += os.write(fd, chunk)
         chunk = bytes(1 << 20)
         os.lseek(fd, have, os.SEEK_SET)
         while have < size:
@@ -103,7 +122,7 @@ class SharedNonces:
         """Open (or create, from `seed` if it holds a saved table of this size) the table at `path`."""
         self._slots = slots = slots or SLOTS
         size = slots * SLOT
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        self._fd = localfiles.open_private(path)
         if os.fstat(self._fd).st_size < size:
             try:
                 allocate(self._fd, size, seed)
@@ -152,11 +171,8 @@ class SharedNonces:
                 range_lock(self._fd, fcntl.F_UNLCK, start)
 
     def save(self, path: Path) -> None:
-        """Write a copy of the table to `path` (atomically), for a later table to start from."""
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            f.write(self._mm)
-        os.replace(tmp, path)
+        """Write a copy of the table to `path` (atomically, mode 0600), for a later table to start from."""
+        localfiles.write_private(path, self._mm, replace=True)
 
     def close(self) -> None:
         self._mm.close()

@@ -6,16 +6,35 @@ Tablestore's own row conditions, checked atomically by the server: `put_new` exp
 exist, `update` and `delete` expect it to exist with `rev` equal to what the caller read. A failed
 check comes back as OTSConditionCheckFail and becomes `Conflict`.
 
+Faults. A request can be lost before the server sees it, or its answer lost after the server
+applied it; the client cannot tell which. Every call here is retried with jittered backoff on
+transient failures (connection errors, socket timeouts, OTSServerBusy, OTSTimeout, 5xx...) until a
+deadline, and then raises `StoreUnavailable` (the 503 ServiceUnavailableTemporary). Reads and
+unconditional deletes repeat safely. A conditional write stores a random write token in the row
+(column `w`), so a retry that meets a Conflict can recognise its own earlier write: the row holding
+our token (at the revision we asked for) means the earlier attempt landed, and that is success, not
+a conflict. A conditional delete whose retry finds the row gone counts as done (nothing records who
+deleted it; a racing delete of the same revision wanted the same outcome).
+
+This layer is the only one that retries: the SDK's retry policy is switched off (its default retries
+writes on OTSServerBusy up to 20 times, 3 s apart, which stacked on ours would take minutes) and so
+are urllib3's transport retries, and every attempt has socket timeouts, so a call that cannot be
+served answers within about `deadline` + one attempt.
+
 This is the only module that imports the `tablestore` SDK.
 """
 
 from __future__ import annotations
 
+import http.client
 import logging
 import os
+import random
+import time
 from urllib.parse import urlparse
 
 import orjson
+import urllib3
 from tablestore import (
     INF_MAX,
     INF_MIN,
@@ -33,39 +52,41 @@ from tablestore import (
     TableOptions,
 )
 from tablestore.credentials import Credentials, CredentialsProvider
+from tablestore.retry import NoRetryPolicy
 
-from .base import TABLES, Conflict, Item, Page, Store
+from ..config import ots_credentials
+from .base import TABLES, Conflict, Item, Page, Store, StoreUnavailable
 
 SCHEMA = [("pk", "STRING"), ("sk", "STRING")]
+# Fault handling (see the module docstring). Per attempt: connect within CONNECT_TIMEOUT, and no
+# more than READ_TIMEOUT between bytes of the answer. Per call: no new attempt after DEADLINE.
+CONNECT_TIMEOUT, READ_TIMEOUT, DEADLINE = 0.5, 1.5, 2.5
+_BACKOFF_BASE, _BACKOFF_CAP = 0.02, 0.4
+# Server errors that say "not now" rather than "never": retried. Any 5xx too.
+_TRANSIENT = frozenset({"OTSServerBusy", "OTSTimeout", "OTSServerUnavailable", "OTSPartitionUnavailable",
+                        "OTSInternalServerError", "OTSRowOperationConflict", "OTSNotEnoughCapacityUnit",
+                        "OTSTableNotReady", "OTSOperationThrottled", "OTSQuotaExhausted"})
+_NETWORK = (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError)
 _COLUMNS = ["rev", "data"]
 _PAGE_MAX = 5000  # GetRange never returns more rows than this per request anyway
 _MIN_TTL = 86400  # Tablestore rejects a time_to_live below one day (other than -1)
 _SDK_LOGGER = "alikms.shared.store.tablestore.sdk"
-# (access key id, secret, security token) variables, in order of preference. Function Compute
-# puts the function role's temporary keys in ALIBABA_CLOUD_*; OTS_* lets a deployment override them.
-_ENV_KEYS = (
-    ("OTS_ACCESS_KEY_ID", "OTS_ACCESS_KEY_SECRET", "OTS_SECURITY_TOKEN"),
-    ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN"),
-)
-
-
 class EnvCredentialsProvider(CredentialsProvider):
-    """Reads the keys from the environment on every request.
+    """Reads the keys from the environment on every request, the one setting read more than once.
 
-    Function Compute rotates the role's STS keys under a warm instance, and the SDK asks its
-    provider once per request, so a long-lived client keeps working across rotations. Each id is
-    paired with the token of its own family: a static OTS_* key must not carry FC's STS token.
+    Function Compute rotates the role's STS keys under a warm instance (the new ones arrive in the
+    environment), and the SDK asks its provider once per request, so a long-lived client keeps
+    working across rotations. The variables and their pairing (each id with the secret and token
+    of its own family) are the settings model's: `alikms.shared.config.ots_credentials`.
     """
 
     def __init__(self, fallback: tuple[str, str, str] = ("", "", "")) -> None:
         self._fallback = fallback
 
     def get_credentials(self) -> Credentials:
-        env = os.environ
-        for id_var, secret_var, token_var in _ENV_KEYS:
-            if env.get(id_var) and env.get(secret_var):
-                return Credentials(env[id_var], env[secret_var], env.get(token_var) or None)
-        akid, secret, token = self._fallback
+        akid, secret, token = ots_credentials(os.environ)
+        if not (akid and secret):
+            akid, secret, token = self._fallback
         if not (akid and secret):
             raise RuntimeError("no Tablestore credentials: set OTS_ACCESS_KEY_ID/OTS_ACCESS_KEY_SECRET "
                                "or ALIBABA_CLOUD_ACCESS_KEY_ID/ALIBABA_CLOUD_ACCESS_KEY_SECRET")
@@ -81,7 +102,8 @@ def _instance_from_endpoint(endpoint: str) -> str:
 
 
 def client_from_config(cfg) -> OTSClient:
-    """An OTSClient for `cfg` (alikms.shared.config.Config): endpoint, instance and credentials."""
+    """An OTSClient for `cfg` (alikms.shared.config.Config, or anything with its ots_* fields):
+    endpoint, instance and the credentials to use when the environment has none."""
     if not cfg.ots_endpoint:
         raise ValueError("OTS_ENDPOINT is not set")
     instance = cfg.ots_instance or _instance_from_endpoint(cfg.ots_endpoint)
@@ -94,7 +116,22 @@ def client_from_config(cfg) -> OTSClient:
         logger.setLevel(logging.CRITICAL)
     provider = EnvCredentialsProvider((cfg.ots_access_key_id, cfg.ots_access_key_secret, cfg.ots_security_token))
     return OTSClient(cfg.ots_endpoint, instance_name=instance, credentials_provider=provider,
-                     logger_name=_SDK_LOGGER)
+                     logger_name=_SDK_LOGGER)  # TablestoreStore replaces its retry policy; create_tables keeps it
+
+
+def _one_retry_layer(client: OTSClient, connect: float, read: float) -> None:
+    """Make the store the only layer that retries, with socket timeouts on every attempt."""
+    client.retry_policy = NoRetryPolicy()
+    pool = getattr(getattr(client, "connection", None), "pool", None)
+    if isinstance(pool, urllib3.PoolManager):  # the SDK's HTTP transport (not an in-process fake)
+        pool.connection_pool_kw.update(retries=False, timeout=urllib3.Timeout(connect=connect, read=read))
+        pool.clear()  # pools made before this change keep their old settings
+
+
+def _transient(exc: Exception) -> bool:
+    if isinstance(exc, OTSServiceError):
+        return exc.get_error_code() in _TRANSIENT or exc.get_http_status() >= 500
+    return isinstance(exc, _NETWORK)
 
 
 def create_tables(client: OTSClient, ttl_nonces: int = _MIN_TTL) -> None:
@@ -147,20 +184,54 @@ def _rev_is(rev: int) -> Condition:
 
 
 class TablestoreStore(Store):
-    def __init__(self, client: OTSClient) -> None:
+    def __init__(self, client: OTSClient, *, deadline: float = DEADLINE, connect_timeout: float = CONNECT_TIMEOUT,
+                 read_timeout: float = READ_TIMEOUT) -> None:
+        _one_retry_layer(client, connect_timeout, read_timeout)
         self._client = client
+        self.deadline = deadline
 
     @classmethod
     def from_config(cls, cfg) -> TablestoreStore:
         return cls(client_from_config(cfg))
 
-    def _write(self, method, table: str, *args) -> None:
-        try:
-            method(TABLES[table], *args)
-        except OTSServiceError as exc:
-            if exc.get_error_code() == "OTSConditionCheckFail":
-                raise Conflict(f"{table} row exists or changed") from exc
-            raise
+    def _call(self, what: str, attempt, resolve=None):
+        """`attempt()` with retries on transient faults until the deadline. For a conditional write,
+        `resolve()` decides a Conflict met after an earlier attempt failed in transit: it returns
+        the result if that attempt landed, or None (a real conflict)."""
+        deadline = time.monotonic() + self.deadline
+        tries, uncertain = 0, False
+        while True:
+            try:
+                return attempt()
+            except OTSServiceError as exc:
+                if exc.get_error_code() == "OTSConditionCheckFail":
+                    landed = resolve() if uncertain and resolve is not None else None
+                    if landed is not None:
+                        return landed
+                    raise Conflict(f"{what}: row exists or changed") from None
+                if not _transient(exc):
+                    raise
+                failure: Exception = exc
+            except _NETWORK as exc:
+                failure = exc
+            uncertain = True
+            tries += 1
+            pause = random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** tries))
+            if time.monotonic() + pause >= deadline:
+                raise StoreUnavailable() from failure
+            time.sleep(pause)
+
+    def _read_row(self, table: str, pk: str, sk: str, columns: list):
+        _, row, _ = self._client.get_row(TABLES[table], _key(pk, sk), columns_to_get=columns, max_version=1)
+        return row
+
+    def _has_token(self, table: str, pk: str, sk: str, token: str, rev: int | None) -> bool:
+        """Whether the row holds our write token (at revision `rev`, when given)."""
+        row = self._call(table, lambda: self._read_row(table, pk, sk, ["rev", "w"]))
+        if row is None:
+            return False
+        columns = {column[0]: column[1] for column in row.attribute_columns}
+        return columns.get("w") == token and (rev is None or columns.get("rev") == rev)
 
     def _range(self, table: str, start: list, end: list, want: int | None, columns: list):
         """Rows from `start` (inclusive) to `end` (exclusive), at most `want`.
@@ -180,37 +251,46 @@ class TablestoreStore(Store):
             start = next_start
 
     def get(self, table: str, pk: str, sk: str = "") -> Item | None:
-        _, row, _ = self._client.get_row(TABLES[table], _key(pk, sk), columns_to_get=_COLUMNS, max_version=1)
+        row = self._call(table, lambda: self._read_row(table, pk, sk, _COLUMNS))
         return None if row is None else _item(row)
 
+    def _put(self, table: str, pk: str, sk: str, data: dict, rev: int, condition: Condition) -> Item:
+        # PutRow for updates too: the row is exactly these columns, so replacing it whole is the same
+        # write with a simpler request.
+        token = os.urandom(12).hex()
+        row = Row(_key(pk, sk), [("rev", rev), ("data", _dump(data)), ("w", token)])
+        item = Item(pk, sk, data, rev)
+        self._call(table, lambda: self._client.put_row(TABLES[table], row, condition),
+                   lambda: item if self._has_token(table, pk, sk, token, rev) else None)
+        return item
+
     def put_new(self, table: str, pk: str, sk: str, data: dict) -> Item:
-        row = Row(_key(pk, sk), [("rev", 1), ("data", _dump(data))])
-        self._write(self._client.put_row, table, row, Condition(RowExistenceExpectation.EXPECT_NOT_EXIST))
-        return Item(pk, sk, data, 1)
+        return self._put(table, pk, sk, data, 1, Condition(RowExistenceExpectation.EXPECT_NOT_EXIST))
 
     def update(self, table: str, pk: str, sk: str, data: dict, expected_rev: int) -> Item:
-        # PutRow rather than UpdateRow: the row is exactly these two columns, so replacing it whole
-        # is the same write with a simpler request.
-        row = Row(_key(pk, sk), [("rev", expected_rev + 1), ("data", _dump(data))])
-        self._write(self._client.put_row, table, row, _rev_is(expected_rev))
-        return Item(pk, sk, data, expected_rev + 1)
+        return self._put(table, pk, sk, data, expected_rev + 1, _rev_is(expected_rev))
 
     def delete(self, table: str, pk: str, sk: str = "", expected_rev: int | None = None) -> None:
         condition = Condition(RowExistenceExpectation.IGNORE) if expected_rev is None else _rev_is(expected_rev)
-        self._write(self._client.delete_row, table, _key(pk, sk), condition)
+
+        def gone() -> bool | None:
+            return True if self._call(table, lambda: self._read_row(table, pk, sk, ["rev"])) is None else None
+
+        self._call(table, lambda: self._client.delete_row(TABLES[table], _key(pk, sk), condition), gone)
 
     def query(self, table: str, pk: str, start_after: str | None = None, limit: int = 100) -> Page:
         start = _key(pk, INF_MIN if start_after is None else _after(start_after))
         # One row more than asked tells whether another page exists, so `next` is exact.
-        rows = list(self._range(table, start, _key(pk, INF_MAX), limit + 1, _COLUMNS))
+        rows = self._call(table, lambda: list(self._range(table, start, _key(pk, INF_MAX), limit + 1, _COLUMNS)))
         items = [_item(row) for row in rows[:limit]]
         return Page(items, items[-1].sk if len(rows) > limit and items else None)
 
     def scan(self, table: str, start_after: tuple[str, str] | None = None, limit: int = 100) -> list[Item]:
         start = _key(INF_MIN, INF_MIN) if start_after is None else _key(start_after[0], _after(start_after[1]))
-        rows = list(self._range(table, start, _key(INF_MAX, INF_MAX), limit, _COLUMNS))
+        rows = self._call(table, lambda: list(self._range(table, start, _key(INF_MAX, INF_MAX), limit, _COLUMNS)))
         return [_item(row) for row in rows[:limit]]
 
     def count(self, table: str, pk: str) -> int:
         # Asking for the key column alone returns rows without their (possibly large) data.
-        return sum(1 for _ in self._range(table, _key(pk, INF_MIN), _key(pk, INF_MAX), None, ["pk"]))
+        return self._call(table, lambda: sum(1 for _ in self._range(table, _key(pk, INF_MIN), _key(pk, INF_MAX),
+                                                                     None, ["pk"])))

@@ -121,9 +121,14 @@ def version_material(store, key_id: str, vid: str) -> bytes:
     from alikms.shared.crypto import unwrap
     from alikms.shared.versions import material_aad
 
-    row = store.get("key_versions", f"{SCOPE}/{key_id}", vid)
-    assert row is not None
-    return unwrap(get_config(), row.data["material"], material_aad(key_id, vid))
+    key = store.get("keys", SCOPE, key_id)
+    if key is not None and key.data.get("imported_material") and key.data["primary_key_version"] == vid:
+        wrapped = key.data["imported_material"]  # imported material lives in the key record
+    else:
+        row = store.get("key_versions", f"{SCOPE}/{key_id}", vid)
+        assert row is not None
+        wrapped = row.data["material"]
+    return unwrap(get_config(), wrapped, material_aad(key_id, vid))
 
 
 def token_rows(store, key_id: str) -> list:

@@ -107,7 +107,11 @@ def edit_key(store, key_id: str, **fields) -> None:
 
 
 def value_rows(store, name: str) -> dict[str, dict]:
-    return {i.sk: i.data for i in store.query_all("secret_versions", f"{SCOPE}/{name}")}
+    """The stored value rows of a secret by version id (each version's row has a key of its own)."""
+    rows = [i.data for i in store.query_all("secret_versions", f"{SCOPE}/{name}")]
+    by_version = {row["version_id"]: row for row in rows}
+    assert len(by_version) == len(rows), "two value rows for one version"
+    return by_version
 
 
 def all_rows_text(store) -> str:

@@ -248,6 +248,7 @@ def test_first_use_of_a_fresh_data_dir_by_racers(tmp_path):
     for round_ in range(20):
         data_dir = tmp_path / f"d{round_}"
         data_dir.mkdir()
-        results = support.run_together([lambda: config._root_keys(data_dir) for _ in range(8)])
+        results = support.run_together([lambda: config.read_root_key_file(config.root_key_file(data_dir))
+                                        for _ in range(8)])
         assert not [r for r in results if isinstance(r, BaseException)], results
         assert len({tuple(sorted(r.items())) for r in results}) == 1

@@ -108,7 +108,6 @@ def handler_call(action: str, params: dict | None = None, ak: str = support.TEST
     from alikms.shared import registry
 
     query = support.sign_v1_params(action, {k: str(v) for k, v in (params or {}).items()}, ak, secret, **sign)
-    event = json.dumps({"path": "/", "httpMethod": "POST", "headers": {"host": "kms.test", "x-acs-action": action},
-                        "queryParameters": query, "pathParameters": {}, "body": "", "isBase64Encoded": False})
-    result = importlib.import_module(registry.action(action).module).handler(event.encode(), None)
+    event = support.gateway_event(action, query)
+    result = importlib.import_module(registry.action(action).module).handler(event, None)
     return result["statusCode"], json.loads(result["body"]), query["Signature"]

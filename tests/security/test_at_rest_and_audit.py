@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from alikms.shared import byok, crypto, identity, versions
+from alikms.shared.records import Key
 from alikms.shared.config import get_config
 from alikms.shared.context import Context
 from alikms.shared.store.base import TABLES
@@ -153,10 +154,13 @@ def workload(run: Run, store) -> None:
     # everything wrapped under the root key, unwrapped
     ctx = Context("scan", support.TEST_ACCOUNT, cfg.region, "", "", time.time(), store, cfg)
     rows = list(store.scan_all("key_versions"))
-    assert len(rows) >= 7
+    assert len(rows) >= 6
     for item in rows:
         key_id = item.pk.rsplit("/", 1)[1]
-        run.secret(f"material {key_id}/{item.sk}", versions.material(ctx, key_id, item.sk))
+        run.secret(f"material {key_id}/{item.sk}", versions.material(ctx, Key.get(store, ctx.scope, key_id), item.sk))
+    imported = Key.get(store, ctx.scope, ext)  # imported material lives in its key record
+    assert imported.imported_material
+    run.secret(f"material {ext}", versions.material(ctx, imported, imported.primary_key_version))
     for item in store.scan_all("import_tokens"):
         key_id = item.pk.rsplit("/", 1)[1]
         run.secret(f"import private key {key_id}",

@@ -47,8 +47,11 @@ def forget_caches() -> None:
 
 def wrapped_ids(store) -> dict[str, list[str]]:
     """Root key id of every wrapped field, per table."""
-    return {table: [crypto.root_key_id_of(i.data[field]) for i in store.scan_all(table) if i.data.get(field)]
-            for table, (field, _) in rootkeys.WRAPPED.items()}
+    found: dict[str, list[str]] = {}
+    for table, field, _ in rootkeys.WRAPPED:
+        found.setdefault(table, []).extend(crypto.root_key_id_of(i.data[field]) for i in store.scan_all(table)
+                                           if i.data.get(field))
+    return found
 
 
 def old_key_anywhere(store, old: str) -> list[str]:

@@ -1,7 +1,7 @@
 """One contract for every Store backend, plus checks of the Tablestore wire fake itself.
 
-The contract runs against SQLite (a file in tmp_path) and against TablestoreStore driving the real
-`tablestore` SDK into the wire-level fake. Concurrency tests give every thread its own store object
+The contract runs against SQLite (a file in tmp_path), against TablestoreStore driving the real
+`tablestore` SDK into the wire-level fake, and against the in-memory store of the test double. Concurrency tests give every thread its own store object
 on the same file / the same fake backend, so the conditional writes themselves have to decide.
 """
 
@@ -21,6 +21,7 @@ from tablestore.protobuf import table_store_pb2 as pb
 from tablestore.retry import NoRetryPolicy
 
 from alikms.shared.store.base import TABLES, Conflict, Item
+from alikms.shared.store.memory import MemoryData, MemoryStore
 from alikms.shared.store.sqlite import SqliteStore
 from alikms.shared.store.tablestore import EnvCredentialsProvider, TablestoreStore, client_from_config, create_tables
 from alikms.testing.fake_tablestore import FakeTablestore, fake_client
@@ -41,7 +42,14 @@ def tablestore(ots_backend, ots_client):  # noqa: F811 - ots_client creates the 
     return lambda: TablestoreStore(fake_client(ots_backend))
 
 
-@pytest.fixture(params=["sqlite", "tablestore"])
+@pytest.fixture
+def memory():
+    """Opens another MemoryStore on the same data each call."""
+    data = MemoryData()
+    return lambda: MemoryStore(data)
+
+
+@pytest.fixture(params=["sqlite", "tablestore", "memory"])
 def open_store(request):
     return request.getfixturevalue(request.param)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import multiprocessing as mp
 
 import pytest
-
 from alikms.shared import errors
 from alikms.shared.store.nonces import WINDOW, SharedNonces
 
@@ -75,6 +74,7 @@ def test_processes_racing_on_the_same_nonces_accept_each_once(tmp_path, procs):
 
 
 def test_table_location(tmp_path, monkeypatch):
+    import os
     from pathlib import Path
 
     from alikms.shared.store import nonces
@@ -82,7 +82,8 @@ def test_table_location(tmp_path, monkeypatch):
     db = tmp_path / "kms.sqlite3"
     assert nonces.table_path(db, "data") == tmp_path / "kms-nonces.map"
     elsewhere = nonces.table_path(db, str(tmp_path / "shm"))
-    assert elsewhere.parent == tmp_path / "shm" and elsewhere.name.startswith("alikms-nonces-")
+    # in the service user's own directory there, never loose in a directory every user can write to
+    assert elsewhere.parent == tmp_path / "shm" / f"alikms-{os.geteuid()}" and elsewhere.name.startswith("nonces-")
     assert nonces.table_path(tmp_path / "." / "kms.sqlite3", str(tmp_path / "shm")) == elsewhere  # same database
     assert nonces.table_path(tmp_path / "other.sqlite3", str(tmp_path / "shm")) != elsewhere
     monkeypatch.setattr(nonces, "SHM", str(tmp_path / "shm"))
@@ -94,6 +95,8 @@ def test_table_location(tmp_path, monkeypatch):
 
 
 def test_a_saved_table_seeds_the_next_one_after_a_reboot(tmp_path):
+    import shutil
+
     from alikms.shared.store.sqlite import SqliteStore
 
     shm, data = tmp_path / "shm", tmp_path / "data"
@@ -101,10 +104,10 @@ def test_a_saved_table_seeds_the_next_one_after_a_reboot(tmp_path):
     data.mkdir()
     store = SqliteStore(data / "kms.sqlite3", nonce_slots=1024, nonce_dir=str(shm))
     assert store.remember_nonce("ak/n1", 1000, 900) is True
-    assert [p.suffix for p in sorted(shm.iterdir())] == [".map", ".owner"]
+    [private] = shm.iterdir()
+    assert [p.suffix for p in sorted(private.iterdir())] == [".map", ".owner"]
     store.save_nonces()
-    for p in shm.iterdir():  # a reboot empties /dev/shm
-        p.unlink()
+    shutil.rmtree(private)  # a reboot empties /dev/shm
     again = SqliteStore(data / "kms.sqlite3", nonce_slots=1024, nonce_dir=str(shm))
     assert again.remember_nonce("ak/n1", 1100, 900) is False  # still remembered
     assert again.remember_nonce("ak/n2", 1100, 900) is True
@@ -120,13 +123,13 @@ def test_tables_of_removed_data_directories_are_swept(tmp_path):
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
         SqliteStore(tmp_path / name / "kms.sqlite3", nonce_slots=1024, nonce_dir=str(shm))
-    assert len(list(shm.glob("*.map"))) == 2
+    assert len(list(shm.glob("*/*.map"))) == 2
     shutil.rmtree(tmp_path / "a")
     (tmp_path / "c").mkdir()
     SqliteStore(tmp_path / "c" / "kms.sqlite3", nonce_slots=1024, nonce_dir=str(shm))  # a new table sweeps
-    owners = sorted(p.read_text() for p in shm.glob("*.owner"))
+    owners = sorted(p.read_text() for p in shm.glob("*/*.owner"))
     assert owners == [str((tmp_path / "b").resolve()), str((tmp_path / "c").resolve())]
-    assert len(list(shm.glob("*.map"))) == 2
+    assert len(list(shm.glob("*/*.map"))) == 2
 
 
 def test_no_room_for_the_table_is_a_clear_error(tmp_path, monkeypatch):
@@ -145,6 +148,8 @@ def test_no_room_for_the_table_is_a_clear_error(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_runner_remembers_nonces_across_a_restart_with_shared_memory_emptied(server_factory, tmp_path, workers):
+    import shutil
+
     from tests import support
 
     shm = tmp_path / "shm"
@@ -153,11 +158,11 @@ def test_runner_remembers_nonces_across_a_restart_with_shared_memory_emptied(ser
     srv = server_factory(env, workers=workers)
     nonce, ts = "restart-nonce-0001", support.timestamp()
     assert support.call(srv, "DescribeRegions", nonce=nonce, ts=ts)[0] == 200
-    assert list(shm.glob("alikms-nonces-*.map"))  # the live table is in shared memory
+    assert list(shm.glob("alikms-*/nonces-*.map"))  # the live table is in shared memory
     srv.stop()  # a clean shutdown saves it into the data directory
     assert (srv.data_dir / "kms-nonces.map").is_file()
     for p in shm.iterdir():
-        p.unlink()
+        shutil.rmtree(p)
     srv2 = support.start_server(srv.data_dir, env, workers=workers)
     try:
         status, body = support.call(srv2, "DescribeRegions", nonce=nonce, ts=ts)

@@ -11,8 +11,8 @@ from alikms.shared.store.sqlite import ChangeCounter, SqliteStore
 def _bump(path: str, times: int, start) -> None:
     counter = ChangeCounter(path)
     start.wait()
-    for _ in range(times):
-        counter.bump()
+    for i in range(times):
+        counter.bump("keys" if i % 2 else "access_keys")
 
 
 def test_processes_bumping_at_once_lose_no_count(tmp_path):
@@ -27,7 +27,9 @@ def test_processes_bumping_at_once_lose_no_count(tmp_path):
     for p in procs:
         p.join(60)
     assert [p.exitcode for p in procs] == [0, 0, 0]
-    assert ChangeCounter(Path(path)).value() == 1200
+    counter = ChangeCounter(Path(path))
+    assert counter.value() == 1200  # the whole database's count
+    assert [counter.counts[counter.slot[t]] for t in ("keys", "access_keys", "secrets")] == [600, 600, 0]
 
 
 def _update(db: str, data: dict, rev: int) -> None:

@@ -63,8 +63,7 @@ def ts(offset: float = 0) -> str:
 
 
 def event(method: str, headers: dict, query: dict, body: bytes = b"") -> bytes:
-    return json.dumps({"path": "/", "httpMethod": method, "headers": headers, "queryParameters": query,
-                       "pathParameters": {}, "body": body.decode(), "isBase64Encoded": False}).encode()
+    return support.gateway_event("", query, method, headers, body.decode())
 
 
 def v1_event(action: str, params: dict | None = None, *, secret: str = support.TEST_SECRET,
@@ -238,11 +237,11 @@ def test_captured_sdk_vectors_authenticate_with_a_pinned_clock(local_env, tmp_pa
     req = wire.HttpRequest(method, "/", headers, query, vec.get("body", "").encode(), "")
     q, params = wire.parse_params(req, 4096)
     cfg = dataclasses.replace(get_config(), access_key_id="testid", access_key_secret="testsecret",
-                              account_id="99")
+                              account_id="9999999999999999")
     store = SqliteStore(tmp_path / f"{name}.sqlite3")
     pinned = 1704067200  # 2024-01-01T00:00:00Z
     caller = auth.authenticate(req, q, params, cfg, store, pinned + 60)
-    assert (caller.account_id, caller.access_key_id) == ("99", "testid")
+    assert (caller.account_id, caller.access_key_id) == ("9999999999999999", "testid")
     with pytest.raises(errors.SignatureNonceUsed):  # the same request again is a replay
         auth.authenticate(req, q, params, cfg, store, pinned + 61)
     with pytest.raises(errors.InvalidTimeStampExpired):

@@ -11,46 +11,26 @@ from urllib.parse import parse_qsl
 import pytest
 
 from alikms.shared import errors, wire
+from tests import support
 
 MAX = 1024
 FORM = "application/x-www-form-urlencoded"
 
 
 def gateway_event(**over) -> dict:
-    """API Gateway -> FC event (platform.md §1.8)."""
-    ev = {
-        "path": "/",
-        "httpMethod": "POST",
+    """API Gateway -> FC event (tests/events/apigateway.json)."""
+    return support.event("apigateway", **{
         "headers": {"Host": "kms.test", "X-Acs-Action": "DescribeRegions", "X-Forwarded-For": "10.0.0.7, 10.0.0.1"},
-        "queryParameters": {"Action": "DescribeRegions", "Format": "JSON"},
-        "pathParameters": {},
-        "body": "",
-        "isBase64Encoded": False,
-    }
-    ev.update(over)
-    return ev
+        "queryParameters": {"Action": "DescribeRegions", "Format": "JSON"}, **over})
 
 
 def http_trigger_event(**over) -> dict:
-    """FC 3.0 HTTP trigger event (platform.md §1.7)."""
-    ev = {
-        "version": "v1",
-        "rawPath": "/a%20b",
-        "headers": {"Host": "abc.cn-hangzhou.fcapp.run", "Content-Type": FORM},
-        "queryParameters": {"KeyId": "k1"},
-        "body": "Description=hello",
-        "isBase64Encoded": False,
-        "requestContext": {
-            "accountId": "123",
-            "domainName": "abc.cn-hangzhou.fcapp.run",
-            "domainPrefix": "abc",
-            "http": {"method": "post", "path": "/a b", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.9",
-                     "userAgent": "ua"},
-            "requestId": "r-1",
-            "time": "2023-09-05T06:41:11Z",
-            "timeEpoch": "1693896071000",
-        },
-    }
+    """FC 3.0 HTTP trigger event (tests/events/fc3-http.json)."""
+    ev = support.event("fc3-http", **{
+        "rawPath": "/a%20b", "headers": {"Host": "abc.cn-hangzhou.fcapp.run", "Content-Type": FORM},
+        "queryParameters": {"KeyId": "k1"}, "body": "Description=hello"})
+    ev["requestContext"]["accountId"] = "123"
+    ev["requestContext"]["http"].update(method="post", path="/a b")
     ev.update(over)
     return ev
 
