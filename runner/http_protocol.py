@@ -4,8 +4,8 @@
   classic SDK puts every parameter, a 30 KB SecretData included, in the query string. For such
   requests only the path is parsed and the query goes to the app untouched.
 * The request line and the header block are bounded (`wire.MAX_QUERY_BYTES`, `MAX_HEADERS`,
-  `MAX_HEADER_BYTES`) as they arrive, before anything in them is decoded, and so is a declared body
-  (`Content-Length` over the body limit). A request over a bound, and a request httptools cannot
+  `MAX_HEADER_BYTES`) as they arrive, before anything in them is decoded, and so is the body (the
+  configured limit), as it arrives. A request over a bound, and a request httptools cannot
   parse, gets the service's own error body and audit record (not uvicorn's plain-text 400), and
   its connection is closed gracefully: the answer, then end of stream, then whatever the client
   still sends is read and dropped for a moment. Closing at once, with unread data, would reset the
@@ -74,12 +74,15 @@ class _OneWriteTransport:
 class RunnerProtocol(HttpToolsProtocol):
     _refused: errors.KmsError | None = None
     _head = 0  # bytes of the current request head seen so far; None once it is complete
-    _url_parts: list[bytes]
     _url_size = 0
+    _max_body = 0  # the configured body limit, read once per connection
+    _body_size = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.transport = _OneWriteTransport(transport, self.loop)  # type: ignore[assignment]
+        self._url_parts: list[bytes] = []
+        self._max_body = get_config().max_body
 
     def data_received(self, data: bytes) -> None:
         if self._refused is not None:
@@ -91,11 +94,6 @@ class RunnerProtocol(HttpToolsProtocol):
             self._head += len(data)
         super().data_received(data)
 
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._head = self._head or 0
-        self._url_parts, self._url_size = [], 0
-
     def on_url(self, url: bytes) -> None:
         # Pieces are joined once the head is complete: `self.url += url` copies the whole URL again
         # for every piece, which a client sending it a few bytes at a time turns into seconds.
@@ -105,9 +103,18 @@ class RunnerProtocol(HttpToolsProtocol):
             self._refused = wire.too_large("line")
             raise _Refused()
 
+    def on_body(self, body: bytes) -> None:
+        # Counted here rather than by the app: only requests with a body pay for it, and one over
+        # the limit is refused (and drained, below) as soon as it passes it.
+        self._body_size += len(body)
+        if self._body_size > self._max_body:
+            self._refused = wire.too_large("body")
+            raise _Refused()
+        super().on_body(body)
+
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        self._head = 0
+        self._head = self._body_size = 0
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to a request httptools could not parse (or a callback refused)."""
@@ -135,20 +142,16 @@ class RunnerProtocol(HttpToolsProtocol):
             transport.close()
 
     def on_headers_complete(self) -> None:
-        headers, head, self._head = self.headers, self._head, None
-        self.url = b"".join(self._url_parts)
+        headers, head, self._head = self.headers, self._head or 0, None
+        parts, url_size, self._url_size = self._url_parts, self._url_size, 0
+        self.url = parts[0] if len(parts) == 1 else b"".join(parts)
+        parts.clear()
         # The head's byte count may include body bytes that came in the same read: only then is
         # the exact size of the header block worth adding up.
-        if len(headers) > wire.MAX_HEADERS or head - self._url_size > wire.MAX_HEADER_BYTES and \
+        if len(headers) > wire.MAX_HEADERS or head - url_size > wire.MAX_HEADER_BYTES and \
                 sum(len(k) + len(v) for k, v in headers) > wire.MAX_HEADER_BYTES:
             self._refused = wire.too_large("header block")
             raise _Refused()
-        for name, value in headers:
-            if name == b"content-length":  # a declared body over the limit is refused before it is read
-                if len(value) > 12 or int(value) > get_config().max_body:
-                    self._refused = wire.too_large("body")
-                    raise _Refused()
-                break
         if len(self.url) <= _PARSER_LIMIT:
             return super().on_headers_complete()
         path, _, query = self.url.partition(b"?")
