@@ -35,6 +35,11 @@ Method:
 * Nonce store: the runner as built and the same app with the nonce store swapped for a per-worker
   set (a lower bound: not replay-safe across workers), and `bench/nonce.py`
   microbenchmarks of the shared table against the SQLite upsert it replaced.
+* A slow store: the runner on Tablestore (the wire fake, in its own process) through the fault proxy
+  (testing/ots_proxy.py, in the runner's supervisor process), once as it is and once with 10 ms added
+  to every store request, 64 clients each. With its latency the store allows at most 64 / (round
+  trips per call x 10 ms) calls/s, the round trips counted by the proxy during the runs; the ratio
+  line sets the slow scenario against the lesser of that bound and the scenario without the latency.
 * In process: the FC handler called in a loop on pre-signed events (one core, no HTTP), plus, for
   DescribeKey and Encrypt, the runner's ASGI app without a socket; `--profile [NAME]` adds a cProfile
   listing of one scenario (default DescribeKey).
@@ -140,6 +145,49 @@ def serve(app: str, factory: bool, runner_args: list[str]) -> int:
 
     uvicorn.Config = same_settings_other_app
     return cli.main(["serve", *runner_args])
+
+
+def serve_ots(latency: float, count_file: str, runner_args: list[str]) -> int:
+    """The runner on Tablestore: the wire fake in a child process, the fault proxy in front of it in
+    this one (adding `latency` seconds to every request), the runner's own `serve` here as well, all
+    in one process group so the server's CPU counts all of it. The proxy's request count is written
+    to `count_file` every 50 ms (the bench reads it around each run)."""
+    import threading
+
+    from tablestore import OTSClient
+    from tablestore.retry import NoRetryPolicy
+
+    from alikms.runner import cli
+    from alikms.shared.store.tablestore import create_tables
+    from alikms.testing import fake_tablestore
+    from alikms.testing.ots_proxy import OtsProxy
+
+    fake = subprocess.Popen([sys.executable, "-m", "alikms.testing.fake_tablestore", "--port", "0"],
+                            stdout=subprocess.PIPE, text=True)
+    url = fake.stdout.readline().strip()
+    create_tables(OTSClient(url, fake_tablestore.ACCESS_KEY_ID, fake_tablestore.ACCESS_KEY_SECRET,
+                            fake_tablestore.INSTANCE, retry_policy=NoRetryPolicy()))
+    proxy = OtsProxy(url, seed=1)
+    proxy.latency = latency
+    proxy.start()
+    os.environ.update(KMS_STORE="tablestore", OTS_ENDPOINT=proxy.url, OTS_INSTANCE=fake_tablestore.INSTANCE,
+                      OTS_ACCESS_KEY_ID=fake_tablestore.ACCESS_KEY_ID,
+                      OTS_ACCESS_KEY_SECRET=fake_tablestore.ACCESS_KEY_SECRET)
+    done = threading.Event()
+
+    def count() -> None:
+        while not done.wait(0.05):
+            tmp = f"{count_file}.tmp"
+            Path(tmp).write_text(str(proxy.stats["requests"]))
+            os.replace(tmp, count_file)
+
+    threading.Thread(target=count, daemon=True).start()
+    try:
+        return cli.main(["serve", *runner_args])
+    finally:
+        done.set()
+        proxy.stop()
+        fake.terminate()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -304,10 +352,22 @@ def group_cpu(pgid: int) -> dict[int, int]:
 
 
 class Server:
-    def __init__(self, name: str, argv: list[str], env: dict, port: int, log_dir: Path, workers: int) -> None:
+    def __init__(self, name: str, argv: list[str], env: dict, port: int, log_dir: Path, workers: int,
+                 count_file: Path | None = None) -> None:
         self.name, self.argv, self.env, self.port, self.workers = name, argv, env, port, workers
         self.log_path = log_dir / f"server-{name.replace(' ', '_').replace('/', '_')}.log"
         self.proc: subprocess.Popen | None = None
+        self.count_file = count_file  # where a Tablestore runner's proxy writes its request count
+
+    def store_requests(self) -> int | None:
+        """Requests the server's store proxy has forwarded so far (None: no proxy)."""
+        if self.count_file is None:
+            return None
+        time.sleep(0.15)  # the count is written every 50 ms
+        try:
+            return int(self.count_file.read_text())
+        except (OSError, ValueError):
+            return None
 
     def start(self, timeout: float = 60) -> Server:
         with open(self.log_path, "wb") as log:
@@ -442,6 +502,7 @@ class Scenario:
     in_process: bool = False  # also time the FC handler in process (on the server's data set)
     quick: bool = True  # part of --quick
     rounds: int = 0  # at most this many measured runs (0: every round)
+    connections: int = 0  # wrk connections (0: the run's --connections)
     note: str = ""
 
 
@@ -452,7 +513,8 @@ class Ratio:
     den: str
     target: float | None  # met when value >= target
     target_text: str = ""
-    source: str = "http"  # http: req/s through the servers; inproc: handler calls/s in process
+    source: str = "http"  # http: req/s through the servers; inproc: handler calls/s in process;
+    # store-bound: num against the lesser of den and the store's bound (store_bound)
 
 
 def setup_blobs(fx: Fixture) -> None:
@@ -510,7 +572,8 @@ def _describe(ds: str) -> Callable[[Fixture, int], Call]:
     return lambda fx, i: Call("DescribeKey", {"KeyId": fx.key(ds, i)})
 
 
-DATASETS = ("kms10", "kms100k", "crypto", "decrypt", "datakey", "secrets", "rotation")
+DATASETS = ("kms10", "kms100k", "crypto", "decrypt", "datakey", "secrets", "rotation", "ots", "ots10")
+STORE_LATENCY = 0.010  # seconds the proxy adds to every store request in the slow-store scenario
 
 # Server name -> (what it serves, its data set (data directory) or None, another server it needs).
 # A data set's first server creates its 10 keys; "runner" is `python -m alikms.runner serve`, as users
@@ -529,6 +592,9 @@ SERVERS: dict[str, tuple[str, str | None, str | None]] = {
     "kms10-nonce-off": ("bench.suite:nonce_off_app", "kms10", "kms10"),
     "trivial": ("bench.suite:trivial_app", None, "kms10"),  # sent kms10's DescribeKey requests
     "moto": ("moto", None, None),
+    # The runner on the Tablestore fake through the fault proxy (serve_ots): "ots:LATENCY".
+    "ots": ("ots:0", "ots", None),
+    "ots-10ms": (f"ots:{STORE_LATENCY}", "ots10", None),
 }
 
 # The scenario table. `server` names which process answers (SERVERS above).
@@ -568,6 +634,10 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("moto GenerateDataKey", "moto",
              lambda fx, i: AwsCall("GenerateDataKey", {"KeyId": fx.moto_key, "NumberOfBytes": 32}),
              setup=setup_moto, unique=False, quick=False, rounds=2),
+    Scenario("DescribeKey OTS", "ots", _describe("ots"), ("DescribeKey",), connections=64,
+             note="Tablestore fake through the proxy, 64 clients"),
+    Scenario("DescribeKey OTS +10ms", "ots-10ms", _describe("ots10"), ("DescribeKey",), connections=64,
+             note="the same, 10 ms added to every store request"),
 )
 
 RATIOS: tuple[Ratio, ...] = (
@@ -590,6 +660,9 @@ RATIOS: tuple[Ratio, ...] = (
     # on this HTTP stack can do better, so this bounds the line above.
     Ratio("ceiling: trivial endpoint / raw EC_P256", "trivial", "EC_P256", None, "(bound for the line above)",
           "primitive"),
+    # A store 10 ms away: throughput bounded by the store, not by one call at a time per worker.
+    Ratio("OTS +10ms / min(store bound, no latency)", "DescribeKey OTS +10ms", "DescribeKey OTS", 0.50, ">= 0.50",
+          "store-bound"),
 )
 
 
@@ -768,11 +841,12 @@ def build_wires(sc: Scenario, fx: Fixture, n: int) -> list[Wire]:
     return sign_many(calls, srv.host)
 
 
-def wrk(srv: Server, prefix: Path, opts: Opts, duration: int) -> dict:
+def wrk(srv: Server, prefix: Path, opts: Opts, duration: int, connections: int = 0) -> dict:
     """One wrk run against srv replaying the lists at prefix; wrk's numbers plus CPU accounting."""
-    cmd = ["wrk", f"-t{opts.threads}", f"-c{opts.connections}", f"-d{duration}s", "--timeout", "5s",
+    cmd = ["wrk", f"-t{opts.threads}", f"-c{connections or opts.connections}", f"-d{duration}s", "--timeout", "5s",
            "--latency", "-s", str(LUA), srv.url, "--", str(prefix)]
     waited, idle_load = wait_quiet(0.25, opts.quiet_wait)
+    store0 = srv.store_requests()
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     busy0 = machine_busy()
     cpu0, t0 = srv.cpu(), time.monotonic()
@@ -790,6 +864,7 @@ def wrk(srv: Server, prefix: Path, opts: Opts, duration: int) -> dict:
     cpu1 = srv.cpu()
     busy1 = machine_busy()
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    store1 = srv.store_requests()
     line = next((ln for ln in out.decode().splitlines() if ln.startswith("BENCH_JSON ")), None)
     if proc.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({proc.returncode}): {err.decode()[-2000:]} {out.decode()[-2000:]}")
@@ -809,6 +884,8 @@ def wrk(srv: Server, prefix: Path, opts: Opts, duration: int) -> dict:
     r["other_cores"] = max(0.0, (busy1 - busy0) / wall - r["server_cores"] - r["wrk_cores"])
     r["quiet_wait_s"] = waited
     r["load_before"] = idle_load
+    if store0 is not None and store1 is not None:
+        r["store_requests"] = store1 - store0  # through the proxy, the calls in flight at the end included
     return r
 
 
@@ -861,7 +938,7 @@ def load_round(sc: Scenario, fx: Fixture, opts: Opts, res: Result, est: float, w
     while True:
         attempts += 1
         write_lists(build_wires(sc, fx, n), prefix, opts.threads, opts.recycle)
-        r = wrk(srv, prefix, opts, opts.duration)
+        r = wrk(srv, prefix, opts, opts.duration, sc.connections)
         r["listed_n"] = n
         if sc.unique and r["wraps"] and attempts < 4:
             res.redone_wrapped += 1
@@ -885,7 +962,7 @@ def warm(sc: Scenario, fx: Fixture, opts: Opts, res: Result, cap: float) -> floa
     prefix = opts.tmp / "warm"
     n = 4000 if not sc.unique else int(cap * opts.warmup * 1.1) + 2000
     write_lists(build_wires(sc, fx, n), prefix, opts.threads, opts.recycle)
-    r = wrk(srv, prefix, opts, opts.warmup)
+    r = wrk(srv, prefix, opts, opts.warmup, sc.connections)
     res.warmup = r
     return r["rps"] if not r["wraps"] else cap
 
@@ -1083,6 +1160,11 @@ def render(results: list[Result], ratios: list[dict], nonce: dict | None, meta: 
         w(f"{r['name']:<42} {num(r['value']):>8} {num(r.get('cpu_ratio')):>8} {r['target_text']:>16}  "
           f"{r['status']}")
     w("by CPU: the same ratio from the servers' CPU time per request (in process: calls/s ratio)")
+    for r in ratios:
+        if r.get("store_bound"):
+            w(f"{r['name']}: store bound {r['connections']} clients / ({r['round_trips']:.2f} round trips x "
+              f"{r['latency_s'] * 1000:.0f} ms) = {r['store_bound']:,.0f} calls/s; without the latency "
+              f"{r['den_rps']:,.0f} req/s; with it {r['num_rps']:,.0f} req/s")
     if meta.get("primitive_rates"):
         w("raw primitive (cryptography alone, " + str(opts.workers) + " processes): " + ", ".join(
             f"{spec} {r:,.0f} signatures/s" for spec, r in meta["primitive_rates"].items()))
@@ -1094,6 +1176,25 @@ def inproc_rate(res: Result, layer: str = "handler") -> float | None:
     """Best round of an in-process layer."""
     rates = [x["rate"] for x in res.inproc if x["layer"] == layer]
     return max(rates) if rates else None
+
+
+def store_bound_ratio(ra: Ratio, num: Result | None, den: Result | None) -> dict:
+    """num's req/s against the lesser of den's and the bound the store's latency sets: each of num's
+    connections has one call in flight, and a call waits its round trips to the store one after
+    another, so calls/s <= connections / (round trips per call x latency)."""
+    out = {"name": ra.name, "value": None, "target": ra.target, "target_text": ra.target_text,
+           "source": "store-bound"}
+    runs = [r for r in (num.runs if num else []) if "store_requests" in r and r["requests"]]
+    if num is None or den is None or not runs:
+        return {**out, "status": "not measured"}
+    latency = float(SERVERS[num.scenario.server][0].partition(":")[2])
+    trips = sum(r["store_requests"] for r in runs) / sum(r["requests"] for r in runs)
+    bound = (num.scenario.connections or 16) / (trips * latency)
+    value = num.median() / min(bound, den.median())
+    status = "INVALID (errors in a run)" if num.invalid or den.invalid else "met" if value >= ra.target else "NOT MET"
+    return {**out, "value": value, "status": status, "round_trips": trips, "store_bound": bound,
+            "latency_s": latency, "connections": num.scenario.connections, "num_rps": num.median(),
+            "den_rps": den.median(), "cpu_ratio": None}
 
 
 def compute_ratios(results: list[Result], primitives: dict[str, float] | None = None) -> list[dict]:
@@ -1108,6 +1209,9 @@ def compute_ratios(results: list[Result], primitives: dict[str, float] | None = 
                 "info" if ra.target is None else "met" if value >= ra.target else "NOT MET"
             out.append({"name": ra.name, "value": value, "target": ra.target, "target_text": ra.target_text,
                         "status": status, "source": "primitive", "primitive_rate": base})
+            continue
+        if ra.source == "store-bound":
+            out.append(store_bound_ratio(ra, num, den))
             continue
         if ra.source == "inproc":
             a, b = (inproc_rate(num) if num else None), (inproc_rate(den) if den else None)
@@ -1206,17 +1310,22 @@ def run(opts: Opts, only: set[str] | None, json_path: str | None) -> int:
         if name not in need:
             continue
         port, workers = free_port(), opts.workers
+        count_file = opts.tmp / f"store-requests-{name}" if app.startswith("ots:") else None
         if app == "runner":
             argv = [py, "-m", "alikms.runner", "serve", "--port", str(port), "--data-dir", str(sets[ds_name].dir),
                     "--workers", str(workers), "--no-timers"]
         elif app == "moto":
             argv, workers = [py, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], 1
+        elif count_file is not None:
+            argv = [py, "-m", "bench.suite", "serve-ots", "--latency", app.partition(":")[2], "--count-file",
+                    str(count_file), "--port", str(port), "--data-dir", str(sets[ds_name].dir),
+                    "--workers", str(workers), "--no-timers"]
         else:  # the runner's serve path with another app; the variants are factories
             argv = [py, "-m", "bench.suite", "serve", app, *([] if app.endswith(":trivial_app") else ["--factory"]),
                     "--port", str(port), "--data-dir", str(sets[ds_name].dir if ds_name else opts.tmp / "trivial"),
                     "--workers", str(workers), "--no-timers"]
         ds = sets[ds_name] if ds_name else None
-        servers[name] = Server(name, argv, env_for(ds), port, opts.tmp, workers).start()
+        servers[name] = Server(name, argv, env_for(ds), port, opts.tmp, workers, count_file).start()
         if ds is not None and ds.server is None:  # the first server on a data set makes its 10 keys
             ds.server = servers[name]
             for _ in range(10):
@@ -1333,6 +1442,10 @@ def main(argv: list[str] | None = None) -> int:
                                      "runner's uvicorn settings")
     s.add_argument("app")
     s.add_argument("--factory", action="store_true")
+    s = sub.add_parser("serve-ots", help="(internal) --latency S --count-file F RUNNER-SERVE-ARGS: the runner on "
+                                         "the Tablestore fake through the fault proxy")
+    s.add_argument("--latency", type=float, required=True)
+    s.add_argument("--count-file", required=True)
     parser.add_argument("--quick", action="store_true",
                         help="1 round of 3 s, no moto Decrypt/GenerateDataKey, shorter in-process and nonce runs")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
@@ -1357,6 +1470,8 @@ def main(argv: list[str] | None = None) -> int:
     args, rest = parser.parse_known_args(argv)
     if args.command == "serve":
         return serve(args.app, args.factory, rest)
+    if args.command == "serve-ots":
+        return serve_ots(args.latency, args.count_file, rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if shutil.which("wrk") is None:

@@ -6,6 +6,11 @@ HTTP response. `server.py` runs this app under uvicorn and fires the timers.
 
 The runner plays the part of API Gateway in front of one-function-per-action: it reads the action
 from `x-acs-action`, else `Action` in the query, else in the form body, and routes on the registry.
+
+Where a call runs: on the worker's event loop when the store is the embedded SQLite file (its calls
+return in microseconds, and handing a call to a thread and back would cost more than the call's
+store work), else in the worker's thread pool (`CALL_THREADS`), so that a call waiting on a remote
+store holds one thread and not the loop, and with it every other connection of the worker.
 """
 
 from __future__ import annotations
@@ -13,13 +18,22 @@ from __future__ import annotations
 import asyncio
 import base64
 import importlib
+import logging
 import os
 import random
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 from alikms.shared import audit, auth, errors, registry, wire
 from alikms.shared.config import get_config
 from alikms.shared.store import get_store
+
+log = logging.getLogger("kms")
+
+# Calls one worker runs at once on a remote store. Each waits on the store most of its time, so the
+# worker's throughput is this many divided by a call's store time; 64 covers as many clients as a
+# worker can have connections before one worker process stops being the right size.
+CALL_THREADS = 64
 
 _handlers: dict[str, object] = {}
 
@@ -98,12 +112,17 @@ def build_event(method: str, path: str, raw_query: str, headers, body: bytes, cl
             "pathParameters": {}, "body": text, "isBase64Encoded": is_b64}
 
 
+def audit_refusal(code: str, status: int, source_ip: str, action: str = "", access_key_id: str = "") -> str:
+    """Record a request answered before it reached a function; returns the request id to answer with."""
+    request_id = new_request_id()
+    audit.record(get_config(), audit.entry(request_id, action, "", access_key_id, source_ip, [], code, status))
+    return request_id
+
+
 def refuse(exc: errors.KmsError, host: str, source_ip: str, action: str = "", access_key_id: str = "") -> dict:
     """The answer to a request refused before it reached a function (no such action, an unreadable
     or oversized request), with its record in the audit trail: every answered request has one."""
-    request_id = new_request_id()
-    audit.record(get_config(), audit.entry(request_id, action, "", access_key_id, source_ip, [], exc.code, exc.status))
-    return wire.error_response(exc, request_id, host)
+    return wire.error_response(exc, audit_refusal(exc.code, exc.status, source_ip, action, access_key_id), host)
 
 
 def route(req: wire.HttpRequest) -> str:
@@ -134,6 +153,35 @@ def dispatch(req: wire.HttpRequest) -> dict:
     return function_handler(spec.module).serve(req, new_request_id())
 
 
+_pool: list[ThreadPoolExecutor] = []  # this process's call threads, made on first use
+_pool_forks: list = []  # the fork hook that drops them in a child (which has not got the threads)
+
+
+def call_pool() -> ThreadPoolExecutor | None:
+    """The threads this worker runs calls in, or None to run them on the event loop (SQLite)."""
+    try:
+        if get_config().store == "sqlite":
+            return None
+        if not _pool:
+            get_store()  # built once here, not by several call threads at once
+            if not _pool_forks:
+                os.register_at_fork(after_in_child=_pool.clear)
+                _pool_forks.append(True)
+            _pool.append(ThreadPoolExecutor(CALL_THREADS, thread_name_prefix="kms-call"))
+    except Exception:  # noqa: BLE001 - a configuration error: the call itself reports it
+        return None
+    return _pool[0]
+
+
+def dispatch_in_thread(req: wire.HttpRequest) -> dict:
+    """`dispatch` in a call thread, which then goes back to waiting: its store read snapshot, if the
+    store keeps one per thread (store/sqlite.py), ends here rather than staying open while it waits."""
+    try:
+        return dispatch(req)
+    finally:
+        _release_store()
+
+
 _idle = [False, False]  # [a check is scheduled, a request came since the last check]
 
 
@@ -154,6 +202,10 @@ def _release_when_idle(loop) -> None:
     _release_store()
 
 
+def _host(scope) -> str:
+    return dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+
+
 _loop: list = []  # this worker's event loop: asyncio.get_running_loop() is a system call (getpid) on 3.11
 
 
@@ -168,37 +220,37 @@ async def app(scope, receive, send) -> None:
         _idle[0] = True
         loop.call_later(1.0, _release_when_idle, loop)
     limit = get_config().max_body
-    headers = scope["headers"]
     chunks, size = [], 0
-    while size <= limit:  # an over-long body is refused as soon as it passes the limit, unread beyond
+    while True:
         msg = await receive()
-        if msg["type"] == "http.disconnect":
-            return  # the client is gone (or the connection was refused mid-body): nobody to answer
+        if msg["type"] == "http.disconnect":  # the client left (or timed out) mid-body: nothing to run
+            return
         chunk = msg.get("body", b"")
         size += len(chunk)
+        if size > limit:  # answered at once; uvicorn reads the rest and drops it, and the connection goes on
+            break
         chunks.append(chunk)
         if not msg.get("more_body"):
             break
-    if size > limit:
-        host = next((v for k, v in headers if k == b"host"), b"").decode("latin-1")
-        await _answer(send, refuse(wire.too_large("body"), host, (scope.get("client") or ("", 0))[0]), close=True)
-        return
     try:
+        if size > limit:
+            raise wire.too_large("body")
         req = build_request(scope["method"], scope["path"], scope["query_string"].decode("latin-1"),
                             scope["headers"], b"".join(chunks), (scope.get("client") or ("", 0))[0])
-        result = dispatch(req)
+        pool = call_pool()
+        result = dispatch(req) if pool is None else await loop.run_in_executor(pool, dispatch_in_thread, req)
     except errors.KmsError as exc:
-        host = next((v for k, v in headers if k == b"host"), b"").decode("latin-1")
-        result = refuse(exc, host, (scope.get("client") or ("", 0))[0])
+        result = refuse(exc, _host(scope), (scope.get("client") or ("", 0))[0])
+    except Exception as exc:  # noqa: BLE001 - the function catches everything; this is a last resort
+        log.error("a request failed outside the function with %s", type(exc).__name__)
+        result = refuse(errors.InternalFailure(), _host(scope), (scope.get("client") or ("", 0))[0])
     await _answer(send, result)
 
 
-async def _answer(send, result: dict, close: bool = False) -> None:
+async def _answer(send, result: dict) -> None:
     body = result["body"]
     payload = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
     out = [(k.encode(), str(v).encode()) for k, v in (result.get("headers") or {}).items()]
     out.append((b"content-length", str(len(payload)).encode()))
-    if close:  # the rest of an unread body would otherwise be taken for the next request
-        out.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": result["statusCode"], "headers": out})
     await send({"type": "http.response.body", "body": payload})

@@ -1,6 +1,7 @@
 """`alikms`: the one console command, a subcommand per tool.
 
     alikms serve [--host H] [--port P] [--data-dir DIR] [--workers N] [--no-timers] [--seed FILE]
+                 [--timeout-keep-alive S] [--request-timeout S]
     alikms invoke FUNCTION [--event FILE] [--data-dir DIR]
     alikms admin ...                 (access keys, policies, the audit trail, root-key rotation)
     alikms create-tables [...]       (the Tablestore tables of a deployment)
@@ -30,6 +31,11 @@ def _runner(argv: list[str]) -> int:
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     p.add_argument("--no-timers", action="store_true")
     p.add_argument("--seed", metavar="FILE", help="keys, aliases and secrets to create at start (YAML or JSON)")
+    p.add_argument("--timeout-keep-alive", type=float, default=5.0, metavar="SECONDS",
+                   help="close a connection that sent nothing for this long (default 5)")
+    p.add_argument("--request-timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="answer 408 and close when a request has not arrived whole this long after its "
+                        "first byte (default 30)")
     p = sub.add_parser("invoke", help="one function once, like `fun local invoke`")
     p.add_argument("function")
     p.add_argument("--event")

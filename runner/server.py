@@ -27,6 +27,17 @@ def timer_event(job: registry.Job, epoch: int) -> dict:
             "triggerName": f"{job.name}-timer", "payload": job.payload}
 
 
+def fire(job: registry.Job, second: int) -> dict | None:
+    """Run a job's handler as its timer does at `second`; its summary, or None if it failed."""
+    try:
+        return function_handler(job.module)(json.dumps(timer_event(job, second)).encode(), fc_context(job.name))
+    except Exception as exc:  # noqa: BLE001 - a failed run must not stop the clock
+        print(f"timer {job.name} failed: {type(exc).__name__}", file=sys.stderr)
+        return None
+    finally:
+        _release_store()
+
+
 def run_timers(stop: threading.Event) -> None:
     """Fire each job's handler when its schedule matches, once per second boundary."""
     from alikms.runner.cron import Schedule
@@ -38,13 +49,7 @@ def run_timers(stop: threading.Event) -> None:
         for second in range(last + 1, now + 1):
             for job, schedule in schedules:
                 if schedule.matches(second):
-                    try:
-                        function_handler(job.module)(json.dumps(timer_event(job, second)).encode(),
-                                                     fc_context(job.name))
-                    except Exception as exc:  # noqa: BLE001 - a failed run must not stop the clock
-                        print(f"timer {job.name} failed: {type(exc).__name__}", file=sys.stderr)
-                    finally:
-                        _release_store()
+                    fire(job, second)
         last = now
 
 
@@ -74,7 +79,8 @@ def serve(args: argparse.Namespace) -> None:
                             lifespan="off", server_header=False,
                             # The runner is the gateway: it says who connected (x-forwarded-for in the
                             # event), never a client's own header, or acs:SourceIp could be forged.
-                            proxy_headers=False)
+                            proxy_headers=False, timeout_keep_alive=args.timeout_keep_alive)
+    config.request_timeout = args.request_timeout  # read by RunnerProtocol, in each worker process
     server = uvicorn.Server(config)
     # uvicorn re-raises the signal that stopped it once it has shut down; leave through Python
     # instead, so the `finally` below runs.
@@ -89,7 +95,10 @@ def serve(args: argparse.Namespace) -> None:
         stop.set()
         save = getattr(get_store(), "save_nonces", None)
         if save is not None:
-            save()  # a nonce table in shared memory would not outlive a reboot
+            try:
+                save()  # a nonce table in shared memory would not outlive a reboot
+            except OSError as exc:  # a full disk, say: the table itself is intact, only the copy failed
+                print(f"could not save the nonce table into the data directory: {exc.strerror}", file=sys.stderr)
 
 
 def _load_seed(path: str, cfg) -> None:

@@ -175,7 +175,10 @@ def read_value(ctx: Context, secret: Secret, vid: str) -> tuple[str, str]:
     slot = (ctx.scope, secret.name, secret.incarnation, vid)
     found = _values.get(slot) if slot[2] else None
     if found is not None:
-        _values.move_to_end(slot)
+        try:
+            _values.move_to_end(slot)
+        except KeyError:  # evicted meanwhile by a call on another thread (the runner's call threads)
+            pass
         return found
     value = version_row(ctx, secret, vid)
     found = (open_value(ctx, secret, value, key if value.key_id == key.key_id else None), value.data_type)

@@ -130,7 +130,10 @@ def material(ctx: Context, key: Key, vid: str) -> bytes:
     cache_key = (ctx.scope, key.key_id, vid)
     found = _material.get(cache_key)
     if found is not None:
-        _material.move_to_end(cache_key)
+        try:
+            _material.move_to_end(cache_key)
+        except KeyError:  # evicted meanwhile by a call on another thread (the runner's call threads)
+            pass
         return found
     if key.imported_material is not None and vid == key.primary_key_version:
         wrapped = key.imported_material  # imported material lives in the key record itself
@@ -160,7 +163,10 @@ def private_key(ctx: Context, key: Key, vid: str):
         if len(_loaded) > _CACHE_SIZE:
             _loaded.popitem(last=False)
     else:
-        _loaded.move_to_end(cache_key)
+        try:
+            _loaded.move_to_end(cache_key)
+        except KeyError:  # evicted meanwhile by a call on another thread
+            pass
     return found
 
 

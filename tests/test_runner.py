@@ -410,3 +410,66 @@ def test_an_idle_worker_releases_its_read_snapshot(monkeypatch):
     assert released == [] and scheduled[0][0] == 1.0  # busy: look again in a second
     runner._release_when_idle(Loop())
     assert released == [True] and runner._idle == [False, False]  # a quiet second: released, disarmed
+
+
+# --- where calls run (runner/app.py call_pool) ---
+
+
+def test_sqlite_calls_run_on_the_event_loop(local_env):
+    assert runner.call_pool() is None
+
+
+def test_remote_store_calls_run_in_the_call_threads(local_env, ots_http, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.conftest import reset_caches
+
+    for name, value in {"KMS_STORE": "tablestore", "OTS_ENDPOINT": ots_http, "OTS_INSTANCE": "kmsfake",
+                        "OTS_ACCESS_KEY_ID": "test-akid", "OTS_ACCESS_KEY_SECRET": "test-secret"}.items():
+        monkeypatch.setenv(name, value)
+    reset_caches()
+    pool = runner.call_pool()
+    assert isinstance(pool, ThreadPoolExecutor) and pool._max_workers == runner.CALL_THREADS
+    assert runner.call_pool() is pool  # one pool per process
+    status, _, body = asgi("POST", signed_query("DescribeRegions"), [b""], [("host", "kms.test")])
+    assert (status, body["Regions"]["Region"]) == (200, [{"RegionId": "cn-hangzhou"}])
+
+
+def test_a_call_thread_ends_its_read_snapshot_before_it_waits(monkeypatch):
+    import threading
+
+    released, ran = [], []
+
+    class Store:
+        def release(self):
+            released.append(threading.get_ident())
+
+    def dispatch(req):
+        ran.append(threading.get_ident())
+        return {"statusCode": 200}
+
+    monkeypatch.setattr(runner, "get_store", lambda: Store())
+    monkeypatch.setattr(runner, "dispatch", dispatch)
+    worker = threading.Thread(target=runner.dispatch_in_thread, args=(None,))
+    worker.start()
+    worker.join()
+    assert released == ran == [worker.ident]  # on the thread that ran the call, after it
+
+
+def test_asgi_app_runs_nothing_for_a_client_that_left_mid_body(local_env, monkeypatch):
+    dispatched, sent = [], []
+    monkeypatch.setattr(runner, "dispatch", lambda req: dispatched.append(req))
+    messages = [{"type": "http.request", "body": b"Action=CreateKey&Descr", "more_body": True},
+                {"type": "http.disconnect"}]
+
+    async def receive():
+        return messages.pop(0)
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/", "query_string": signed_query("CreateKey").encode(),
+             "headers": [(b"host", b"kms.test"), (b"content-type", b"application/x-www-form-urlencoded")],
+             "client": ("127.0.0.1", 40000)}
+    asyncio.run(runner.app(scope, receive, send))
+    assert dispatched == [] and sent == []  # the truncated request is not run, and nobody is there to answer
