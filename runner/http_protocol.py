@@ -49,14 +49,22 @@ REQUEST_TIMEOUT = 30.0  # seconds from a request's first byte to its last, unles
 _TIMED_OUT = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
               b"content-length: 16\r\nconnection: close\r\nx-acs-request-id: %s\r\n\r\nRequest Timeout.")
 _URL_LIMIT = wire.MAX_QUERY_BYTES + 1024  # the query and a path
-# httptools buffers a header line itself until it ends, so the bytes of a head past its request line
-# are counted as they arrive too (one read at most past the limit; the method and CRLFs are slack).
-_HEADER_LIMIT = wire.MAX_HEADER_BYTES + 4096
+# httptools buffers a header line itself until it ends, so the bytes of a head are counted as they
+# arrive too (one read at most past the limit; the method and CRLFs are slack).
+_HEAD_LIMIT = _URL_LIMIT + wire.MAX_HEADER_BYTES + 4096
 _LINGER = 2.0  # seconds a refused connection keeps draining before it is closed
 
 
 class _Refused(Exception):
     """A request over a bound; raised inside a parser callback, answered by `send_400_response`."""
+
+
+class _Drop:
+    """The parser of a refused connection: what the client still sends is read and dropped."""
+
+    @staticmethod
+    def feed_data(data: bytes) -> None:
+        return None
 
 
 class _OneWriteTransport:
@@ -121,9 +129,8 @@ def _sweep(loop: asyncio.AbstractEventLoop, state, every: float) -> None:
 
 
 class RunnerProtocol(HttpToolsProtocol):
-    _refused: errors.KmsError | None = None
+    _why: errors.KmsError | None = None  # the bound a parser callback found exceeded
     _head = 0  # bytes of the current request head seen so far; None once it is complete
-    _url_size = 0
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -156,14 +163,13 @@ class RunnerProtocol(HttpToolsProtocol):
             transport.close()
 
     def data_received(self, data: bytes) -> None:
-        if self._refused is not None:
-            return  # answered and closing: nothing more is read
-        if self._head is not None:
-            if self._head - self._url_size > _HEADER_LIMIT:
-                self._refuse(wire.too_large("header block"))
+        head = self._head
+        if head is not None:
+            if head > _HEAD_LIMIT:
+                self._refuse(wire.too_large("header block" if self.headers else "line"))
                 return
-            self._head += len(data)
-        super().data_received(data)
+            self._head = head + len(data)
+        HttpToolsProtocol.data_received(self, data)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -173,10 +179,6 @@ class RunnerProtocol(HttpToolsProtocol):
         # Pieces are joined once the head is complete: `self.url += url` copies the whole URL again
         # for every piece, which a client sending it a few bytes at a time turns into seconds.
         self._url_parts.append(url)
-        self._url_size += len(url)
-        if self._url_size > _URL_LIMIT:
-            self._refused = wire.too_large("line")
-            raise _Refused()
 
     def on_message_complete(self) -> None:
         self.began = None
@@ -185,10 +187,12 @@ class RunnerProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to a request httptools could not parse (or a callback refused)."""
-        self._refuse(self._refused or errors.ParseRequestParameterException())
+        self._refuse(self._why or errors.ParseRequestParameterException())
 
     def _refuse(self, exc: errors.KmsError) -> None:
-        self._refused, self.began = exc, None
+        if type(self.parser) is _Drop:
+            return  # answered already
+        self.began, self._head, self.parser = None, None, _Drop()  # type: ignore[assignment]
         host = dict(self.headers or ()).get(b"host", b"").decode("latin-1")
         result = refuse(exc, host, self.client[0] if self.client else "")
         body = result["body"].encode()
@@ -227,14 +231,17 @@ class RunnerProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         headers, head, self._head = self.headers, self._head or 0, None
-        parts, url_size, self._url_size = self._url_parts, self._url_size, 0
-        self.url = parts[0] if len(parts) == 1 else b"".join(parts)
+        parts = self._url_parts
+        self.url = url = parts[0] if len(parts) == 1 else b"".join(parts)
         parts.clear()
+        if len(url) > _URL_LIMIT:
+            self._why = wire.too_large("line")
+            raise _Refused()
         # The head's byte count may include body bytes that came in the same read: only then is
         # the exact size of the header block worth adding up.
-        if len(headers) > wire.MAX_HEADERS or head - url_size > wire.MAX_HEADER_BYTES and \
+        if len(headers) > wire.MAX_HEADERS or head - len(url) > wire.MAX_HEADER_BYTES and \
                 sum(len(k) + len(v) for k, v in headers) > wire.MAX_HEADER_BYTES:
-            self._refused = wire.too_large("header block")
+            self._why = wire.too_large("header block")
             raise _Refused()
         if len(self.url) <= _PARSER_LIMIT:
             return super().on_headers_complete()
