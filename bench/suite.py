@@ -654,7 +654,10 @@ RATIOS: tuple[Ratio, ...] = (
     Ratio("GetSecretValue / trivial", "GetSecretValue", "trivial", 0.20, ">= 0.20"),
     # Raw primitive: cryptography signing alone in as many processes as the runner has workers.
     Ratio("AsymmetricSign RSA_2048 / raw primitive", "AsymmetricSign", "RSA_2048", 0.60, ">= 0.60", "primitive"),
-    Ratio("AsymmetricSign EC_P256 / raw primitive", "AsymmetricSign EC_P256", "EC_P256", 0.60, ">= 0.60",
+    # EC_P256 signing against the stack's signed DescribeKey (the asymmetric issue's target); the
+    # old target, 60% of raw P-256 signing, is retired: the trivial endpoint itself reaches only ~0.58.
+    Ratio("AsymmetricSign EC_P256 / DescribeKey", "AsymmetricSign EC_P256", "DescribeKey", 0.60, ">= 0.60"),
+    Ratio("AsymmetricSign EC_P256 / raw primitive", "AsymmetricSign EC_P256", "EC_P256", None, "(retired target)",
           "primitive"),
     # What an endpoint doing no work at all reaches against the same primitive: no signing endpoint
     # on this HTTP stack can do better, so this bounds the line above.

@@ -6,7 +6,8 @@
     alikms admin ...                 (access keys, policies, the audit trail, root-key rotation)
     alikms create-tables [...]       (the Tablestore tables of a deployment)
     alikms fake-tablestore [...]     (a wire-level Tablestore fake on loopback, for local runs and tests)
-    alikms templates [--check]       (write template.yml, s.yaml and apigateway-routing.yml)
+    alikms templates [--check]       (write template.yml, s.yaml, apigateway-routing.yml and index.py)
+    alikms package [--runtime R]     (build dist/R/code.zip and dist/R/layer.zip for Function Compute)
 
 Each tool keeps its own argument parser; this module only picks one, so `alikms admin --help` is the
 admin tool's own help. Imports happen after the choice: `alikms serve` never loads the admin code.
@@ -83,8 +84,14 @@ def _templates(argv: list[str]) -> int:
     return templates.main(argv)
 
 
+def _package(argv: list[str]) -> int:
+    from alikms.deploy import package
+
+    return package.main(argv)
+
+
 COMMANDS = {"admin": _admin, "create-tables": _create_tables, "fake-tablestore": _fake_tablestore,
-            "templates": _templates}
+            "templates": _templates, "package": _package}
 
 
 def main(argv: list[str] | None = None) -> int:

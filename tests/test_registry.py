@@ -13,22 +13,20 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import fcntl
 import importlib
 import io
-import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from alikms.deploy import tables as create_tables, templates as gen_template
+from alikms.deploy import entrypoints, tables as create_tables, templates as gen_template
 from alikms.runner.cron import Schedule
 from alikms.shared.registry import ACTIONS, JOBS, snake
 from alikms.shared.store.base import TABLES
+from tests.deploy.npm import npm_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ROOT / "functions"
@@ -38,7 +36,6 @@ def source_file(module: str) -> Path:
     """The file of an `alikms.<folder>...` module: each top-level folder is a subpackage of alikms."""
     return ROOT / Path(*module.removeprefix("alikms.").split(".")).with_suffix(".py")
 FUN_VERSION = "3.6.24"
-NODE_DIR = ROOT / ".venv" / "node"  # git-ignored with .venv/
 REGEN_HINT = "run `python -m alikms.deploy.templates` and commit the result"
 
 
@@ -72,7 +69,8 @@ def test_generated_files_are_fresh():
 
 
 def test_check_reports_missing_files(tmp_path):
-    assert set(gen_template.stale(tmp_path)) == {gen_template.TEMPLATE, gen_template.S_YAML, gen_template.ROUTING}
+    assert set(gen_template.stale(tmp_path)) == {gen_template.TEMPLATE, gen_template.S_YAML, gen_template.ROUTING,
+                                                 gen_template.INDEX}
 
 
 def test_generation_is_deterministic():
@@ -141,9 +139,10 @@ def test_template_functions_match_the_registry_and_resolve():
     assert list(functions) == list(expected)
     for name, resource in functions.items():
         props = resource["Properties"]
-        assert props["Handler"] == f"{expected[name]}.handler"
-        assert props["Runtime"] == "python3.10" and props["CodeUri"] == "./"
-        assert callable(resolve(props["Handler"])), name
+        assert props["Handler"] == entrypoints.handler(name) and props["Initializer"] == entrypoints.INITIALIZER
+        assert props["Runtime"] == "python3.10" and props["CodeUri"] == gen_template.CODE
+        assert resolve(props["Handler"]).__name__ == entrypoints.method(name)
+        assert importlib.import_module(entrypoints.MODULE).MODULES[entrypoints.method(name)] == expected[name]
 
 
 def test_s_yaml_functions_match_the_registry_and_resolve():
@@ -155,8 +154,8 @@ def test_s_yaml_functions_match_the_registry_and_resolve():
     for key, resource in resources.items():
         props = resource["props"]
         assert resource["component"] == "fc3" and key == snake(props["functionName"])
-        assert props["handler"] == f"{expected[props['functionName']]}.handler"
-        assert props["runtime"] == "python3.10"
+        assert props["handler"] == entrypoints.handler(props["functionName"])
+        assert props["runtime"] == "python3.10" and props["code"] == gen_template.CODE
         assert callable(resolve(props["handler"])), key
 
 
@@ -201,23 +200,7 @@ def test_routing_has_one_route_per_action():
 
 def _fun() -> Path:
     """The `fun` CLI in .venv/node, installed with npm on first use (about half a minute, once)."""
-    for tool in ("node", "npm"):
-        if shutil.which(tool) is None:
-            pytest.fail(f"`{tool}` is not on PATH: the template check runs Funcraft's validator "
-                        f"(npm package @alicloud/fun {FUN_VERSION}); install Node.js and npm")
-    fun = NODE_DIR / "node_modules" / ".bin" / "fun"
-    package = NODE_DIR / "node_modules" / "@alicloud" / "fun" / "package.json"
-    NODE_DIR.mkdir(parents=True, exist_ok=True)
-    with open(NODE_DIR / ".install.lock", "w") as lock:  # xdist workers share the folder
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (fun.exists() and package.exists() and json.loads(package.read_text())["version"] == FUN_VERSION):
-            done = subprocess.run(
-                ["npm", "install", "--prefix", str(NODE_DIR), "--no-audit", "--no-fund", "--loglevel=error",
-                 f"@alicloud/fun@{FUN_VERSION}"],
-                capture_output=True, text=True, timeout=1200)
-            if done.returncode != 0:
-                pytest.fail(f"npm install @alicloud/fun@{FUN_VERSION} failed:\n{done.stdout}\n{done.stderr}")
-    return fun
+    return npm_tool("@alicloud/fun", FUN_VERSION, "fun")
 
 
 def _fun_validate(text: str, workdir: Path) -> tuple[bool, str]:

@@ -1,12 +1,24 @@
-"""The system OpenSSL 3 libcrypto, bound by ctypes for the few EVP functions SM2 needs: loading,
-prototypes, the error queue and DER helpers. `sm2` builds the key objects on top. See `sm2` for
-the FFI rules followed here.
+"""OpenSSL 3's libcrypto, bound by ctypes for the few EVP functions SM2 (and SM3) need: finding and
+loading the library, prototypes, the error queue and DER helpers. `sm2` builds the key objects on top.
+See `sm2` for the FFI rules followed here.
+
+Which libcrypto, in order (the first that loads and is OpenSSL 3 or newer wins):
+1. `KMS_LIBCRYPTO`, a path, when set: that library and no other (an operator's choice, and how a
+   test hides the system's library).
+2. The copy the deployment layer ships, `alikms_native/libcrypto.so.3` in a directory on sys.path
+   (alikms.deploy.package puts it in the layer's python/, which Function Compute mounts at
+   /opt/python): the Python runtimes of Function Compute have no OpenSSL 3 of their own.
+3. The system's: `libcrypto.so.3`, then whatever ctypes.util.find_library("crypto") names.
+Step 2 trusts the same directories Python imports code from (relative entries such as "" are skipped),
+so it lets nobody plant a library who could not already plant a module.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
+import sys
 import threading
 
 DIGEST_SIZE = 32
@@ -59,6 +71,8 @@ _PROTOTYPES = {
     "i2d_PKCS8_PRIV_KEY_INFO": (_INT, [_P, _PP]),
     "d2i_PKCS8_PRIV_KEY_INFO": (_P, [_PP, _PP, ctypes.c_long]),
     "PKCS8_PRIV_KEY_INFO_free": (None, [_P]),
+    "EVP_MD_fetch": (_P, [_P, _STR, _STR]),
+    "EVP_Digest": (_INT, [_BUF, _SZ, _BUF, ctypes.POINTER(ctypes.c_uint), _P, _P]),
 }
 
 
@@ -74,12 +88,22 @@ class _Lib:
 
 
 _lib: _Lib | None = None
+_lib_name: str | None = None
 _lib_error: str | None = None
 _lib_lock = threading.Lock()
+_sm3: int | None = None  # EVP_MD for SM3, fetched once and kept for the life of the process
+
+ENV = "KMS_LIBCRYPTO"
+BUNDLED = ("alikms_native", "libcrypto.so.3")
 
 
 def _candidates() -> list[str]:
-    names = ["libcrypto.so.3"]
+    explicit = os.environ.get(ENV)
+    if explicit:
+        return [explicit]
+    names = [path for path in (os.path.join(entry, *BUNDLED) for entry in sys.path if entry)
+             if os.path.isfile(path)]
+    names.append("libcrypto.so.3")
     found = ctypes.util.find_library("crypto")
     if found and found not in names:
         names.append(found)
@@ -87,8 +111,15 @@ def _candidates() -> list[str]:
     return names
 
 
+def library() -> str:
+    """The libcrypto in use (a path, or the name the dynamic loader resolved); loads it if needed."""
+    _load()
+    assert _lib_name is not None
+    return _lib_name
+
+
 def _load() -> _Lib:
-    global _lib, _lib_error
+    global _lib, _lib_name, _lib_error
     if _lib is not None:
         return _lib
     with _lib_lock:
@@ -114,10 +145,29 @@ def _load() -> _Lib:
             except AttributeError as exc:
                 problems.append(f"{name}: {exc}")
                 continue
-            _lib = lib
+            _lib, _lib_name = lib, name
             return lib
         _lib_error = "no usable OpenSSL 3 libcrypto: " + "; ".join(problems)
         raise SM2Error(_lib_error)
+
+
+def sm3(data: bytes) -> bytes:
+    """SM3 (GB/T 32905) of `data`, by the same libcrypto: hashlib has SM3 only when Python's own
+    OpenSSL does, and the runtimes that need the bundled libcrypto cannot be relied on for it."""
+    global _sm3
+    lib = _load()
+    if _sm3 is None:
+        with _lib_lock:
+            if _sm3 is None:
+                md = lib.EVP_MD_fetch(None, b"SM3", None)
+                if not md:
+                    raise _fail(lib, "SM3 is not available in this OpenSSL")
+                _sm3 = md
+    out = ctypes.create_string_buffer(DIGEST_SIZE)
+    size = ctypes.c_uint(0)
+    if lib.EVP_Digest(data, len(data), out, ctypes.byref(size), _sm3, None) != 1 or size.value != DIGEST_SIZE:
+        raise _fail(lib, "EVP_Digest(SM3) failed")
+    return out.raw
 
 
 # --------------------------------------------------------------------------- error queue

@@ -1,7 +1,7 @@
-"""SM2 (GB/T 32918) through the system OpenSSL 3 libcrypto, by ctypes.
+"""SM2 (GB/T 32918) through OpenSSL 3's libcrypto, by ctypes.
 
 `cryptography` refuses the SM2 curve, so this module binds the few EVP functions of
-`libcrypto.so.3` that SM2 needs. It is the same library Python's `hashlib` links. All the
+`libcrypto.so.3` that SM2 needs (which library: `_libcrypto`; a deployment ships its own). All the
 elliptic-curve work happens inside OpenSSL's own SM2 implementation; this module only moves
 bytes in and out.
 
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import base64
 import ctypes
-import hashlib
 import threading
 
 from . import _libcrypto
@@ -332,7 +331,7 @@ _available: bool | None = None
 
 
 def available() -> bool:
-    """True if an OpenSSL 3 libcrypto with SM2 (and hashlib's SM3) can be used."""
+    """True if an OpenSSL 3 libcrypto with SM2 and SM3 can be used."""
     global _available
     if _available is None:
         ok = False
@@ -341,7 +340,7 @@ def available() -> bool:
                 ctx = lib.EVP_PKEY_CTX_new_from_name(None, b"SM2", None)
                 if ctx:
                     lib.EVP_PKEY_CTX_free(ctx)
-                    hashlib.new("sm3")
+                    _libcrypto.sm3(b"")
                     ok = True
         except (SM2Error, ValueError):
             ok = False
@@ -378,8 +377,5 @@ def za_digest(public: PublicKey, message, uid: bytes = DEFAULT_UID) -> bytes:
     bits = len(uid) * 8
     if bits > 0xFFFF:
         raise ValueError("uid is too long (ENTL is 16 bits)")
-    z = hashlib.new("sm3")
-    z.update(bits.to_bytes(2, "big") + uid + _A + _B + _GX + _GY + public.point())
-    e = hashlib.new("sm3")
-    e.update(z.digest() + message)
-    return e.digest()
+    z = _libcrypto.sm3(bits.to_bytes(2, "big") + uid + _A + _B + _GX + _GY + public.point())
+    return _libcrypto.sm3(z + message)

@@ -21,7 +21,7 @@ writes on OTSServerBusy up to 20 times, 3 s apart, which stacked on ours would t
 are urllib3's transport retries, and every attempt has socket timeouts, so a call that cannot be
 served answers within about `deadline` + one attempt.
 
-This is the only module that imports the `tablestore` SDK.
+This and `_sdk` (which loads it) are the only modules that import the `tablestore` SDK.
 """
 
 from __future__ import annotations
@@ -35,13 +35,18 @@ from urllib.parse import urlparse
 
 import orjson
 import urllib3
-from tablestore import (
+
+from ..config import ots_credentials
+from ._sdk import (  # the SDK, imported without its asyncio client (see _sdk)
     INF_MAX,
     INF_MIN,
     CapacityUnit,
     ComparatorType,
     Condition,
+    Credentials,
+    CredentialsProvider,
     Direction,
+    NoRetryPolicy,
     OTSClient,
     OTSServiceError,
     ReservedThroughput,
@@ -51,10 +56,6 @@ from tablestore import (
     TableMeta,
     TableOptions,
 )
-from tablestore.credentials import Credentials, CredentialsProvider
-from tablestore.retry import NoRetryPolicy
-
-from ..config import ots_credentials
 from .base import TABLES, Conflict, Item, Page, Store, StoreUnavailable
 
 SCHEMA = [("pk", "STRING"), ("sk", "STRING")]

@@ -1,0 +1,83 @@
+"""The `tablestore` SDK as the store uses it: the synchronous client, imported without its asyncio client.
+
+`import tablestore` runs the SDK's __init__, which imports every module of the SDK, among them
+`tablestore.connection`, which imports aiohttp at module level for `AsyncConnectionPool`, and
+`tablestore.client`, which imports asyncio for `AsyncOTSClient`'s retry sleeps. aiohttp was the
+largest single part of a function's cold start (its import also builds two SSL contexts, loading the
+CA store twice) and of its memory, and asyncio (with subprocess, signal, concurrent.futures) a tenth
+of what is left, all for a client alikms never uses.
+
+So the SDK is imported while each of those names that is not imported yet is held by a stand-in whose
+attributes are placeholders that refuse to be used; the stand-ins leave sys.modules as soon as the SDK
+is in, so a later `import aiohttp` or `import asyncio` anywhere gets the real module. The SDK itself is
+imported whole and unmodified; in such a process only `AsyncOTSClient` is unusable, and it says why
+when tried. When tablestore is already imported (the tests' Tablestore fake imports it), nothing special
+happens. The deployment layer leaves aiohttp out altogether (alikms.deploy.package.EXCLUDED), and the
+loader test runs every function from it.
+
+This is the only module that imports the SDK; alikms.shared.store.tablestore takes its names from here.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+
+ASYNC_ONLY = ("aiohttp", "asyncio")  # what the SDK imports for AsyncOTSClient alone
+
+
+class _Unavailable:
+    """What every aiohttp name is in a process whose SDK was imported without aiohttp."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __call__(self, *args, **kwargs):
+        raise RuntimeError(f"{self._name}: tablestore's asyncio client is not available in this process "
+                           "(alikms imports the SDK without aiohttp and asyncio, see alikms.shared.store._sdk)")
+
+    def __getattr__(self, attr: str):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return _Unavailable(f"{self._name}.{attr}")
+
+
+def _standin(name: str) -> types.ModuleType:
+    module = types.ModuleType(name, f"stand-in for {name} while tablestore is imported: see alikms.shared.store._sdk")
+
+    def __getattr__(attr: str):  # PEP 562; dunder lookups (__path__, __spec__, ...) stay misses
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return _Unavailable(f"{name}.{attr}")
+
+    module.__getattr__ = __getattr__  # type: ignore[method-assign]
+    return module
+
+
+def _import_sdk() -> None:
+    if "tablestore" in sys.modules:
+        return
+    standins = {name: _standin(name) for name in ASYNC_ONLY if name not in sys.modules}
+    sys.modules.update(standins)
+    try:
+        import tablestore  # noqa: F401 - the whole SDK, with the stand-ins in place
+    finally:
+        for name, standin in standins.items():
+            if sys.modules.get(name) is standin:
+                del sys.modules[name]
+
+
+_import_sdk()
+
+import tablestore  # noqa: E402
+
+# Function Compute's python3.10 runtime comes with tablestore 5.4.1 of its own; should it ever win over
+# the layer's 6.4 on sys.path, say so here rather than fail somewhere in the encoder.
+if not tablestore.__version__.startswith("6.4."):
+    raise ImportError(f"alikms needs tablestore 6.4.x, found {tablestore.__version__} at {tablestore.__file__}")
+
+# Re-exported for alikms.shared.store.tablestore: the SDK's public names, its credentials classes and
+# the retry policy that turns the SDK's own retries off.
+from tablestore import *  # noqa: E402,F403
+from tablestore.credentials import Credentials, CredentialsProvider  # noqa: E402,F401
+from tablestore.retry import NoRetryPolicy  # noqa: E402,F401
