@@ -158,12 +158,29 @@ def close() -> None:
         t.close()
 
 
+# What one record may hold of a value the caller chose (a claimed AccessKeyId, an unknown action name,
+# an address a gateway passed on): enough to recognise it, never enough to flood the trail. The other
+# fields are the service's own (request id, verified account) or come from the validated request,
+# whose every id is bounded by its model (resource ARNs).
+MAX_FIELD = 128
+
+
+def bounded(value: str, limit: int = MAX_FIELD) -> str:
+    """`value`, or its first `limit` characters marked with the length it had."""
+    if len(value) <= limit:
+        return value
+    return f"{value[:limit]}...(truncated, {len(value)} characters)"
+
+
 def entry(request_id: str, action: str, account_id: str, access_key_id: str, source_ip: str,
           resources: list[str], code: str, status: int, now: float | None = None) -> dict:
-    return {"EventTime": iso(now or time.time()),
-            "RequestId": request_id, "AccountId": account_id, "AccessKeyId": access_key_id,
-            "SourceIp": source_ip, "Action": action, "Resources": resources, "ResultCode": code,
-            "HttpStatus": status}
+    rec = {"EventTime": iso(now or time.time()),
+           "RequestId": request_id, "AccountId": account_id, "AccessKeyId": access_key_id,
+           "SourceIp": source_ip, "Action": action, "Resources": resources, "ResultCode": code,
+           "HttpStatus": status}
+    if len(access_key_id) > MAX_FIELD or len(action) > MAX_FIELD or len(source_ip) > MAX_FIELD:
+        rec.update(AccessKeyId=bounded(access_key_id), Action=bounded(action), SourceIp=bounded(source_ip))
+    return rec
 
 
 def files(data_dir: Path) -> list[Path]:

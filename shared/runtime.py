@@ -21,6 +21,9 @@ from .context import Context
 from .models import ApiModel, Response, parse_request
 from .store import get_store
 
+# The catch-all's log message: the test suite fails any test during which it fires (tests/conftest.py).
+CATCH_ALL = "request %s failed with %s"
+
 
 def _request_id(context: Any) -> str:
     rid = getattr(context, "request_id", None)
@@ -42,7 +45,7 @@ def api_handler(module: str, request_model: type[ApiModel], run: Callable[[Any, 
 
     def serve(event: bytes | str | dict | wire.HttpRequest, request_id: str) -> dict:
         """One call. The local runner passes the `HttpRequest` it parsed, sparing a JSON round trip."""
-        host, cfg, caller, req, params = "kms.local", None, None, None, {}
+        host, cfg, caller, req, params, found = "kms.local", None, None, None, {}, ()
         code, status, started = "OK", 200, time.perf_counter()
         try:
             cfg = get_config()
@@ -60,16 +63,24 @@ def api_handler(module: str, request_model: type[ApiModel], run: Callable[[Any, 
                 accounts.require_open(store, cfg, caller.account_id)
             ctx = Context(request_id, caller.account_id, cfg.region, caller.access_key_id, caller.source_ip,
                           now, store, cfg, spec)
-            dry_run = dry_run_capable and params.get("DryRun", "").lower() == "true"
+            request = None
             try:
+                # The one parse: the action, the policy check and the audit record all take the
+                # resources from this validated request (authz.py).
                 request = parse_request(request_model, params)
-                authz.check(caller, spec, params, cfg.region, store)
+                if caller.policies is None:  # the account's own key: no check, nothing to resolve
+                    found = authz.resources(spec, request, caller.account_id, cfg.region)
+                else:
+                    resolved: dict[str, str] = {}
+                    found = authz.resources(spec, request, caller.account_id, cfg.region, store, resolved)
+                    authz.check(caller, found)
+                    request = authz.pin(spec, request, resolved)
                 body = run(request, ctx).to_wire()
             except (errors.MissingParameter, errors.InvalidParameter) as exc:
-                raise errors.ValidationError(exc.detail) if dry_run else exc from None
+                raise errors.ValidationError(exc.detail) if _dry_run(request, params) else exc from None
             except errors.ForbiddenNoPermission as exc:
-                raise errors.AccessDeniedError() if dry_run else exc from None
-            if dry_run:
+                raise errors.AccessDeniedError() if _dry_run(request, params) else exc from None
+            if dry_run_capable and request.dry_run:
                 # DryRun always fails (kms-api.md §1.5). Every DryRun-capable action is read-only, so
                 # the call ran for real, with every state and ciphertext check, and its result is dropped.
                 raise errors.DryRunOperationError()
@@ -80,17 +91,25 @@ def api_handler(module: str, request_model: type[ApiModel], run: Callable[[Any, 
             return wire.error_response(exc, request_id, host)
         except Exception as exc:  # noqa: BLE001 - the one central catch
             code, status = errors.InternalFailure.code, 500
-            log.get("kms.request").error("request failed", exc_info=exc, extra={
+            log.get("kms.request").error(CATCH_ALL, request_id, type(exc).__name__, exc_info=exc, extra={
                 "event": "request.internal_failure", "request_id": request_id, "action": spec.name})
             return wire.error_response(errors.InternalFailure(), request_id, host)
         finally:
             telemetry.sink.call(spec.name, code, time.perf_counter() - started)
             if cfg is not None:
                 account = caller.account_id if caller else ""
-                arns = [arn for _, arn in authz.resources(spec, params, account, cfg.region)] if caller else []
                 ak = caller.access_key_id if caller else auth.claimed_access_key(req, params) if req else ""
                 audit.record(cfg, audit.entry(request_id, spec.name, account, ak, req.source_ip if req else "",
-                                              arns, code, status))
+                                              [arn for _, arn in found], code, status))
+
+    def _dry_run(request: Any, params: dict[str, str]) -> bool:
+        """Whether a refused call asked for DryRun: from the request if it parsed, else from the raw
+        parameter (only to choose which error reports the refusal)."""
+        if not dry_run_capable:
+            return False
+        if request is not None:
+            return request.dry_run
+        return params.get("DryRun", "").strip().lower() == "true"
 
     handler.serve = serve  # type: ignore[attr-defined]
     handler.action = spec  # type: ignore[attr-defined]

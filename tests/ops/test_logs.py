@@ -33,6 +33,7 @@ def fire(job: str, when: float | None = None) -> dict:
     return importlib.import_module(spec.module).handler(json.dumps(event).encode(), None)
 
 
+@pytest.mark.internal_failure_expected
 def test_an_internal_failure_logs_its_request_id_and_frames_only(invoke, monkeypatch, capfd):
     def parse_request(model, params):
         held_in_a_local = params["Plaintext"]  # a frame's variable: must not be logged
