@@ -85,12 +85,18 @@ class Sink(ABC):
     def _put(self, data: bytes, now: float = 0.0) -> None:
         """Write `data` whole or raise OSError. `now`: time.monotonic() if the caller has it."""
 
+    def _rest(self, data: bytes, done: int) -> None:
+        """Finish a write that stopped after `done` bytes, or raise OSError."""
+        while done < len(data):
+            done += os.write(self.fd, data[done:])
+
     def close(self) -> None:
         """Release what the sink holds open."""
 
 
 class StdoutSink(Sink):
     name = "stdout"
+    fd = 1
 
     def _put(self, data: bytes, now: float = 0.0) -> None:
         done = 0
