@@ -145,7 +145,8 @@ def audit_check(args: argparse.Namespace, cfg) -> int:
     progress = Progress("verifying the audit trail")
     try:
         report = audit_verify.verify(cfg.data_dir, root.keys(cfg, force=True),
-                                     lambda done, total: progress(done, total, " bytes"))
+                                     lambda done, total: progress(done, total, " bytes"),
+                                     retired=rootkeys.retired_digest_keys(get_store(), cfg))
     finally:
         progress.end()
     if args.json:
@@ -196,6 +197,7 @@ def rotate_root_key(args: argparse.Namespace) -> int:
             break
         print(f"{left} rows written under the old key meanwhile; another pass")
     primary = next(iter(ring))
+    rootkeys.retire_digest_keys(store, cfg, ring)  # the audit trail they sealed stays verifiable
     if path is not None:
         _write_key_file(path, {primary: ring[primary]})
         print(f"done: every row is under {primary}; old root keys removed from {path}")

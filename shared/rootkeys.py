@@ -5,13 +5,18 @@ imported-material fingerprints and access-key secrets. (Secret values are encryp
 whose material is in the first group, so they need no change.) Each row is re-wrapped with a
 conditional write, so the pass is safe beside a running service and safe to interrupt: a rerun
 skips rows already under the new key. The service reads under every key in its ring meanwhile.
+
+The audit trail's digests stay verifiable after a root key leaves the ring: before the old keys are
+dropped, each one's digest key (derived for that purpose alone, `audit_trail.digest_key`) is kept
+in the store's `ops` table, wrapped like everything else (`retire_digest_keys`).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
-from . import byok, crypto, identity, versions
+from . import audit_trail, byok, crypto, identity, versions
 from .config import Config
 from .crypto import root
 from .store import Conflict, Item, Store
@@ -25,6 +30,47 @@ WRAPPED: tuple[tuple[str, str, Callable[[Item], bytes]], ...] = (
     ("keys", "imported_material", lambda i: versions.material_aad(i.sk, versions.version_id(i.sk, 1))),
     ("access_keys", "secret", lambda i: identity.secret_aad(i.pk)),
 )
+RETIRED = "audit-key/"  # ops rows: the digest key of each retired root key, by its id
+
+
+def digest_key_aad(pk: str) -> bytes:
+    return pk.encode()
+
+
+def retire_digest_keys(store: Store, cfg: Config, ring: dict[str, bytes]) -> list[str]:
+    """Keep the digest key of every root key of `ring` but the primary (about to be dropped), wrapped
+    under the primary, so `audit verify` can still authenticate what they sealed; and re-wrap those
+    kept by earlier rotations under the primary too. Returns the ids of the root keys retired now."""
+    primary = next(iter(ring))
+    for item in list(store.scan_all("ops")):
+        wrapped = item.data.get("digest_key")
+        if item.pk.startswith(RETIRED) and wrapped and crypto.root_key_id_of(wrapped) != primary:
+            _rewrap_row(store, cfg, "ops", "digest_key", lambda i: digest_key_aad(i.pk), item, primary)
+    kept = []
+    for kid, key in ring.items():
+        if kid == primary:
+            continue
+        pk = RETIRED + kid
+        wrapped = crypto.wrap(cfg, audit_trail.digest_key(key), digest_key_aad(pk))
+        try:
+            store.put_new("ops", pk, "", {"digest_key": wrapped, "retired": int(time.time())})
+        except Conflict:
+            pass  # kept by an earlier run (and re-wrapped above)
+        kept.append(kid)
+    return kept
+
+
+def retired_digest_keys(store: Store, cfg: Config) -> dict[str, bytes]:
+    """The digest keys of retired root keys, by root key id (those that no longer unwrap are left out:
+    their digests are then reported as unverifiable, never taken on trust)."""
+    found = {}
+    for item in store.scan_all("ops"):
+        if item.pk.startswith(RETIRED) and item.data.get("digest_key"):
+            try:
+                found[item.pk[len(RETIRED):]] = crypto.unwrap(cfg, item.data["digest_key"], digest_key_aad(item.pk))
+            except (crypto.UnwrapError, ValueError):
+                continue
+    return found
 
 
 def _rewrap_row(store: Store, cfg: Config, table: str, field: str, aad_of, item: Item, primary: str) -> bool:
