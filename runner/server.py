@@ -92,7 +92,11 @@ def serve(args: argparse.Namespace) -> None:
                             lifespan="auto", server_header=False,  # app.lifespan closes the audit chains
                             # The runner is the gateway: it says who connected (x-forwarded-for in the
                             # event), never a client's own header, or acs:SourceIp could be forged.
-                            proxy_headers=False, timeout_keep_alive=args.timeout_keep_alive)
+                            proxy_headers=False, timeout_keep_alive=args.timeout_keep_alive,
+                            # HTTP only: with a WebSocket library installed (uvicorn[standard] brings one)
+                            # an `Upgrade: websocket` request would otherwise go to a protocol the app does
+                            # not speak, and wait unanswered and unaudited for ever.
+                            ws="none")
     config.request_timeout = args.request_timeout  # read by RunnerProtocol, in each worker process
     server = uvicorn.Server(config)
     # uvicorn re-raises the signal that stopped it once it has shut down; leave through Python
