@@ -35,6 +35,7 @@ DEFAULT_REGION = "cn-hangzhou"
 DEFAULT_ACCOUNT = "1000000000000001"
 CREDENTIALS_FILE = "credentials.json"
 ROOT_KEY_FILE = "root.key"
+DATABASE_FILE = "kms.sqlite3"  # the SQLite store of a local instance (store/__init__.py)
 # Alibaba Cloud account ids (UIDs) are 16 decimal digits. ASCII digits only: `\d` would also take
 # other scripts' digits, and an id ends up in ARNs, store keys and the audit trail.
 _ACCOUNT_ID = re.compile(r"[0-9]{16}")
@@ -110,8 +111,12 @@ class Settings(TablestoreSettings):
     access_key_secret: SecretStr | None = _var("KMS_ACCESS_KEY_SECRET", None)
     root_key: SecretStr | None = _var("KMS_ROOT_KEY", None)
     auto_open: bool = _var("KMS_AUTO_OPEN", True)  # the bootstrap account starts with KMS opened
-    clock_skew: int = _var("KMS_CLOCK_SKEW", 900, ge=1)  # seconds a request timestamp may differ from now
-    max_body: int = _var("KMS_MAX_BODY", 128 * 1024, ge=1)  # bytes
+    # Seconds a request timestamp may differ from now: nonces are kept this long, and beyond a day the
+    # window is a replay risk rather than a tolerance (and past ~2**31 their expiry overflows).
+    clock_skew: int = _var("KMS_CLOCK_SKEW", 900, ge=1, le=86400)
+    # Bytes; a runner holds a body this large in memory. 2 MB is more than any legal request (and than
+    # a Function Compute event may carry).
+    max_body: int = _var("KMS_MAX_BODY", 128 * 1024, ge=1, le=2 << 20)
     key_quota: int = _var("KMS_KEY_QUOTA", 200, ge=0)  # documented quota: 200 keys per account and region
     alias_quota: int = _var("KMS_ALIAS_QUOTA", 300, ge=0)  # documented quota: 300
     secret_quota: int = _var("KMS_SECRET_QUOTA", 1000, ge=0)
@@ -240,6 +245,11 @@ def root_key_file(data_dir: Path | None, from_env: bool = False) -> Path | None:
         return None
     path = data_dir / ROOT_KEY_FILE
     if not path.exists():
+        if (data_dir / DATABASE_FILE).exists():
+            # A new key would open nothing already stored, and would share the lost key's id ("r1").
+            raise ConfigError(f"{path} is missing but {data_dir / DATABASE_FILE} holds data wrapped under it: "
+                              f"restore {ROOT_KEY_FILE} (it was in the data directory), or set KMS_ROOT_KEY to "
+                              "the ring that wrapped it")
         try:
             localfiles.write_private(path, ("r1:" + base64.b64encode(secrets.token_bytes(32)).decode()).encode())
         except FileExistsError:
