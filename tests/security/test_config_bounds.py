@@ -13,20 +13,11 @@ from __future__ import annotations
 
 import pytest
 
-from alikms.shared.config import ConfigError, get_config
+from alikms.shared.config import get_config
 from tests import support
 
 
-@pytest.mark.parametrize("name, value, says", [
-    ("KMS_CLOCK_SKEW", "3000000000", "less than or equal to 86400"),
-    ("KMS_CLOCK_SKEW", "86401", "less than or equal to 86400"),
-    ("KMS_MAX_BODY", "1073741824", "less than or equal to 2097152"),
-])
-def test_a_value_that_cannot_work_is_refused(local_env, monkeypatch, name, value, says):
-    monkeypatch.setenv(name, value)
-    with pytest.raises(ConfigError) as info:
-        get_config()
-    assert f"  {name}: " in str(info.value) and says in str(info.value)
+# The refusals of values that cannot work are cases of test_operator_mistakes.py's table.
 
 
 def test_the_largest_accepted_skew_still_answers(invoke, monkeypatch):
