@@ -245,7 +245,7 @@ def root_key_file(data_dir: Path | None, from_env: bool = False) -> Path | None:
         return None
     path = data_dir / ROOT_KEY_FILE
     if not path.exists():
-        if _holds_wrapped_data(data_dir / DATABASE_FILE):
+        if localfiles.check_path(data_dir / DATABASE_FILE):  # (and refused if planted there)
             # A new key would open nothing already stored, and would share the lost key's id ("r1").
             raise ConfigError(f"{path} is missing but {data_dir / DATABASE_FILE} holds data wrapped under it: "
                               f"restore {ROOT_KEY_FILE} (it was in the data directory), or set KMS_ROOT_KEY to "
@@ -255,25 +255,6 @@ def root_key_file(data_dir: Path | None, from_env: bool = False) -> Path | None:
         except FileExistsError:
             pass
     return path
-
-
-def _holds_wrapped_data(db: Path) -> bool:
-    """Whether a local database holds rows wrapped under a root key: it has an access key (the runner
-    and `alikms admin` store the bootstrap key, whose secret is wrapped, before anything else)."""
-    if not db.exists():
-        return False
-    import sqlite3
-
-    from .store.base import TABLES
-
-    try:
-        conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)
-        try:
-            return bool(conn.execute(f"SELECT EXISTS(SELECT 1 FROM {TABLES['access_keys']})").fetchone()[0])
-        finally:
-            conn.close()
-    except sqlite3.OperationalError as exc:
-        return "no such table" not in str(exc)  # a database made but not yet used holds nothing
 
 
 def read_root_key_file(path: Path) -> dict[str, bytes]:

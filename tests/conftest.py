@@ -157,7 +157,9 @@ def kms(request, local_env, invoke, monkeypatch):
     else:
         from alikms.shared.store.sqlite import SqliteStore
 
-        local_env.mkdir(parents=True, exist_ok=True)
+        from alikms.shared.config import get_config
+
+        get_config()  # first, as an instance starts: it makes the root key, then the store its database
         store = SqliteStore(local_env / "kms.sqlite3")
     monkeypatch.setattr("alikms.shared.runtime.get_store", lambda: store)
     return Kms(store, invoke)
