@@ -330,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"access-key": access_key, "policy": policy_set, "audit": audit_read, "rotate-root-key": rotate_root_key,
                 "status": status}
     try:
+        if args.command in ("access-key", "policy", "rotate-root-key"):  # they write under the ring
+            rootkeys.check_ring(get_store(), get_config())
         return handlers[args.command](args)
     except (OSError, ValueError, ConfigError, localfiles.UnsafeFile) as exc:
         # unreadable file, bad JSON, invalid policy (PolicyError), bad configuration, planted file

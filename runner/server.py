@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 
-from alikms.shared import audit, log, registry
+from alikms.shared import audit, log, registry, rootkeys
 from alikms.shared.config import get_config
 from alikms.shared.store import get_store
 
@@ -67,6 +67,7 @@ def serve(args: argparse.Namespace) -> None:
     from alikms.shared import identity
 
     store = get_store()
+    rootkeys.check_ring(store, cfg)  # before anything is written under a ring that opens nothing stored
     directory = metrics.prepare(cfg.data_dir) if cfg.data_dir is not None else None
     metrics.start_process()
     audit.check_dir(cfg)  # a trail directory planted by another user stops the runner here, as other files do

@@ -35,7 +35,6 @@ DEFAULT_REGION = "cn-hangzhou"
 DEFAULT_ACCOUNT = "1000000000000001"
 CREDENTIALS_FILE = "credentials.json"
 ROOT_KEY_FILE = "root.key"
-DATABASE_FILE = "kms.sqlite3"  # the SQLite store of a local instance (store/__init__.py)
 # Alibaba Cloud account ids (UIDs) are 16 decimal digits. ASCII digits only: `\d` would also take
 # other scripts' digits, and an id ends up in ARNs, store keys and the audit trail.
 _ACCOUNT_ID = re.compile(r"[0-9]{16}")
@@ -245,11 +244,6 @@ def root_key_file(data_dir: Path | None, from_env: bool = False) -> Path | None:
         return None
     path = data_dir / ROOT_KEY_FILE
     if not path.exists():
-        if localfiles.check_path(data_dir / DATABASE_FILE):  # (and refused if planted there)
-            # A new key would open nothing already stored, and would share the lost key's id ("r1").
-            raise ConfigError(f"{path} is missing but {data_dir / DATABASE_FILE} holds data wrapped under it: "
-                              f"restore {ROOT_KEY_FILE} (it was in the data directory), or set KMS_ROOT_KEY to "
-                              "the ring that wrapped it")
         try:
             localfiles.write_private(path, ("r1:" + base64.b64encode(secrets.token_bytes(32)).decode()).encode())
         except FileExistsError:

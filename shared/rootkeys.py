@@ -17,7 +17,7 @@ import time
 from typing import Callable
 
 from . import audit_trail, byok, crypto, identity, versions
-from .config import Config
+from .config import Config, ConfigError
 from .crypto import root
 from .store import Conflict, Item, Store
 
@@ -30,6 +30,24 @@ WRAPPED: tuple[tuple[str, str, Callable[[Item], bytes]], ...] = (
     ("keys", "imported_material", lambda i: versions.material_aad(i.sk, versions.version_id(i.sk, 1))),
     ("access_keys", "secret", lambda i: identity.secret_aad(i.pk)),
 )
+def check_ring(store: Store, cfg: Config) -> None:
+    """Refuse (ConfigError) a root-key ring that opens none of the stored access keys: it is not the
+    ring this data was written under (a lost root.key made anew, a wrong KMS_ROOT_KEY). Serving with
+    it would fail every call, and write new rows under a key whose id may collide with the real one."""
+    rows = store.scan("access_keys", limit=8)
+    for item in rows:
+        try:
+            crypto.unwrap(cfg, item.data["secret"], identity.secret_aad(item.pk))
+            return
+        except (crypto.UnwrapError, KeyError, ValueError):
+            continue
+    if rows:
+        where = f"the data in {cfg.data_dir}" if cfg.store == "sqlite" else f"the Tablestore instance {cfg.ots_instance}"
+        raise ConfigError(f"the root key ring ({', '.join(root.keys(cfg))}) opens none of {where}: it is not the ring "
+                          "the data was written under. If root.key was lost and has just been made anew, put the "
+                          "old root.key back; if KMS_ROOT_KEY is set, set it to the ring the data was written with")
+
+
 RETIRED = "audit-key/"  # ops rows: the digest key of each retired root key, by its id
 
 

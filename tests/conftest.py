@@ -157,9 +157,7 @@ def kms(request, local_env, invoke, monkeypatch):
     else:
         from alikms.shared.store.sqlite import SqliteStore
 
-        from alikms.shared.config import get_config
-
-        get_config()  # first, as an instance starts: it makes the root key, then the store its database
+        local_env.mkdir(parents=True, exist_ok=True)
         store = SqliteStore(local_env / "kms.sqlite3")
     monkeypatch.setattr("alikms.shared.runtime.get_store", lambda: store)
     return Kms(store, invoke)

@@ -18,7 +18,7 @@ def get_store() -> Store:
 
 
 def _backend() -> Store:
-    from ..config import DATABASE_FILE, get_config
+    from ..config import get_config
 
     cfg = get_config()
     if cfg.store == "sqlite":
@@ -26,7 +26,7 @@ def _backend() -> Store:
 
         if cfg.data_dir is None:
             raise ValueError("the sqlite store needs KMS_DATA_DIR")
-        return SqliteStore(cfg.data_dir / DATABASE_FILE, nonce_slots=cfg.nonce_slots, nonce_dir=cfg.nonce_dir)
+        return SqliteStore(cfg.data_dir / "kms.sqlite3", nonce_slots=cfg.nonce_slots, nonce_dir=cfg.nonce_dir)
     if cfg.store == "tablestore":
         from .tablestore import TablestoreStore
 

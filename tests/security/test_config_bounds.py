@@ -7,12 +7,16 @@
 * A data directory whose `root.key` is missing (deleted, or not restored with the database from a
   backup) got a new root key named like the lost one ("r1") without a word: every call failed with 500,
   and rows written meanwhile were wrapped under a key that collides with the real one once it is
-  restored. The runner now refuses to start and says what to do."""
+  restored. The runner and the admin tool's writing commands now refuse a ring that opens none of the
+  stored access keys, and say what to do (a wrong KMS_ROOT_KEY is refused the same way)."""
 
 from __future__ import annotations
 
+import base64
+
 from alikms.shared.config import get_config
 from tests import support
+from tests.security.helpers import admin
 
 
 # The refusals of values that cannot work are cases of test_operator_mistakes.py's table.
@@ -25,11 +29,12 @@ def test_the_largest_accepted_skew_still_answers(invoke, monkeypatch):
     assert status == 200, body
 
 
-def test_a_database_without_its_root_key_does_not_start(tmp_path):
+def test_a_ring_that_opens_nothing_stored_is_refused(tmp_path):
     data = tmp_path / "data"
     srv = support.start_server(data)
-    assert support.call(srv, "CreateKey")[0] == 200
+    key_id = support.call(srv, "CreateKey")[1]["KeyMetadata"]["KeyId"]
     srv.stop()
+    saved = (data / "root.key").read_bytes()
     (data / "root.key").unlink()
     try:
         started = support.start_server(data)
@@ -37,6 +42,18 @@ def test_a_database_without_its_root_key_does_not_start(tmp_path):
         message = str(exc)
     else:
         started.stop()
-        raise AssertionError("the runner started without its root key")
-    assert "root.key" in message and "KMS_ROOT_KEY" in message and "Traceback" not in message
-    assert not (data / "root.key").exists()  # no new key was made
+        raise AssertionError("the runner started with a root key that opens nothing stored")
+    assert "put the old root.key back" in message and "Traceback" not in message, message
+    made = admin(data, "access-key", "create", env=srv.env, check=False)
+    assert made.returncode == 1 and "opens none of" in made.stderr and "AccessKeySecret" not in made.stdout
+    # The same with KMS_ROOT_KEY naming another ring.
+    other = {**srv.env, "KMS_ROOT_KEY": "r1:" + base64.b64encode(bytes(32)).decode()}
+    assert admin(data, "access-key", "create", env=other, check=False).returncode == 1
+    # Put back, it serves again and the key made before works.
+    (data / "root.key").write_bytes(saved)
+    again = support.start_server(data)
+    try:
+        status, body = support.call(again, "Encrypt", {"KeyId": key_id, "Plaintext": "aGk="})
+        assert status == 200, body
+    finally:
+        again.stop()
