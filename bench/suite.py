@@ -728,7 +728,7 @@ def bulk_seed(ds: Dataset, root_key: str, count: int) -> float:
     ctx = Context(**{f.name: values[f.name] for f in dataclasses.fields(Context)
                      if f.name in values or f.default is dataclasses.MISSING})
     request = parse_request(handler.request_model, {})
-    conn = store._conn()
+    conn = store.inner._conn()  # the SQLite backend under the metrics wrapper
     t0 = time.perf_counter()
     conn.execute("BEGIN")
     try:
@@ -1025,7 +1025,7 @@ class InProcess:
     def mmap_on(self) -> Callable:
         from alikms.shared.store import get_store
 
-        get_store()._conn().execute("PRAGMA mmap_size=1073741824")
+        get_store().inner._conn().execute("PRAGMA mmap_size=1073741824")
         return lambda: use_dataset(self.ds, self.root_key)  # a fresh store, default pragmas
 
     def round(self) -> list[dict]:

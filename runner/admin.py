@@ -236,8 +236,7 @@ def status_report(store, cfg, progress=None) -> dict:
             else:
                 counts["Aliases" if table == "aliases" else "Secrets"] += 1
     ring = list(root.keys(cfg, force=True))
-    usage = getattr(store, "nonce_usage", None)
-    live, slots = usage(now) if usage is not None else (None, None)
+    live, slots = store.nonce_usage(now) or (None, None)
     runs = ops.last_timer_runs(store)
     files = audit.files(cfg.data_dir) if cfg.data_dir is not None else []
     return {

@@ -32,7 +32,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from alikms.shared import audit, audit_trail, localfiles, log, ops, telemetry
-from alikms.shared.store import nonces
+from alikms.shared.store import Store, nonces
 
 DIR_ENV = "ALIKMS_METRICS_DIR"  # set by the supervisor for its workers; not a user setting
 SIZE = 1 << 20
@@ -346,11 +346,11 @@ def _audit_writable(cfg) -> str:
     return "ok"
 
 
-def scrape_gauges(store) -> dict[str, float]:
-    usage = getattr(store, "nonce_usage", None)
+def scrape_gauges(store: Store) -> dict[str, float]:
+    usage = store.nonce_usage(int(time.time()))
     if usage is None:
         return {}
-    live, slots = usage(int(time.time()))
+    live, slots = usage
     return {"alikms_nonce_table_live": float(live), "alikms_nonce_table_slots": float(slots)}
 
 
@@ -389,13 +389,17 @@ def serve(store, cfg, directory: Path) -> ThreadingHTTPServer:
     return server
 
 
-def watch_nonces(store, stop: threading.Event, every: float = 30.0) -> None:
+def watch_nonces(store: Store, stop: threading.Event, every: float = 30.0) -> None:
     """Warn when the nonce table passes half full (once per ten minutes): windows start to overflow
     past that, and a full window refuses requests (Throttling)."""
-    usage = getattr(store, "nonce_usage", None)
+    if store.nonce_usage(int(time.time())) is None:
+        return  # nonces are rows of the store: no table in this host's memory to watch
     warned = 0.0
-    while usage is not None and not stop.wait(every):
-        live, slots = usage(int(time.time()))
+    while not stop.wait(every):
+        usage = store.nonce_usage(int(time.time()))
+        if usage is None:
+            return
+        live, slots = usage
         if live * 2 >= slots and time.monotonic() - warned >= 600:
             warned = time.monotonic()
             log.get("kms.nonces").warning("nonce table more than half full: raise KMS_NONCE_SLOTS", extra={

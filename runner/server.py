@@ -106,13 +106,11 @@ def serve(args: argparse.Namespace) -> None:
             server.run()
     finally:
         stop.set()
-        save = getattr(get_store(), "save_nonces", None)
-        if save is not None:
-            try:
-                save()  # a nonce table in shared memory would not outlive a reboot
-            except OSError as exc:  # a full disk, say: the table itself is intact, only the copy failed
-                log.get("kms.runner").error("could not save the nonce table into the data directory", extra={
-                    "event": "nonces.save_failed", "error": exc.strerror or type(exc).__name__})
+        try:
+            get_store().save_nonces()  # a nonce table in shared memory would not outlive a reboot
+        except OSError as exc:  # a full disk, say: the table itself is intact, only the copy failed
+            log.get("kms.runner").error("could not save the nonce table into the data directory", extra={
+                "event": "nonces.save_failed", "error": exc.strerror or type(exc).__name__})
         if listener is not None:
             listener.shutdown()
         if directory is not None:

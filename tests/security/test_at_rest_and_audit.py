@@ -326,16 +326,24 @@ def test_every_answer_under_concurrent_load_has_its_record_already(server_factor
 def test_records_of_one_loop_turn_go_out_in_one_write_before_later_callbacks(local_env, monkeypatch):
     import asyncio
 
+    from alikms.runner import turns
     from alikms.shared import audit
     from alikms.shared.config import get_config
 
     cfg = get_config()
     writes, order = [], []
-    monkeypatch.setattr(audit, "_write", lambda batch: (writes.append(batch.lines), order.append("records")))
-    monkeypatch.setattr(audit, "_turn", [])
+
+    def write(cfg, lines):
+        writes.append(lines)
+        order.append("records")
+        return True
+
+    monkeypatch.setattr(audit, "write", write)
+    monkeypatch.setattr(audit, "_holder", [])
+    monkeypatch.setattr(turns, "_current", [])
 
     async def turn():
-        audit.hold_per_turn(asyncio.get_running_loop())
+        turns.for_loop(asyncio.get_running_loop())
         for n in range(3):
             audit.record(cfg, {"n": n})
         asyncio.get_running_loop().call_soon(order.append, "response")  # as the runner's response flush
