@@ -90,7 +90,7 @@ def sign(action: str, params: dict) -> dict:
     full = {"Action": action, "Version": "2016-01-20", "Format": "JSON", "AccessKeyId": AK,
             "SignatureMethod": "HMAC-SHA1", "SignatureVersion": "1.0", "SignatureNonce": secrets.token_hex(16),
             "Timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **params}
-    full["Signature"] = signing.rpc_v1_signature(SECRET, signing.rpc_v1_string_to_sign("POST", full))
+    full["Signature"] = signing.rpc_v1_sign(SECRET, "POST", full)
     return full
 
 

@@ -55,7 +55,6 @@ import base64
 import contextlib
 import dataclasses
 import hashlib
-import hmac
 import http.client
 import importlib
 import json
@@ -84,7 +83,6 @@ SECRET = "BenchAccessKeySecret0123456789"
 ACCOUNT = "1234567890123456"
 REGION = "cn-hangzhou"
 FORM = "application/x-www-form-urlencoded"
-EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 PLAINTEXT = base64.b64encode(b"bench plaintext: 32 bytes long!!").decode()
 DIGEST = base64.b64encode(hashlib.sha256(b"bench").digest()).decode()
 SECRET_VALUE = "s" * 4096
@@ -225,25 +223,19 @@ class Wire:
                 .encode("latin-1") + self.body)
 
 
-def _pct(value: str) -> str:
-    return quote(value, safe="-_.~")
-
-
 def sign_acs3(call: Call, host: str, nonce: str, date: str) -> Wire:
-    """ACS3-HMAC-SHA256 as the Alibaba Cloud SDKs send it (headers signed, params in the query)."""
+    """ACS3-HMAC-SHA256 as the Alibaba Cloud SDKs send it (headers signed, params in the query),
+    signed by the service's own signer."""
+    from alikms.shared import signing
+
     payload = urlencode(call.form).encode() if call.form else b""
-    body_hash = hashlib.sha256(payload).hexdigest() if payload else EMPTY_SHA256
+    body_hash = hashlib.sha256(payload).hexdigest() if payload else signing.EMPTY_SHA256
     hdrs = {"host": host, "x-acs-action": call.action, "x-acs-version": "2016-01-20", "x-acs-date": date,
             "x-acs-signature-nonce": nonce, "x-acs-content-sha256": body_hash}
     if payload:
         hdrs["content-type"] = FORM
-    signed = sorted(hdrs)
-    canonical_query = "&".join(f"{_pct(k)}={_pct(v)}" for k, v in sorted(call.query.items()))
-    canonical = "\n".join(("POST", "/", canonical_query, "".join(f"{h}:{hdrs[h]}\n" for h in signed),
-                           ";".join(signed), body_hash))
-    sts = "ACS3-HMAC-SHA256\n" + hashlib.sha256(canonical.encode()).hexdigest()
-    sig = hmac.new(SECRET.encode(), sts.encode(), hashlib.sha256).hexdigest()
-    hdrs["authorization"] = f"ACS3-HMAC-SHA256 Credential={AK},SignedHeaders={';'.join(signed)},Signature={sig}"
+    hdrs["authorization"] = signing.acs3_authorization(AK, SECRET, "POST", "/", call.query, hdrs, sorted(hdrs),
+                                                       body_hash)
     qs = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in call.query.items())
     return Wire("POST", "/?" + qs if qs else "/", list(hdrs.items()), payload)
 

@@ -113,8 +113,7 @@ def sign_v1_params(action: str, params: dict, ak: str, secret: str, method: str 
     full = {"Action": action, "Version": "2016-01-20", "Format": "JSON", "AccessKeyId": ak,
             "SignatureMethod": "HMAC-SHA1", "SignatureVersion": "1.0",
             "SignatureNonce": nonce or secrets.token_hex(16), "Timestamp": ts or timestamp(), **params}
-    sts = signing.rpc_v1_string_to_sign(method, {**full, **(body or {})})
-    full["Signature"] = signing.rpc_v1_signature(secret, sts)
+    full["Signature"] = signing.rpc_v1_sign(secret, method, {**full, **(body or {})})
     return full
 
 
@@ -137,10 +136,8 @@ def call(server: Server, action: str, params: dict | None = None, *, scheme: str
         hdrs.update({"x-acs-date": ts or timestamp(), "x-acs-signature-nonce": nonce or secrets.token_hex(16),
                      "x-acs-content-sha256": hashlib.sha256(payload).hexdigest()})
         signed = sorted(h for h in hdrs if h.startswith("x-acs-") or h in ("host", "content-type"))
-        canonical = signing.acs3_canonical_request(method, "/", query, hdrs, signed,
-                                                   hdrs["x-acs-content-sha256"])
-        sig = signing.acs3_signature(secret, signing.acs3_string_to_sign(canonical))
-        hdrs["Authorization"] = f"ACS3-HMAC-SHA256 Credential={ak},SignedHeaders={';'.join(signed)},Signature={sig}"
+        hdrs["Authorization"] = signing.acs3_authorization(ak, secret, method, "/", query, hdrs, signed,
+                                                           hdrs["x-acs-content-sha256"])
     hdrs.update(headers or {})
     qs = raw_query if raw_query is not None else "&".join(f"{quote(k, safe='')}={quote(v, safe='')}"
                                                           for k, v in query.items())

@@ -6,10 +6,8 @@ Raw requests cover what only other clients send (pop-core GET/POST, chunked bodi
 
 from __future__ import annotations
 
-import base64
 import calendar
 import hashlib
-import hmac
 import http.client
 import json
 import re
@@ -20,6 +18,7 @@ from urllib.parse import quote
 
 import pytest
 
+from tests import reference_signing as ref
 from tests import support
 from tests.sdk_client import ApiError
 from tests.sdk_client import Sdk as Client
@@ -383,16 +382,8 @@ def popcore_params(action: str, params: dict, method: str) -> dict:
             "SignatureNonce": secrets.token_hex(16), "SignatureVersion": "1.0", "Timestamp": support.timestamp(),
             "Version": "2016-01-20", **params}
     full = dict(sorted(full.items()))
-    full["Signature"] = _ref_v1_signature(method, full)
+    full["Signature"] = ref.v1_signature(support.TEST_SECRET, ref.v1_string_to_sign(method, full))  # not ours
     return full
-
-
-def _ref_v1_signature(method: str, params: dict) -> str:
-    """RPC v1 as wire.md §3 describes it (independent of alikms.shared.signing)."""
-    canonical = "&".join(f"{quote(k, safe='~')}={quote(v, safe='~')}" for k, v in sorted(params.items()))
-    sts = f"{method}&%2F&{quote(canonical, safe='~')}"
-    digest = hmac.new((support.TEST_SECRET + "&").encode(), sts.encode(), hashlib.sha1).digest()
-    return base64.b64encode(digest).decode()
 
 
 def node_encode(params: dict) -> str:
