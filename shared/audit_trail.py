@@ -68,14 +68,14 @@ def line_hash(line: bytes) -> str:
 
 
 def digest_mac(root_key: bytes, body: bytes) -> str:
-    from .crypto import _primitives as p
+    from . import crypto
 
-    return p.hmac_sha256(p.hkdf_sha256(root_key, DIGEST_INFO), body).hex()
+    return crypto.hmac_sha256(crypto.derive_key(root_key, DIGEST_INFO), body).hex()
 
 
 def mac_ok(root_key: bytes, line: bytes) -> bool:
     """Whether a Start/Digest line's Mac authenticates the line under `root_key`."""
-    from .crypto import _primitives as p
+    from . import crypto
 
     body, tail = line[:-_MAC_TAIL] + b"}", line[-_MAC_TAIL:]
     if not (tail.startswith(b',"Mac":"') and tail.endswith(b'"}')):
@@ -84,7 +84,7 @@ def mac_ok(root_key: bytes, line: bytes) -> bool:
         tag = bytes.fromhex(tail[8:-2].decode("ascii"))
     except ValueError:
         return False
-    return p.hmac_sha256_ok(p.hkdf_sha256(root_key, DIGEST_INFO), body, tag)
+    return crypto.hmac_sha256_ok(crypto.derive_key(root_key, DIGEST_INFO), body, tag)
 
 
 class Trail:

@@ -24,7 +24,6 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from . import crypto, envelope, errors, keys, lifecycle
-from .crypto import _primitives
 from .context import Context
 from .records import Key, Secret, SecretVersion, retrying
 from .store import Conflict
@@ -144,8 +143,7 @@ def _value_context(name: str, vid: str) -> dict[str, str]:
 
 def seal_value(ctx: Context, key: Key, name: str, vid: str, data: str) -> dict:
     data_key = crypto.random_bytes(32)
-    iv = crypto.random_bytes(_primitives.NONCE_SIZE)
-    sealed = _primitives.aes_gcm_seal(data_key, iv, data.encode(), f"secret/{name}/{vid}".encode())
+    iv, sealed = crypto.aead_seal(data_key, data.encode(), f"secret/{name}/{vid}".encode())
     return {"key_id": key.key_id, "data_key": envelope.encrypt(ctx, key, data_key, _value_context(name, vid)),
             "iv": base64.b64encode(iv).decode(), "value": base64.b64encode(sealed).decode()}
 
@@ -196,9 +194,9 @@ def open_value(ctx: Context, secret: Secret, value: SecretVersion, key: Key | No
     vid = value.version_id
     try:
         _, _, data_key = envelope.decrypt(ctx, value.data_key, _value_context(secret.name, vid), key)
-        plain = _primitives.aes_gcm_open(data_key, base64.b64decode(value.iv), base64.b64decode(value.value),
-                                         f"secret/{secret.name}/{vid}".encode())
-    except (errors.InvalidParameter, _primitives.InvalidTag):
+        plain = crypto.aead_open(data_key, base64.b64decode(value.iv), base64.b64decode(value.value),
+                                 f"secret/{secret.name}/{vid}".encode())
+    except (errors.InvalidParameter, crypto.DecryptError):
         raise errors.InternalFailure() from None  # a stored value that no longer opens is our fault
     return plain.decode()
 

@@ -157,9 +157,9 @@ def private_key(ctx: Context, key: Key, vid: str):
     cache_key = (ctx.scope, key.key_id, vid)
     found = _loaded.get(cache_key)
     if found is None:
-        from .crypto import _asymmetric
+        from .crypto import keypairs
 
-        found = _loaded[cache_key] = _asymmetric.load_private(key.key_spec, material(ctx, key, vid))
+        found = _loaded[cache_key] = keypairs.load_private(key.key_spec, material(ctx, key, vid))
         if len(_loaded) > _CACHE_SIZE:
             _loaded.popitem(last=False)
     else:

@@ -1,4 +1,4 @@
-"""RSA and EC (through `cryptography`) and SM2 (through `sm2`, OpenSSL's own implementation):
+"""RSA and EC (through `cryptography.hazmat`) and SM2 (through `sm2`, OpenSSL's own implementation):
 key generation, loading, signing a digest, public-key encryption. No policy, no API names beyond
 the algorithm identifiers; callers choose which algorithm a key spec allows.
 """
@@ -31,6 +31,30 @@ def generate(spec: str) -> bytes:
         key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS[spec])
     else:
         key = ec.generate_private_key(EC_CURVES[spec]())
+    return key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def ec_private_from_scalar(spec: str, scalar: int) -> bytes:
+    """The EC private key of `spec` with the given scalar, as PKCS#8 DER."""
+    key = ec.derive_private_key(scalar, EC_CURVES[spec]())
+    return key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def private_der_from_pem(spec: str, pem: str) -> bytes:
+    """PKCS#8 DER of an unencrypted PEM RSA or EC private key, which must be a key of `spec`;
+    ValueError if not."""
+    try:
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise ValueError("not an unencrypted PEM private key") from exc
+    if spec in RSA_BITS:
+        ok = isinstance(key, rsa.RSAPrivateKey) and key.key_size == RSA_BITS[spec]
+    else:
+        ok = isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, EC_CURVES[spec])
+    if not ok:
+        raise ValueError(f"the private key is not a {spec} key")
     return key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
 
