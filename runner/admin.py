@@ -179,7 +179,7 @@ def rotate_root_key(args: argparse.Namespace) -> int:
         ring = {f"r{number}": secrets.token_bytes(32), **ring}
         _write_key_file(path, ring)
         print(f"new primary root key r{number}; running workers pick it up within a second")
-        time.sleep(1.5)
+        time.sleep(root.RECHECK_SECONDS + 0.5)  # so that they wrap new data under it before the sweep
     while True:
         progress = Progress("re-wrapping under the new root key")
         total = rootkeys.remaining(store, cfg) if progress.on else None

@@ -27,13 +27,12 @@ from tests.asymmetric.helpers import (
     key_row,
     now,
     ok,
-    sm2_ct_raw_to_der,
-    spki_point,
     token_rows,
     unb64,
     version_material,
     versions,
 )
+from tests.der import sm2_ct_raw_to_der, spki_point
 
 SIZES = {"Aliyun_AES_256": 32, "Aliyun_AES_128": 16, "Aliyun_AES_192": 24, "Aliyun_SM4": 16}
 WRAPPINGS = [("RSA_2048", "RSAES_PKCS1_V1_5", "rsa"), ("RSA_2048", "RSAES_OAEP_SHA_1", "rsa"),

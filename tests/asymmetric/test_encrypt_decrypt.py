@@ -28,14 +28,11 @@ from tests.asymmetric.helpers import (
     now,
     ok,
     pem_to_der,
-    pkcs8_sm2_scalar,
     public_pem,
-    sm2_ct_der_to_raw,
-    sm2_ct_raw_to_der,
-    spki_point,
     unb64,
     version_material,
 )
+from tests.der import pkcs8_sm2_scalar, sm2_ct_der_to_raw, sm2_ct_raw_to_der, spki_point
 
 CAPS = {"RSA_2048": {"RSAES_OAEP_SHA_256": 190, "RSAES_OAEP_SHA_1": 214},
         "RSA_3072": {"RSAES_OAEP_SHA_256": 318, "RSAES_OAEP_SHA_1": 342},

@@ -14,16 +14,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 
 from tests import support
-from tests.asymmetric.helpers import pem_to_der, sm2_ct_raw_to_der, spki_point
+from tests.asymmetric.helpers import (
+    pem_to_der,
+)
+from tests.der import sm2_ct_raw_to_der, spki_point
 from tests.sdk_client import Sdk as BaseSdk
+from tests.support import b64
 
 KINDS = ("tea", "tea_v2", "classic")
 PREHASHED = utils.Prehashed(hashes.SHA256())
 OAEP256 = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 class Sdk(BaseSdk):

@@ -28,19 +28,16 @@ from tests.asymmetric.helpers import (
     now,
     ok,
     pem_to_der,
-    pkcs8_sm2_scalar,
     public_pem,
     sha256,
-    sig_der_to_raw,
-    sig_raw_to_der,
     sign,
     smx_digest,
     smx_sign_digest,
-    spki_point,
     verify,
     version_material,
     versions,
 )
+from tests.der import pkcs8_sm2_scalar, sig_der_to_raw, sig_raw_to_der, spki_point
 
 SIGN = "SIGN/VERIFY"
 ALGORITHMS = {"RSA_2048": ("RSA_PSS_SHA_256", "RSA_PKCS1_SHA_256"), "RSA_3072": ("RSA_PSS_SHA_256", "RSA_PKCS1_SHA_256"),

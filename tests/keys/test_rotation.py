@@ -4,7 +4,6 @@ threads that each hold their own store object on the same data."""
 
 from __future__ import annotations
 
-import calendar
 import json
 import threading
 import time
@@ -34,14 +33,8 @@ from tests.keys.helpers import (
     version_rows,
     versions,
 )
-
-
-def iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
-
-
-def epoch(text: str) -> int:
-    return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
+from tests.support import epoch
+from tests.support import timestamp as iso
 
 
 def rotating_key(kms, interval: str = "7d", **params) -> str:

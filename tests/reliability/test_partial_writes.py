@@ -29,6 +29,7 @@ from alikms.shared.records import Alias, Key, Secret
 from alikms.shared.store import Store, StoreUnavailable
 from tests import support
 from tests.reliability.invariants import DAY, check_invariants, context, leftovers, visible
+from tests.support import unique
 
 ok = support.ok
 
@@ -80,10 +81,6 @@ class FaultyStore(Store):
 
 
 # --- the scenarios ---------------------------------------------------------------------------------
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{os.urandom(6).hex()}"
-
 
 def new_key(kms, **params) -> str:
     return ok(kms, "CreateKey", params)["KeyMetadata"]["KeyId"]

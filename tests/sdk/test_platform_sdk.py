@@ -6,13 +6,11 @@ Raw requests cover what only other clients send (pop-core GET/POST, chunked bodi
 
 from __future__ import annotations
 
-import calendar
 import hashlib
 import http.client
 import json
 import re
 import secrets
-import time
 import uuid
 from urllib.parse import quote
 
@@ -22,6 +20,7 @@ from tests import reference_signing as ref
 from tests import support
 from tests.sdk_client import ApiError
 from tests.sdk_client import Sdk as Client
+from tests.support import epoch, unique
 
 CLIENTS = ("tea", "tea_v2", "classic")
 SYMMETRIC = ("Aliyun_AES_256", "Aliyun_AES_128", "Aliyun_AES_192", "Aliyun_SM4")
@@ -44,14 +43,6 @@ def client(kind, server) -> Client:
 
 def tags_json(tags: dict[str, str]) -> str:
     return json.dumps([{"TagKey": k, "TagValue": v} for k, v in tags.items()])
-
-
-def unique(prefix: str = "t") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-def epoch(iso: str) -> int:
-    return calendar.timegm(time.strptime(iso, "%Y-%m-%dT%H:%M:%SZ"))
 
 
 def list_ids(client: Client, filters: list[dict], **paging) -> tuple[set[str], int]:

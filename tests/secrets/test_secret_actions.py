@@ -20,7 +20,7 @@ from tests.secrets.helpers import (
     ok,
     parse_iso,
     put,
-    snapshot,
+    refused,
     stages,
     unique,
     value,
@@ -30,13 +30,6 @@ from tests.secrets.helpers import (
 
 IP = "InvalidParameter"
 NOT_FOUND = ("Forbidden.ResourceNotFound", 404)
-
-
-def refused(kms, name: str, action: str, params: dict, code: str, status: int, param: str | None = None) -> None:
-    """The call fails as documented and changes nothing a caller can see."""
-    before = snapshot(kms, name)
-    err(kms, action, params, code, status, param)
-    assert snapshot(kms, name) == before
 
 
 def secret_count(kms) -> int:

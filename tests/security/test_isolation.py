@@ -23,13 +23,10 @@ from alikms.shared import registry
 from alikms.shared.store.base import TABLES
 from tests import support
 from tests.security.helpers import REGION, create_access_key
+from tests.support import b64
 
 B_ACCOUNT, C_ACCOUNT = "2222222222222222", "3333333333333333"
 BAD_BLOB = 'The specified parameter "CiphertextBlob" is not valid.'
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 def arn(account: str, kind: str, name: str) -> str:

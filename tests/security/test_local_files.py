@@ -256,7 +256,6 @@ def _start_in_process(data: Path) -> None:
 @pytest.mark.parametrize("how", ["foreign", "link"])
 def test_a_file_in_the_data_directory_the_service_did_not_create_is_refused(local_env, tmp_path, monkeypatch,
                                                                              name, how):
-    from alikms.shared import audit
 
     for var in ("KMS_ACCESS_KEY_ID", "KMS_ACCESS_KEY_SECRET"):  # credentials.json is read
         monkeypatch.delenv(var)

@@ -195,12 +195,14 @@ def test_live_runner_keeps_serving_during_rotation(server_factory):
     for t in threads:
         t.start()
     try:
-        time.sleep(0.7)
+        support.until(lambda: len(results) >= 5, 30, "no calls answered before the rotation")
         started = time.time()
         proc = subprocess.run([sys.executable, "-m", "alikms.runner.admin", "--data-dir", str(srv.data_dir), "rotate-root-key"],
                               check=False, cwd=support.ROOT, env=srv.env, capture_output=True, text=True, timeout=60)
         finished = time.time()
-        time.sleep(1.5)  # every worker re-reads the key file (now one key) within a second
+        # Calls answered once every worker has re-read the key file (now one key) since the rotation.
+        reread = finished + root.RECHECK_SECONDS
+        support.until(lambda: sum(1 for t, *_ in results if t >= reread) >= 5, 30, "no calls after the rotation")
     finally:
         stop.set()
         for t in threads:
