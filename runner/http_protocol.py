@@ -5,9 +5,9 @@
   requests only the path is parsed and the query goes to the app untouched.
 * A response leaves in one write. uvicorn writes the status line and headers, then the body, each
   straight to the socket: two TCP segments and two wake-ups of the client per call, which measured
-  as the largest kernel cost of a request here. Writes made in one turn of the event loop are held
-  and sent together at the end of that turn, so nothing waits longer than the turn that made it
-  (a `100 Continue` still goes out before the app waits for the body).
+  as the largest kernel cost of a request here (docs/measurements.md). Writes made in one turn of
+  the event loop are held and sent together at the end of that turn, so nothing waits longer than
+  the turn that made it (a `100 Continue` still goes out before the app waits for the body).
 * An idle connection is closed only when it really is idle. uvicorn arms its keep-alive timer when
   a response is handed over, by the loop's clock, which was read when the turn began; a turn that
   lasted seconds, and a response that left only at the end of it, made the timer fire as the answer
@@ -18,7 +18,7 @@
   after a response is (uvicorn leaves a silent connection open forever). A request must arrive whole
   within `request_timeout` seconds of its first byte; one that stalls is answered 408 and closed.
   So neither idle sockets nor half-sent requests pile up until the worker runs out of descriptors.
-  Requests are not given a timer each (arming and cancelling one cost a few per cent of a call):
+  Requests are not given a timer each (arming and cancelling one measured as a visible cost per call):
   each notes when it began, and one sweep per worker looks over the open connections.
 * The request line and the header block are bounded (`wire.MAX_QUERY_BYTES`, `MAX_HEADERS`,
   `MAX_HEADER_BYTES`) as they arrive, before anything in them is decoded (the app bounds the body:

@@ -2,9 +2,9 @@
 
 Responses leave at the end of the turn too (http_protocol.py), and the runner answers a call only
 after its record's write (app.py waits for `pending()`). Several calls finishing in one turn then
-cost one write per sink instead of one each: a system call per call, measured as a few per cent of
-a call (docs/measurements.md). `TurnHolder` is an `audit.Holder`: everything else (the chain, the
-files, failing closed) is the audit writer's.
+cost one write per sink instead of one each, saving a system call per call (docs/measurements.md).
+`TurnHolder` is an `audit.Holder`: everything else (the chain, the files, failing closed) is the
+audit writer's.
 """
 
 from __future__ import annotations

@@ -29,7 +29,8 @@ ENABLED, DISABLED, DELETED = "Enabled", "Disabled", "Deleted"
 CACHE_SECONDS = 5.0
 # Per store object (a test may run several), per key id: (valid until, the store's access-key change
 # count when read (None: the store keeps none), key or None). A plain dict, emptied when full: a
-# cachetools.TTLCache measured ten times slower per hit, and this is read on every request.
+# cachetools.TTLCache measured many times slower per hit (docs/measurements.md), and this is read on
+# every request.
 _cache: weakref.WeakKeyDictionary[Store, dict[str, tuple[float, int | None, AccessKey | None]]] = (
     weakref.WeakKeyDictionary())
 

@@ -29,7 +29,7 @@ _NAMESPACE = uuid.UUID("6f1c3c59-3e8b-4c1e-9d55-9d7a2f6c1b10")
 _CACHE_SIZE = 4096
 # Unwrapped material of versions this warm instance has used. Versions never change, so entries
 # never go stale; the key row (state) is still read on every call. Hand-written LRUs (OrderedDict)
-# rather than cachetools.LRUCache, which measured over twice as slow per hit; functools.lru_cache
+# rather than cachetools.LRUCache, which measured slower per hit (docs/measurements.md); functools.lru_cache
 # cannot serve here: a miss needs the request's context, and `delete_all` forgets single entries.
 _material: OrderedDict[tuple[str, str, str], bytes] = OrderedDict()
 _loaded: OrderedDict[tuple[str, str, str], object] = OrderedDict()

@@ -97,8 +97,8 @@ def decode_event(event: bytes | str | dict) -> HttpRequest:
 
 
 # A dict emptied when full rather than functools.lru_cache: the library cache keyed by the whole
-# second measured slower per call (an extra call to turn a float into its key), and this runs several
-# times per request.
+# second measured slower per call (an extra call to turn a float into its key; docs/measurements.md),
+# and this runs several times per request.
 _iso: dict[int, str] = {}
 
 

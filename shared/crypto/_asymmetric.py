@@ -62,8 +62,8 @@ def private_der_from_pem(spec: str, pem: str) -> bytes:
 def load_private(spec: str, der: bytes):
     if spec == "EC_SM2":
         return sm2.PrivateKey.from_der(der)
-    # The material was generated here and is authenticated by the root-key wrap, so the slow RSA
-    # consistency check (29-90 ms per load) buys nothing.
+    # The material was generated here and is authenticated by the root-key wrap, so the RSA
+    # consistency check (tens of milliseconds per load: docs/measurements.md) buys nothing.
     return serialization.load_der_private_key(der, password=None, unsafe_skip_rsa_key_validation=True)
 
 
@@ -106,7 +106,8 @@ def _encryption_padding(algorithm: str):
     return padding.PKCS1v15() if algorithm == "RSAES_PKCS1_V1_5" else _oaep(algorithm)
 
 
-# Padding and hash parameter objects are immutable: built once, not on every call (~1 us each).
+# Padding and hash parameter objects are immutable: built once, not on every call (each costs about
+# as much as a small call's own work: docs/measurements.md).
 _PREHASHED = utils.Prehashed(hashes.SHA256())
 _ECDSA = ec.ECDSA(_PREHASHED)
 _PKCS1 = padding.PKCS1v15()

@@ -47,8 +47,8 @@ def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
     # Keep the WAL from growing without bound under a steady write load.
     conn.execute("PRAGMA journal_size_limit=67108864")
     # Read the first 256 MB through a memory map: with 100,000 keys the rows outgrow SQLite's 2 MB page
-    # cache and each lookup read its page from the OS again, a system call (a random lookup in an
-    # 80 MB table measured 7.0 us against 5.7 mapped; the OS page cache is shared by all workers).
+    # cache and each lookup read its page from the OS again, a system call (a random lookup measured
+    # cheaper mapped: docs/measurements.md; the OS page cache is shared by all workers).
     conn.execute("PRAGMA mmap_size=268435456")
     return conn
 
