@@ -113,7 +113,8 @@ class Variant:
     def command(self, spec: str, event: Path, extra: tuple[str, ...] = (), profile: str = "",
                 prefix: tuple[str, ...] = ()) -> list[str]:
         return [*prefix, sys.executable, "-I", "-S", *self.flags, *extra, "-c", CHILD,
-                os.pathsep.join(map(str, self.paths)), spec, str(event), "1" if self.init and spec == self.encrypt else "",
+                os.pathsep.join(map(str, self.paths)), spec, str(event),
+                "1" if self.init and spec == self.encrypt else "",
                 profile]
 
 
@@ -306,7 +307,8 @@ def report(variants: list[Variant], breakdown: dict, hot: list, counted: dict, l
           f"{'met' if rss <= TARGET_RSS_MB else 'NOT met'})")
     if counted:
         names = list(counted)
-        print("instructions, start to answer (valgrind): " + ", ".join(f"{n} {c / 1e6:,.0f} M" for n, c in counted.items())
+        print("instructions, start to answer (valgrind): "
+              + ", ".join(f"{n} {c / 1e6:,.0f} M" for n, c in counted.items())
               + f"; package / baseline {counted[names[1]] / counted[names[0]]:.2f}")
     print(f"first event after the initializer ran: {ms(med(variants[3], 'call')).strip()} ms "
           f"(its imports and set-up, {ms(med(variants[3], 'imports')).strip()} ms, happen before the event)")

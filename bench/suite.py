@@ -706,8 +706,8 @@ def registered(action: str) -> bool:
 def bulk_seed(ds: Dataset, root_key: str, count: int) -> float:
     """Add `count` Aliyun_AES_256 keys with CreateKey's own code, in one SQLite transaction."""
     from alikms.shared.config import get_config
-    from alikms.shared.models import parse_request
     from alikms.shared.context import Context
+    from alikms.shared.models import parse_request
     from alikms.shared.store import get_store
 
     use_dataset(ds, root_key)
@@ -853,7 +853,7 @@ def wrk(srv: Server, prefix: Path, opts: Opts, duration: int, connections: int =
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         if isinstance(exc, subprocess.TimeoutExpired):
-            raise RuntimeError("wrk did not finish") from None  # noqa: TRY004 - not a type problem
+            raise RuntimeError("wrk did not finish") from None
         raise
     wall = time.monotonic() - t0
     cpu1 = srv.cpu()

@@ -73,7 +73,8 @@ class _OneWriteTransport:
     __slots__ = ("_transport", "_loop", "_pending", "sent_at")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
-        self._transport, self._loop, self._pending = transport, loop, []
+        self._transport, self._loop = transport, loop
+        self._pending: list[bytes] = []
         self.sent_at = time.monotonic()  # when bytes last left (or the connection came)
 
     def write(self, data: bytes) -> None:
@@ -130,7 +131,7 @@ def _sweep(loop: asyncio.AbstractEventLoop, state, every: float) -> None:
 
 class RunnerProtocol(HttpToolsProtocol):
     _why: errors.KmsError | None = None  # the bound a parser callback found exceeded
-    _head = 0  # bytes of the current request head seen so far; None once it is complete
+    _head: int | None = 0  # bytes of the current request head seen so far; None once it is complete
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -145,7 +146,7 @@ class RunnerProtocol(HttpToolsProtocol):
         self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
         state = self.server_state
         if not getattr(state, "runner_sweep", False):
-            state.runner_sweep = True
+            state.runner_sweep = True  # type: ignore[attr-defined]  # our flag, kept on uvicorn's per-worker state
             every = min(1.0, self.request_timeout / 2)
             self.loop.call_later(every, _sweep, self.loop, state, every)
 

@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from alikms.shared import audit, audit_trail, localfiles, log, ops
+from alikms.shared.config import Config
 from alikms.shared.store import Store
 
 from .metrics import DIR_ENV, collect, exposition, still_running
@@ -77,9 +78,12 @@ def scrape_gauges(store: Store) -> dict[str, float]:
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = "alikms-metrics"
-    store = cfg = directory = None  # set on the subclass serve() makes
+    # set on the subclass serve() makes
+    store: Store
+    cfg: Config
+    directory: Path
 
-    def do_GET(self) -> None:  # noqa: N802 - the http.server interface
+    def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         if path == "/metrics":
             text = exposition(collect(self.directory), scrape_gauges(self.store))

@@ -229,9 +229,9 @@ def collect(directory: Path) -> dict[str, list[float]]:
             if have is None:
                 totals[key] = list(values)
             elif how == "max":
-                totals[key] = [max(a, b) for a, b in zip(have, values)]
+                totals[key] = [max(a, b) for a, b in zip(have, values, strict=False)]
             else:
-                totals[key] = [a + b for a, b in zip(have, values)]
+                totals[key] = [a + b for a, b in zip(have, values, strict=False)]
     return totals
 
 
@@ -253,11 +253,12 @@ def exposition(totals: dict[str, list[float]], extra: dict[str, float]) -> str:
         out.append(f"# HELP {family} {text}\n# TYPE {family} {kind}\n")
         for labels, values in sorted(series):
             if kind != "histogram":
-                out.append(f"{family}{{{labels}}} {_number(values[0])}\n" if labels else f"{family} {_number(values[0])}\n")
+                series_name = f"{family}{{{labels}}}" if labels else family
+                out.append(f"{series_name} {_number(values[0])}\n")
                 continue
             sep = "," if labels else ""
             running = 0.0
-            for bound, count in zip((*map(repr, BOUNDS), "+Inf"), values[:_NB]):
+            for bound, count in zip((*map(repr, BOUNDS), "+Inf"), values[:_NB], strict=False):
                 running += count
                 out.append(f'{family}_bucket{{{labels}{sep}le="{bound}"}} {_number(running)}\n')
             tail = f"{{{labels}}}" if labels else ""

@@ -94,7 +94,8 @@ def serve(args: argparse.Namespace) -> None:
                             # The runner is the gateway: it says who connected (x-forwarded-for in the
                             # event), never a client's own header, or acs:SourceIp could be forged.
                             proxy_headers=False, timeout_keep_alive=args.timeout_keep_alive)
-    config.request_timeout = args.request_timeout  # read by RunnerProtocol, in each worker process
+    # Our own setting, carried on uvicorn's config into each worker process, where RunnerProtocol reads it.
+    config.request_timeout = args.request_timeout  # type: ignore[attr-defined]
     server = uvicorn.Server(config)
     # uvicorn re-raises the signal that stopped it once it has shut down; leave through Python
     # instead, so the `finally` below runs.

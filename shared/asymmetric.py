@@ -11,8 +11,8 @@ import base64
 import binascii
 
 from . import crypto, errors, keys, keyspecs, lifecycle, versions
-from .crypto import keypairs
 from .context import Context
+from .crypto import keypairs
 
 CryptoFailure = keypairs.CryptoFailure
 

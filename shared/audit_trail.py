@@ -103,7 +103,8 @@ class Trail:
         self.since_digest, self.digest_due, self.closed = 0, 0.0, False
         self._rotate_bytes, self._digest_records = cfg.audit_rotate_bytes, cfg.audit_digest_records
         self._fail_open = cfg.audit_fail_open
-        self._steady, self._due, self._room, self._fds = False, 0.0, 0, ()  # see _steady_state
+        self._steady, self._due, self._room = False, 0.0, 0  # see _steady_state
+        self._fds: tuple[int, ...] = ()
 
     # --- lines ---
     def _typed(self, kind: str, signed: bool, **fields) -> bytes:
@@ -190,7 +191,8 @@ class Trail:
         if file is not None:
             self._steady = self._steady and file.fd is not None and not file.carry and file.next is None
             self._due, self._room = min(self._due, file.day_ends, file.check_at), self._rotate_bytes - file.size
-        self._fds = tuple(sink.fd for sink in self.sinks) if self._steady else ()
+        fds = tuple(sink.fd for sink in self.sinks if sink.fd is not None)
+        self._fds = fds if self._steady and len(fds) == len(self.sinks) else ()
 
     def _write(self, entries: list[dict], now: float) -> bool:
         try:

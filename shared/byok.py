@@ -15,8 +15,8 @@ import hmac
 import secrets as csprng
 
 from . import crypto, errors, keyspecs
-from .crypto import keypairs
 from .context import Context
+from .crypto import keypairs
 from .records import ImportToken, Key
 
 TOKEN_LIFETIME = 24 * 3600

@@ -24,7 +24,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -153,7 +153,10 @@ class Settings(TablestoreSettings):
         return self
 
 
-def read_settings(model: type[TablestoreSettings] = Settings) -> TablestoreSettings:
+_Model = TypeVar("_Model", bound=TablestoreSettings)
+
+
+def read_settings(model: type[_Model]) -> _Model:
     """`model` read from the environment; ConfigError naming each bad variable (not its value)."""
     try:
         return model()

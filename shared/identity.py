@@ -63,7 +63,8 @@ def create(store: Store, cfg: Config, account_id: str, policies: list[dict] | No
         policy.parse(doc)  # refuse a bad policy before anything is stored
     ak_id = ak_id or new_id()
     secret = secret or csprng.token_urlsafe(22)
-    AccessKeyRow(access_key_id=ak_id, account_id=account_id, secret=crypto.wrap(cfg, secret.encode(), secret_aad(ak_id)),
+    AccessKeyRow(access_key_id=ak_id, account_id=account_id,
+                 secret=crypto.wrap(cfg, secret.encode(), secret_aad(ak_id)),
                  status=ENABLED, policies=policies, created=int(now)).insert(store)
     return ak_id, secret
 

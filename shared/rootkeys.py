@@ -9,7 +9,7 @@ skips rows already under the new key. The service reads under every key in its r
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from . import byok, crypto, identity, versions
 from .config import Config
@@ -37,9 +37,10 @@ def _rewrap_row(store: Store, cfg: Config, table: str, field: str, aad_of, item:
             store.update(table, item.pk, item.sk, {**item.data, field: fresh}, item.rev)
             return True
         except Conflict:
-            item = store.get(table, item.pk, item.sk)
-            if item is None:
+            current = store.get(table, item.pk, item.sk)
+            if current is None:
                 return False
+            item = current
     raise RuntimeError(f"{table} row kept changing")
 
 

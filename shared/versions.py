@@ -179,7 +179,7 @@ def forget(ctx: Context, key_id: str, vid: str) -> None:
 def rotation_due(key: Key, now: float) -> bool:
     return (
         key.automatic_rotation and key.state == lifecycle.ENABLED
-        and key.last_rotation_date is not None
+        and key.last_rotation_date is not None and key.rotation_interval is not None
         and key.last_rotation_date + key.rotation_interval <= now
     )
 

@@ -66,8 +66,9 @@ class _Table:
 
     def key(self, pk: list, bound: bool = False) -> tuple:
         if len(pk) != len(self.schema):
-            raise wire.OtsError(400, "OTSInvalidPK", f"Validate PK size fail. Input: {len(pk)}, Meta: {len(self.schema)}.")
-        key = []
+            raise wire.OtsError(400, "OTSInvalidPK",
+                                f"Validate PK size fail. Input: {len(pk)}, Meta: {len(self.schema)}.")
+        key: list[tuple[int, object]] = []
         for (name, value), (meta_name, meta_type) in zip(pk, self.schema, strict=True):
             if name != meta_name:
                 raise wire.OtsError(400, "OTSInvalidPK", f"Validate PK name fail. Input: {name}, Meta: {meta_name}.")
@@ -162,7 +163,7 @@ class FakeTablestore:
             status, out = exc.status, wire.error_body(exc.code, exc.message)
         except DecodeError as exc:
             status, out = 400, wire.error_body("OTSParameterInvalid", f"Malformed request body: {exc}.")
-        except Exception as exc:  # a bug in the fake: show it to the test rather than hide it
+        except Exception as exc:  # noqa: BLE001 - a bug in the fake: show it to the test rather than hide it
             status, out = 500, wire.error_body("OTSInternalServerError", f"fake: {exc!r}")
         return wire.reply(action, status, out, akid, key)
 
@@ -251,7 +252,8 @@ class FakeTablestore:
         if flt and not self._match(fpb.Filter.FromString(flt), row):
             return b""
         wanted = set(columns)
-        cells = [(name, wire.cell_value(row[name][1]), row[name][0]) for name in sorted(row) if not wanted or name in wanted]
+        cells = [(name, wire.cell_value(row[name][1]), row[name][0])
+                 for name in sorted(row) if not wanted or name in wanted]
         if wanted and not cells and not wanted & {name for name, _ in table.schema}:
             return b""
         return bytes(PlainBufferBuilder.serialize_for_put_row(table.pk_of(key), cells))
@@ -335,7 +337,8 @@ class FakeTablestore:
         limit = min(req.limit if req.HasField("limit") else 5000, self.page_rows)
         if limit <= 0:
             raise wire.bad("The limit must be positive.")
-        rows, size, scanned, next_pk = [], 0, 0, b""
+        rows: list[bytes] = []
+        size, scanned, next_pk = 0, 0, b""
         with self._lock:
             table = self._table(req.table_name)
             start = table.key(wire.one_row(req.inclusive_start_primary_key)[0], bound=True)

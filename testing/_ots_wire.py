@@ -204,7 +204,7 @@ def reply(action: str, status: int, body: bytes, akid: str | None, key: bytes | 
         "x-ots-date": utcnow().strftime("%Y-%m-%dT%H:%M:%S.000Z"),
         "x-ots-contenttype": "protocol buffer",
     }
-    if akid is not None:  # only an authenticated caller gets a signed answer
+    if akid is not None and key is not None:  # only an authenticated caller gets a signed answer
         signature = hmac_b64(key, header_string(headers) + "\n/" + action, hashlib.sha1)
         headers["authorization"] = f"OTS {akid}:{signature}"
     return status, http.client.responses.get(status, ""), headers, body

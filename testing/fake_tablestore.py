@@ -57,8 +57,8 @@ def fake_client(backend: FakeTablestore, *, access_key_id: str | None = None, ac
     client = tablestore.OTSClient(
         "http://kmsfake.invalid", access_key_id or backend.access_key_id,
         access_key_secret or backend.access_key_secret, instance or backend.instance or INSTANCE,
-        region=region, **kwargs)
-    client.connection = InProcessConnection(backend)
+        region=region, **kwargs)  # type: ignore[arg-type]  # (the SDK's hint says str; None, its default, signs V2)
+    client.connection = InProcessConnection(backend)  # type: ignore[assignment]  # stands in for its pool
     return client
 
 
@@ -82,15 +82,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_POST(self) -> None:  # noqa: N802
+    server: _Server
+
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self._send(*self.server.backend.handle(self.path, dict(self.headers.items()), body))
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002
+    def log_message(self, format: str, *args) -> None:
         pass
 
 
 class _Server(ThreadingHTTPServer):
+    backend: FakeTablestore  # set by _server()
     daemon_threads = True
     block_on_close = False  # idle keep-alive connections must not hold up server_close()
     request_queue_size = 128  # the default backlog of 5 drops bursts of connects (1 s SYN retry)

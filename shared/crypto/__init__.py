@@ -13,7 +13,8 @@ from . import _primitives as _p
 from . import blob
 from .root import UnwrapError, root_key_id_of, unwrap, wrap
 
-__all__ = ["DecryptError", "UnwrapError", "wrap", "unwrap", "root_key_id_of", "new_symmetric_material", "new_key_material",
+__all__ = ["DecryptError", "UnwrapError", "wrap", "unwrap", "root_key_id_of", "new_symmetric_material",
+           "new_key_material",
            "random_bytes", "seal", "open_blob", "blob", "spec_supported", "aead_seal", "aead_open", "derive_key",
            "hmac_sha256", "hmac_sha256_ok"]
 

@@ -27,6 +27,7 @@ def generate(spec: str) -> bytes:
     """A new private key of `spec` as PKCS#8 DER."""
     if spec == "EC_SM2":
         return sm2.generate().to_der()
+    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
     if spec in RSA_BITS:
         key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS[spec])
     else:

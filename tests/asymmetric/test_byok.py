@@ -132,7 +132,8 @@ def test_import_flow_for_every_wrapping_and_material_size(kms, wrapping_spec, al
             err(kms, "ImportKeyMaterial", {"KeyId": key, "ImportToken": params["ImportToken"],
                                            "EncryptedKeyMaterial": wrap(params, algorithm, other, flavour)},
                 "InvalidKeyMaterial", 400)
-        assert describe(kms, key)["KeyState"] == "Enabled" and version_material(kms.store, key, md["PrimaryKeyVersion"]) == material
+        assert describe(kms, key)["KeyState"] == "Enabled"
+        assert version_material(kms.store, key, md["PrimaryKeyVersion"]) == material
         decrypts(kms, blob)
 
 
@@ -164,7 +165,8 @@ def test_failed_imports_change_nothing(kms):
         err(kms, "ImportKeyMaterial", {**base, "EncryptedKeyMaterial": encrypted, "KeyMaterialExpireUnix": str(expire)},
             "InvalidParameter", 400, "KeyMaterialExpireUnix")
     for name in ("KeyId", "ImportToken", "EncryptedKeyMaterial"):
-        err(kms, "ImportKeyMaterial", {k: v for k, v in {**base, "EncryptedKeyMaterial": encrypted}.items() if k != name},
+        params = {**base, "EncryptedKeyMaterial": encrypted}
+        err(kms, "ImportKeyMaterial", {k: v for k, v in params.items() if k != name},
             "MissingParameter", 400, name)
     err(kms, "ImportKeyMaterial", {**base, "KeyId": str(uuid.uuid4()), "EncryptedKeyMaterial": encrypted},
         "Forbidden.KeyNotFound", 404)

@@ -9,11 +9,12 @@ import os
 import time
 from collections.abc import Callable
 
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
 from alikms.shared.crypto import sm2
 from alikms.shared.registry import ACTIONS, JOBS
 from tests.support import b64, unb64
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 Call = Callable[[str, dict], tuple[int, dict]]
 DAY = 86400

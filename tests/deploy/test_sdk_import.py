@@ -40,12 +40,14 @@ PROBE = textwrap.dedent("""
 
 
 def test_store_imports_the_sdk_without_aiohttp():
-    done = subprocess.run([sys.executable, "-c", PROBE], cwd=support.ROOT, capture_output=True, text=True, check=False, timeout=120)
+    done = subprocess.run([sys.executable, "-c", PROBE], cwd=support.ROOT, capture_output=True, text=True,
+                          check=False, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
 
 
 def test_an_sdk_imported_first_is_used_as_it_is():
     probe = ("import sys, tablestore, aiohttp\nimport alikms.shared.store.tablestore as t\n"
              "assert t.OTSClient is tablestore.OTSClient and sys.modules['aiohttp'] is aiohttp\nprint('ok')")
-    done = subprocess.run([sys.executable, "-c", probe], cwd=support.ROOT, capture_output=True, text=True, check=False, timeout=120)
+    done = subprocess.run([sys.executable, "-c", probe], cwd=support.ROOT, capture_output=True, text=True,
+                          check=False, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

@@ -58,7 +58,7 @@ def test_old_blobs_decrypt_after_three_rotations(kms):
     assert len({v1, v2, v3, v4}) == 4
     assert kms.fire("RotateKeys", now + 16 * DAY)["Rotated"] == []  # idempotent
     assert versions(kms, key) == [v1, v2, v3, v4]  # oldest first
-    for (vid, blob), (plain, n) in zip(blobs.items(), ((b"one", "1"), (b"two", "2"), (b"three", "3"))):
+    for (vid, blob), (plain, n) in zip(blobs.items(), ((b"one", "1"), (b"two", "2"), (b"three", "3")), strict=True):
         out = decrypt(kms, blob, {"v": n})
         assert (out["raw"], out["KeyVersionId"], out["KeyId"]) == (plain, vid, key)
     newest = encrypt(kms, key, b"four")

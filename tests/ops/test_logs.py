@@ -177,7 +177,8 @@ def test_nonce_table_pressure_is_a_warning(caplog):
         watcher = threading.Thread(target=listener.watch_nonces, args=(Full(), stop_event, 0.01))
         watcher.start()
         deadline = time.time() + 10
-        while not [r for r in caplog.records if getattr(r, "event", "") == "nonces.pressure"] and time.time() < deadline:
+        while (not [r for r in caplog.records if getattr(r, "event", "") == "nonces.pressure"]
+               and time.time() < deadline):
             time.sleep(0.01)
         stop_event.set()
         watcher.join()

@@ -15,8 +15,8 @@ import base64
 import json
 import os
 import time
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
@@ -192,7 +192,8 @@ SCENARIOS = [
              action("DeleteAlias", lambda s: {"AliasName": s["alias"]}),
              lambda kms, s: Alias.get(kms.store, context(kms.store).scope, s["alias"]) is None),
     Scenario("TagResource key", lambda kms: {"key": new_key(kms)},
-             action("TagResource", lambda s: {"KeyId": s["key"], "Tags": json.dumps([{"TagKey": "a", "TagValue": "b"}])}),
+             action("TagResource", lambda s: {"KeyId": s["key"], "Tags": json.dumps([{"TagKey": "a",
+                                                                                      "TagValue": "b"}])}),
              lambda kms, s: key_of(kms, s["key"]).tags == {"a": "b"}),
     Scenario("UntagResource secret",
              lambda kms: {"name": (n := unique("s")), "_": ok(kms, "CreateSecret", {

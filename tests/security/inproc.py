@@ -81,7 +81,7 @@ class Service:
 
         try:
             req = self.request(action, query, body, **kw)
-        except Exception as exc:  # noqa: BLE001 - a request the runner refuses while reading it
+        except Exception as exc:
             from alikms.shared import errors
 
             if not isinstance(exc, errors.KmsError):

@@ -120,7 +120,7 @@ def test_hostile_request_shapes_are_answered_and_audited(srv):
             assert what in body["Message"], (label, body)
         assert headers["x-acs-request-id"] == body["RequestId"]
         # The audit write follows the answer in the same turn of the worker's loop.
-        support.until(lambda: len(audit_ids(srv)) > len(before), what=label)
+        support.until(lambda seen=before: len(audit_ids(srv)) > len(seen), what=label)
         new = audit_ids(srv)[len(before):]
         assert new == [body["RequestId"]], (label, new)  # exactly one record, this one
         still_serving(srv, pid)
