@@ -1,4 +1,4 @@
-"""Administration: access keys and their policies, the audit trail, root-key rotation.
+"""Administration: access keys and their policies, the audit trail, root-key rotation, status.
 
 Same configuration as the service (`--data-dir` for a local instance; KMS_STORE=tablestore and the
 OTS_* variables for a deployment). Examples:
@@ -7,7 +7,12 @@ OTS_* variables for a deployment). Examples:
     scripts/admin access-key disable|enable|delete LTAI...
     scripts/admin policy set LTAI... policy.json        (or --clear: the account's own key again)
     scripts/admin audit [--action Encrypt] [--account ID] [--access-key LTAI...] [--code OK] [--since ISO]
+    scripts/admin audit verify [--json]     (exit status 1 when the trail was tampered with)
     scripts/admin rotate-root-key
+    scripts/admin status [--json]
+
+Long operations (root-key rotation, verifying a large trail, status over many keys) draw a progress
+line on stderr when it is a terminal, and nothing otherwise.
 """
 
 from __future__ import annotations
@@ -20,9 +25,34 @@ import secrets
 import sys
 import time
 
-from alikms.shared import audit, identity, localfiles, policy, rootkeys
+from alikms.shared import audit, audit_verify, identity, localfiles, ops, policy, registry, rootkeys
 from alikms.shared.config import ConfigError, check_account_id, get_config, read_root_key_file
+from alikms.shared.crypto import root
 from alikms.shared.store import get_store
+
+
+class Progress:
+    """One status line on stderr, redrawn at most ten times a second, when stderr is a terminal."""
+
+    def __init__(self, label: str, stream=None) -> None:
+        self.label, self.stream = label, stream or sys.stderr
+        self.on = self.stream.isatty()
+        self.shown, self.last = False, 0.0
+
+    def __call__(self, done: int, total: int | None = None, unit: str = "") -> None:
+        now = time.monotonic()
+        if not self.on or now - self.last < 0.1 and (total is None or done < total):
+            return
+        self.last, self.shown = now, True
+        of = f" of {total:,}{unit}" if total else unit
+        pct = f" ({100 * done // total}%)" if total else ""
+        self.stream.write(f"\r\033[K{self.label}: {done:,}{of}{pct}")
+        self.stream.flush()
+
+    def end(self) -> None:
+        if self.shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
 
 
 def _print(rows: list[dict], as_json: bool) -> None:
@@ -89,17 +119,44 @@ def policy_set(args: argparse.Namespace) -> int:
 
 def audit_read(args: argparse.Namespace) -> int:
     cfg = get_config()
-    path = args.file or (str(cfg.data_dir / audit.FILE_NAME) if cfg.data_dir else "")
-    if not path or not os.path.exists(path):
-        print("no audit file (local mode writes audit.log in the data directory)", file=sys.stderr)
-        return 1
+    if args.verb == "verify":
+        return audit_check(args, cfg)
     filters = {"Action": args.action, "AccountId": args.account, "AccessKeyId": args.access_key,
                "ResultCode": args.code}
-    for rec in audit.read(path, **filters):
+    if args.file:
+        records = audit.read(args.file, **filters)
+    elif cfg.data_dir is not None and (audit.files(cfg.data_dir) or (cfg.data_dir / audit.FILE_NAME).exists()):
+        records = audit.events(cfg.data_dir, **filters)
+    else:
+        print("no audit trail (local mode writes it to audit/ in the data directory)", file=sys.stderr)
+        return 1
+    for rec in records:
         if args.since and rec["EventTime"] < args.since:
             continue
         print(json.dumps(rec, ensure_ascii=False))
     return 0
+
+
+def audit_check(args: argparse.Namespace, cfg) -> int:
+    """Verify the chain and digests of every trail file; exit status 1 if anything was tampered with."""
+    if cfg.data_dir is None:
+        print("no data directory: a deployment's trail is in its log service", file=sys.stderr)
+        return 2
+    progress = Progress("verifying the audit trail")
+    try:
+        report = audit_verify.verify(cfg.data_dir, root.keys(cfg, force=True),
+                                     lambda done, total: progress(done, total, " bytes"))
+    finally:
+        progress.end()
+    if args.json:
+        print(json.dumps({"files": report.files, "writers": report.writers, "records": report.records,
+                          "ok": not report.problems, "findings": [vars(f) for f in report.findings]}))
+    else:
+        for finding in report.findings:
+            print(finding)
+        verdict = "intact" if not report.problems else f"{len(report.problems)} problem(s)"
+        print(f"{report.files} files, {report.writers} writers, {report.records} records: {verdict}")
+    return 1 if report.problems else 0
 
 
 def _write_key_file(path, ring: dict[str, bytes]) -> None:
@@ -124,7 +181,12 @@ def rotate_root_key(args: argparse.Namespace) -> int:
         print(f"new primary root key r{number}; running workers pick it up within a second")
         time.sleep(1.5)
     while True:
-        counts = rootkeys.rewrap(store, cfg, args.stop_after)
+        progress = Progress("re-wrapping under the new root key")
+        total = rootkeys.remaining(store, cfg) if progress.on else None
+        try:
+            counts = rootkeys.rewrap(store, cfg, args.stop_after, lambda done: progress(done, total, " rows"))
+        finally:
+            progress.end()
         print("re-wrapped: " + (", ".join(f"{t} {n}" for t, n in counts.items()) or "nothing"))
         if args.stop_after is not None:
             print("stopped early (--stop-after); run again to finish")
@@ -139,6 +201,97 @@ def rotate_root_key(args: argparse.Namespace) -> int:
         print(f"done: every row is under {primary}; old root keys removed from {path}")
     else:
         print(f"done: every row is under {primary}; remove the old keys from KMS_ROOT_KEY")
+    return 0
+
+
+def status_report(store, cfg, progress=None) -> dict:
+    """What `status` shows: the store, counts per account, the root-key ring (ids only), the nonce
+    table, each timer's last run and the audit trail's files."""
+    now = int(time.time())
+    accounts: dict[str, dict] = {}
+
+    def account(account_id: str) -> dict:
+        return accounts.setdefault(account_id, {"Status": "", "AccessKeys": 0, "Regions": {}})
+
+    seen = 0
+    for table in ("accounts", "access_keys", "keys", "aliases", "secrets"):
+        for item in store.scan_all(table):
+            seen += 1
+            if progress is not None:
+                progress(seen, None, " rows")
+            if table == "accounts":
+                account(item.pk)["Status"] = item.data.get("Status", "")
+                continue
+            if table == "access_keys":
+                if item.data.get("status") != identity.DELETED:
+                    account(item.data["account_id"])["AccessKeys"] += 1
+                continue
+            account_id, _, region = item.pk.partition("/")
+            counts = account(account_id)["Regions"].setdefault(region, {"Keys": 0, "KeyStates": {}, "Aliases": 0,
+                                                                        "Secrets": 0})
+            if table == "keys":
+                counts["Keys"] += 1
+                state = item.data.get("state", "")
+                counts["KeyStates"][state] = counts["KeyStates"].get(state, 0) + 1
+            else:
+                counts["Aliases" if table == "aliases" else "Secrets"] += 1
+    ring = list(root.keys(cfg, force=True))
+    usage = getattr(store, "nonce_usage", None)
+    live, slots = usage(now) if usage is not None else (None, None)
+    runs = ops.last_timer_runs(store)
+    files = audit.files(cfg.data_dir) if cfg.data_dir is not None else []
+    return {
+        "Store": {"Kind": cfg.store, **({"Path": str(cfg.data_dir / "kms.sqlite3")} if cfg.store == "sqlite" else
+                                        {"Endpoint": cfg.ots_endpoint, "Instance": cfg.ots_instance})},
+        "RootKeys": {"Primary": ring[0], "Ids": ring},
+        "NonceTable": {"Live": live, "Slots": slots} if slots else None,
+        "Accounts": accounts,
+        "Timers": {job.name: runs.get(job.name) for job in registry.JOBS},
+        "AuditTrail": {"Files": len(files), "Bytes": sum(p.stat().st_size for p in files),
+                       "Writers": len({audit.FILE_RE.match(p.name).group(2) for p in files}),
+                       "Directory": str(cfg.data_dir / audit.DIR_NAME) if cfg.data_dir is not None else None},
+    }
+
+
+def _when(epoch: float | None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch)) if epoch else "-"
+
+
+def status(args: argparse.Namespace) -> int:
+    store, cfg = get_store(), get_config()
+    progress = Progress("counting")
+    try:
+        report = status_report(store, cfg, progress)
+    finally:
+        progress.end()
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+        return 0
+    st = report["Store"]
+    print(f"store        {st['Kind']}  {st.get('Path') or st.get('Endpoint', '') + ' ' + st.get('Instance', '')}")
+    ring = report["RootKeys"]
+    print("root keys    " + ", ".join(k + (" (primary)" if k == ring["Primary"] else "") for k in ring["Ids"]))
+    nt = report["NonceTable"]
+    if nt:
+        print(f"nonce table  {nt['Live']:,} of {nt['Slots']:,} slots live ({100 * nt['Live'] / nt['Slots']:.1f}%)")
+    print("accounts")
+    for account_id, acc in sorted(report["Accounts"].items()):
+        print(f"  {account_id}  {acc['Status'] or '-'}  access keys {acc['AccessKeys']}")
+        for region, c in sorted(acc["Regions"].items()):
+            states = ", ".join(f"{k} {v}" for k, v in sorted(c["KeyStates"].items()))
+            print(f"    {region}: keys {c['Keys']}" + (f" ({states})" if states else "")
+                  + f", aliases {c['Aliases']}, secrets {c['Secrets']}")
+    print("timers")
+    for job, run in report["Timers"].items():
+        if run is None:
+            print(f"  {job:22} never run")
+            continue
+        summary = " ".join(f"{k}={v}" for k, v in run.get("summary", {}).items() if k != "FailedFirst")
+        print(f"  {job:22} {_when(run.get('trigger_time'))}  {'ok' if run.get('ok') else 'FAILED ' + run.get('error', '')}"
+              f"  {run.get('seconds', 0):.3f} s  {summary}")
+    at = report["AuditTrail"]
+    if at["Directory"]:
+        print(f"audit trail  {at['Files']} files, {at['Writers']} writers, {at['Bytes']:,} bytes in {at['Directory']}")
     return 0
 
 
@@ -160,16 +313,20 @@ def main(argv: list[str] | None = None) -> int:
     pol.add_argument("access_key_id")
     pol.add_argument("file", nargs="?")
     pol.add_argument("--clear", action="store_true")
-    aud = sub.add_parser("audit")
+    aud = sub.add_parser("audit", help="list records (filters below), or `audit verify`")
+    aud.add_argument("verb", nargs="?", choices=["list", "verify"], default="list")
     for name in ("--action", "--account", "--access-key", "--code", "--since", "--file"):
         aud.add_argument(name, type=_account if name == "--account" else None)
+    aud.add_argument("--json", action="store_true", help="verify: the report as JSON")
+    sub.add_parser("status").add_argument("--json", action="store_true")
     rot = sub.add_parser("rotate-root-key")
     rot.add_argument("--stop-after", type=int, help="re-wrap at most N rows and stop (to test resuming)")
     args = parser.parse_args(argv)
     if args.data_dir and os.environ.get("KMS_STORE", "sqlite") == "sqlite":
         os.environ["KMS_DATA_DIR"] = os.path.abspath(args.data_dir)
     os.environ.setdefault("KMS_AUDIT_STDOUT", "false")
-    handlers = {"access-key": access_key, "policy": policy_set, "audit": audit_read, "rotate-root-key": rotate_root_key}
+    handlers = {"access-key": access_key, "policy": policy_set, "audit": audit_read, "rotate-root-key": rotate_root_key,
+                "status": status}
     try:
         return handlers[args.command](args)
     except (OSError, ValueError, ConfigError, localfiles.UnsafeFile) as exc:

@@ -18,17 +18,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import importlib
-import logging
 import os
 import random
+import types
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
-from alikms.shared import audit, errors, registry, wire
+from alikms.shared import audit, auth, errors, log, registry, telemetry, wire
 from alikms.shared.config import get_config
 from alikms.shared.store import get_store
 
-log = logging.getLogger("kms")
+from . import metrics
 
 # Calls one worker runs at once on a remote store. Each waits on the store most of its time, so the
 # worker's throughput is this many divided by a call's store time; 64 covers as many clients as a
@@ -81,7 +81,9 @@ def new_request_id() -> str:
 def build_request(method: str, path: str, raw_query: str, headers, body: bytes, client_ip: str) -> wire.HttpRequest:
     """What the function reads from one HTTP request (the decoded API Gateway event).
 
-    Raises ParseRequestParameterException on a bad query."""
+    Raises ParseRequestParameterException on a bad or oversized query (bounded before decoding)."""
+    if len(raw_query) > wire.MAX_QUERY_BYTES:
+        raise wire.too_large("query")
     query: dict[str, str | list[str]] = {}
     for name, value in wire.parse_form(raw_query) if raw_query else ():
         if name in query:  # keep every value so the function can refuse the duplicate
@@ -110,6 +112,21 @@ def build_event(method: str, path: str, raw_query: str, headers, body: bytes, cl
             "pathParameters": {}, "body": text, "isBase64Encoded": is_b64}
 
 
+def audit_refusal(code: str, status: int, source_ip: str, action: str = "", access_key_id: str = "") -> str:
+    """Record a request answered before it reached a function; returns the request id to answer with.
+    (Its metrics count it under no action: the name it asked for is the client's to choose.)"""
+    telemetry.sink.call("", code, 0.0)
+    request_id = new_request_id()
+    audit.record(get_config(), audit.entry(request_id, action, "", access_key_id, source_ip, [], code, status))
+    return request_id
+
+
+def refuse(exc: errors.KmsError, host: str, source_ip: str, action: str = "", access_key_id: str = "") -> dict:
+    """The answer to a request refused before it reached a function (no such action, an unreadable
+    or oversized request), with its record in the audit trail: every answered request has one."""
+    return wire.error_response(exc, audit_refusal(exc.code, exc.status, source_ip, action, access_key_id), host)
+
+
 def route(req: wire.HttpRequest) -> str:
     """The action a request asks for (header, then query, then form body)."""
     name = req.headers.get("x-acs-action") or req.query.get("Action")
@@ -127,14 +144,21 @@ def dispatch(req: wire.HttpRequest) -> dict:
     The function gets the request already decoded (`handler.serve`): the same code path as its FC
     event, less a JSON round trip of the event (an Encrypt through runner.app in process: 61 -> 53 us).
     """
-    request_id = new_request_id()
+    name = ""
     try:
-        spec = registry.action(route(req))
+        name = route(req)
+        spec = registry.action(name)
         if spec is None:
             raise errors.InvalidAction()
     except errors.KmsError as exc:
-        return wire.error_response(exc, request_id, req.headers.get("host", ""))
-    return function_handler(spec.module).serve(req, request_id)
+        return refuse(exc, req.headers.get("host", ""), req.source_ip, name, auth.claimed_access_key(req, req.query))
+    return function_handler(spec.module).serve(req, new_request_id())
+
+
+@types.coroutine
+def _next_turn():
+    """Let the event loop run the callbacks already queued (the audit write of this turn) first."""
+    yield
 
 
 _pool: list[ThreadPoolExecutor] = []  # this process's call threads, made on first use
@@ -193,9 +217,28 @@ def _host(scope) -> str:
 _loop: list = []  # this worker's event loop: asyncio.get_running_loop() is a system call (getpid) on 3.11
 
 
+async def lifespan(receive, send) -> None:
+    """A worker's start and end: its logs and metrics file first; at the end, after its last answer,
+    the audit records still held and each chain's closing digest. (uvicorn ends a worker by re-raising
+    the SIGTERM it caught, so nothing registered with atexit would run there.)"""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            metrics.start_process()
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            audit.close()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
 async def app(scope, receive, send) -> None:
     """ASGI entry point: HTTP request -> API Gateway event -> function -> HTTP response."""
+    if scope["type"] != "http":
+        return await lifespan(receive, send)
     if not _loop or not _loop[0].is_running():
+        if not _loop:
+            metrics.start_process()  # (driven without a lifespan, as in process)
         _loop[:] = [asyncio.get_running_loop()]
     loop = _loop[0]
     audit.hold_per_turn(loop)
@@ -211,23 +254,42 @@ async def app(scope, receive, send) -> None:
             return
         chunk = msg.get("body", b"")
         size += len(chunk)
-        if size <= limit:
-            chunks.append(chunk)
+        if size > limit:  # answered at once; uvicorn reads the rest and drops it, and the connection goes on
+            break
+        chunks.append(chunk)
         if not msg.get("more_body"):
             break
     try:
         if size > limit:
-            raise errors.ParseRequestParameterException("The request body is too large.")
+            raise wire.too_large("body")
         req = build_request(scope["method"], scope["path"], scope["query_string"].decode("latin-1"),
                             scope["headers"], b"".join(chunks), (scope.get("client") or ("", 0))[0])
         pool = call_pool()
-        result = dispatch(req) if pool is None else await loop.run_in_executor(pool, dispatch_in_thread, req)
+        if pool is not None:
+            try:
+                result = await loop.run_in_executor(pool, dispatch_in_thread, req)
+            except errors.KmsError as exc:  # a call thread writes its record at once: it could not be
+                result = wire.error_response(exc, new_request_id(), _host(scope))
+        else:
+            result = dispatch(req)
     except errors.KmsError as exc:
-        result = wire.error_response(exc, new_request_id(), _host(scope))
+        result = refuse(exc, _host(scope), (scope.get("client") or ("", 0))[0])
     except Exception as exc:  # noqa: BLE001 - the function catches everything; this is a last resort
-        request_id = new_request_id()
-        log.error("request %s failed outside the function with %s", request_id, type(exc).__name__)
-        result = wire.error_response(errors.InternalFailure(), request_id, _host(scope))
+        log.get("kms.request").error("a request failed outside the function", exc_info=exc,
+                                     extra={"event": "request.internal_failure", "action": ""})
+        result = refuse(errors.InternalFailure(), _host(scope), (scope.get("client") or ("", 0))[0])
+    batch = audit.pending()
+    if batch is not None:
+        # Answer only once this turn's audit records are written (one write for the turn), and with
+        # the refusal if they could not be (fail-closed): this answer's own record is missing.
+        await _next_turn()
+        if batch.refused:
+            rid = (result.get("headers") or {}).get("x-acs-request-id") or new_request_id()
+            result = wire.error_response(errors.ServiceUnavailableTemporary(audit.REFUSED), rid, _host(scope))
+    await _answer(send, result)
+
+
+async def _answer(send, result: dict) -> None:
     body = result["body"]
     payload = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
     out = [(k.encode(), str(v).encode()) for k, v in (result.get("headers") or {}).items()]

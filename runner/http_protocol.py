@@ -20,6 +20,13 @@
   So neither idle sockets nor half-sent requests pile up until the worker runs out of descriptors.
   Requests are not given a timer each (arming and cancelling one cost a few per cent of a call):
   each notes when it began, and one sweep per worker looks over the open connections.
+* The request line and the header block are bounded (`wire.MAX_QUERY_BYTES`, `MAX_HEADERS`,
+  `MAX_HEADER_BYTES`) as they arrive, before anything in them is decoded (the app bounds the body:
+  an over-long one is read and dropped). A request over a bound, and a request httptools cannot parse,
+  gets the service's own error body and audit record (not uvicorn's plain-text 400), and its
+  connection is closed gracefully: the answer, then end of stream, then whatever the client still
+  sends is read and dropped for a moment. Closing at once, with unread data, would reset the
+  connection and could destroy the answer on its way. A 408 has its audit record too.
 
 Named by import string in the runner's uvicorn config, which carries `request_timeout`.
 """
@@ -29,13 +36,35 @@ from __future__ import annotations
 import asyncio
 import select
 import time
+from http import HTTPStatus
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from alikms.shared import errors, wire
+
+from .app import audit_refusal, refuse
 
 _PARSER_LIMIT = 65535
 REQUEST_TIMEOUT = 30.0  # seconds from a request's first byte to its last, unless the config says
 _TIMED_OUT = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
-              b"content-length: 16\r\nconnection: close\r\n\r\nRequest Timeout.")
+              b"content-length: 16\r\nconnection: close\r\nx-acs-request-id: %s\r\n\r\nRequest Timeout.")
+_URL_LIMIT = wire.MAX_QUERY_BYTES + 1024  # the query and a path
+# httptools buffers a header line itself until it ends, so the bytes of a head are counted as they
+# arrive too (one read at most past the limit; the method and CRLFs are slack).
+_HEAD_LIMIT = _URL_LIMIT + wire.MAX_HEADER_BYTES + 4096
+_LINGER = 2.0  # seconds a refused connection keeps draining before it is closed
+
+
+class _Refused(Exception):
+    """A request over a bound; raised inside a parser callback, answered by `send_400_response`."""
+
+
+class _Drop:
+    """The parser of a refused connection: what the client still sends is read and dropped."""
+
+    @staticmethod
+    def feed_data(data: bytes) -> None:
+        return None
 
 
 class _OneWriteTransport:
@@ -100,10 +129,14 @@ def _sweep(loop: asyncio.AbstractEventLoop, state, every: float) -> None:
 
 
 class RunnerProtocol(HttpToolsProtocol):
+    _why: errors.KmsError | None = None  # the bound a parser callback found exceeded
+    _head = 0  # bytes of the current request head seen so far; None once it is complete
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.request_timeout = getattr(self.config, "request_timeout", REQUEST_TIMEOUT)
         self.began: float | None = None  # when the request being read began to arrive
+        self._url_parts: list[bytes] = []
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -129,13 +162,54 @@ class RunnerProtocol(HttpToolsProtocol):
         elif not _has_unread_data(transport):  # unread data is a request the busy loop has not read yet
             transport.close()
 
+    def data_received(self, data: bytes) -> None:
+        head = self._head
+        if head is not None:
+            if head > _HEAD_LIMIT:
+                self._refuse(wire.too_large("header block" if self.headers else "line"))
+                return
+            self._head = head + len(data)
+        HttpToolsProtocol.data_received(self, data)
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.began = time.monotonic()
 
+    def on_url(self, url: bytes) -> None:
+        # Pieces are joined once the head is complete: `self.url += url` copies the whole URL again
+        # for every piece, which a client sending it a few bytes at a time turns into seconds.
+        self._url_parts.append(url)
+
     def on_message_complete(self) -> None:
         self.began = None
+        self._head = 0
         super().on_message_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request httptools could not parse (or a callback refused)."""
+        self._refuse(self._why or errors.ParseRequestParameterException())
+
+    def _refuse(self, exc: errors.KmsError) -> None:
+        if type(self.parser) is _Drop:
+            return  # answered already
+        self.began, self._head, self.parser = None, None, _Drop()  # type: ignore[assignment]
+        host = dict(self.headers or ()).get(b"host", b"").decode("latin-1")
+        result = refuse(exc, host, self.client[0] if self.client else "")
+        body = result["body"].encode()
+        head = [f"HTTP/1.1 {result['statusCode']} {HTTPStatus(result['statusCode']).phrase}"]
+        head += [f"{k}: {v}" for k, v in result["headers"].items()]
+        head += [f"content-length: {len(body)}", "connection: close"]
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:  # a request in flight gets no answer of its own
+            cycle.disconnected = True
+            cycle.message_event.set()
+        transport = self.transport
+        transport.write("\r\n".join(head).encode("latin-1") + b"\r\n\r\n" + body)
+        if transport.can_write_eof():
+            transport.write_eof()  # after the answer: the one-write transport flushes first
+            self.loop.call_later(_LINGER, transport.close)
+        else:
+            transport.close()
 
     def request_timed_out(self) -> None:
         """The request being read began `request_timeout` seconds ago and has not arrived whole."""
@@ -151,10 +225,24 @@ class RunnerProtocol(HttpToolsProtocol):
         self.began = None
         # Nothing is being answered, so the 408 is in order. If the stalled request's headers had
         # arrived, its app is waiting for the body and sees the disconnect.
-        self.transport.write(_TIMED_OUT)
+        request_id = audit_refusal("RequestTimeout", 408, self.client[0] if self.client else "")
+        self.transport.write(_TIMED_OUT % request_id.encode())
         self.transport.close()
 
     def on_headers_complete(self) -> None:
+        headers, head, self._head = self.headers, self._head or 0, None
+        parts = self._url_parts
+        self.url = url = parts[0] if len(parts) == 1 else b"".join(parts)
+        parts.clear()
+        if len(url) > _URL_LIMIT:
+            self._why = wire.too_large("line")
+            raise _Refused()
+        # The head's byte count may include body bytes that came in the same read: only then is
+        # the exact size of the header block worth adding up.
+        if len(headers) > wire.MAX_HEADERS or head - len(url) > wire.MAX_HEADER_BYTES and \
+                sum(len(k) + len(v) for k, v in headers) > wire.MAX_HEADER_BYTES:
+            self._why = wire.too_large("header block")
+            raise _Refused()
         if len(self.url) <= _PARSER_LIMIT:
             return super().on_headers_complete()
         path, _, query = self.url.partition(b"?")

@@ -2,7 +2,8 @@
 
 `serve`: HTTP on 127.0.0.1 (uvicorn, httptools, uvloop; one worker process per core) in front of
 `app.app`. The supervisor process fires the timer functions on their cron schedules from the same
-registry. `invoke`: call one function once with an event file, like `fun local invoke`.
+registry, and serves the metrics and health listener (`metrics.py`). `invoke`: call one function once
+with an event file, like `fun local invoke`. Operational events are JSON lines on stderr (shared/log.py).
 """
 
 from __future__ import annotations
@@ -10,15 +11,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
 import time
 
-from alikms.shared import registry
+from alikms.shared import audit, log, registry
 from alikms.shared.config import get_config
 from alikms.shared.store import get_store
 
+from . import metrics
 from .app import _release_store, fc_context, function_handler
 
 
@@ -32,7 +35,9 @@ def fire(job: registry.Job, second: int) -> dict | None:
     try:
         return function_handler(job.module)(json.dumps(timer_event(job, second)).encode(), fc_context(job.name))
     except Exception as exc:  # noqa: BLE001 - a failed run must not stop the clock
-        print(f"timer {job.name} failed: {type(exc).__name__}", file=sys.stderr)
+        # The job logged its own failure; this says the invocation failed, as FC would.
+        log.get("kms.timer").error("timer invocation failed", extra={
+            "event": "timer.invocation_failed", "job": job.name, "error": type(exc).__name__})
         return None
     finally:
         _release_store()
@@ -61,10 +66,16 @@ def serve(args: argparse.Namespace) -> None:
     cfg = get_config()  # creates the data dir, bootstrap credentials and root key on first start
     from alikms.shared import identity
 
-    identity.ensure_bootstrap(get_store(), cfg, time.time())  # the first admin key, listed by scripts/admin
+    store = get_store()
+    directory = metrics.prepare(cfg.data_dir) if cfg.data_dir is not None else None
+    metrics.start_process()
+    audit.check_dir(cfg)  # a trail directory planted by another user stops the runner here, as other files do
+    identity.ensure_bootstrap(store, cfg, time.time())  # the first admin key, listed by scripts/admin
     if getattr(args, "seed", None):
         _load_seed(args.seed, cfg)
     _release_store()  # this thread now only waits
+    listener = _metrics_listener(store, cfg, directory)
+    log.get("kms.runner").info("runner starting", extra={"event": "runner.start", **settings(cfg, args, listener)})
     print(f"KMS (API 2016-01-20) on http://{args.host}:{args.port}  region {cfg.region}  account {cfg.account_id}"
           f"  store {cfg.store}" + (f"  data {cfg.data_dir}" if cfg.data_dir else ""), flush=True)
     if first_start and not os.environ.get("KMS_ACCESS_KEY_SECRET"):
@@ -74,9 +85,11 @@ def serve(args: argparse.Namespace) -> None:
     stop = threading.Event()
     if not args.no_timers:
         threading.Thread(target=run_timers, args=(stop,), daemon=True, name="timers").start()
+    threading.Thread(target=metrics.watch_nonces, args=(store, stop), daemon=True, name="nonce-watch").start()
     config = uvicorn.Config("alikms.runner.app:app", host=args.host, port=args.port, workers=args.workers,
-                            http="alikms.runner.http_protocol:RunnerProtocol", loop="uvloop", log_level="warning", access_log=False,
-                            lifespan="off", server_header=False,
+                            http="alikms.runner.http_protocol:RunnerProtocol", loop="uvloop", log_level="warning",
+                            log_config=log.uvicorn_log_config(), access_log=False,
+                            lifespan="auto", server_header=False,  # app.lifespan closes the audit chains
                             # The runner is the gateway: it says who connected (x-forwarded-for in the
                             # event), never a client's own header, or acs:SourceIp could be forged.
                             proxy_headers=False, timeout_keep_alive=args.timeout_keep_alive)
@@ -98,7 +111,38 @@ def serve(args: argparse.Namespace) -> None:
             try:
                 save()  # a nonce table in shared memory would not outlive a reboot
             except OSError as exc:  # a full disk, say: the table itself is intact, only the copy failed
-                print(f"could not save the nonce table into the data directory: {exc.strerror}", file=sys.stderr)
+                log.get("kms.runner").error("could not save the nonce table into the data directory", extra={
+                    "event": "nonces.save_failed", "error": exc.strerror or type(exc).__name__})
+        if listener is not None:
+            listener.shutdown()
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)  # this runner's counts end with it
+        log.get("kms.runner").info("runner stopped", extra={"event": "runner.stop"})
+
+
+def settings(cfg, args: argparse.Namespace, listener) -> dict:
+    """The effective configuration for the startup line: every setting but the secrets (the access
+    key secret, root keys and Tablestore credentials); root keys by id only."""
+    hidden = {"access_key_secret", "root_keys", "ots_access_key_id", "ots_access_key_secret", "ots_security_token"}
+    out = {name: (str(value) if isinstance(value, os.PathLike) else value)
+           for name, value in vars(cfg).items() if name not in hidden}
+    out["root_key_ids"] = list(cfg.root_keys)
+    out.update(host=args.host, port=args.port, workers=args.workers, timers=not args.no_timers,
+               metrics=f"http://{cfg.metrics_host}:{listener.server_address[1]}/metrics" if listener else None)
+    return out
+
+
+def _metrics_listener(store, cfg, directory):
+    """The metrics and health listener, or None (turned off, or its address taken: logged, not fatal)."""
+    if directory is None or cfg.metrics_port == 0:
+        return None
+    try:
+        return metrics.serve(store, cfg, directory)
+    except OSError as exc:
+        log.get("kms.runner").error("metrics listener not started", extra={
+            "event": "runner.metrics_unavailable", "address": f"{cfg.metrics_host}:{cfg.metrics_port}",
+            "error": os.strerror(exc.errno) if exc.errno else type(exc).__name__})
+        return None
 
 
 def _load_seed(path: str, cfg) -> None:

@@ -24,6 +24,10 @@ from .wire import HttpRequest
 
 log = logging.getLogger("kms")
 
+# Access key ids are 24 characters and SDK nonces 32-36 (a UUID, 32 hex digits). Both are looked up
+# or stored as they came, so anything far longer is refused before it reaches a cache or the store.
+MAX_ACCESS_KEY_ID = 128
+MAX_NONCE = 128
 _TIMESTAMP = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?Z$")
 _ACS3_MUST_SIGN = frozenset(("x-acs-action", "x-acs-date", "x-acs-signature-nonce"))
 _ACS3 = re.compile(r"^ACS3-HMAC-SHA256 Credential=([^,]+),SignedHeaders=([^,]*),Signature=([0-9a-f]+)$")
@@ -101,6 +105,8 @@ def authenticate(req: HttpRequest, query: dict[str, str], params: dict[str, str]
         raise errors.InvalidTimeStampExpired()
     if not nonce:
         raise errors.MissingParameter(name="SignatureNonce")
+    if len(nonce) > MAX_NONCE:
+        raise errors.InvalidParameter(name="SignatureNonce")
     # Remember the nonce for `skew` after it was used, or until its request's stamp leaves the
     # window if that is later (a stamp up to `skew` in the future stays acceptable that long).
     ttl = cfg.clock_skew + max(0, ts - int(now))
@@ -128,11 +134,12 @@ def _warn_full(now: float) -> None:
 def claimed_access_key(req: HttpRequest, params: dict[str, str]) -> str:
     """The AccessKeyId a request presents, verified or not (for the audit trail of refusals)."""
     m = _ACS3.match(req.headers.get("authorization", ""))
-    return m.group(1) if m else params.get("AccessKeyId", "")
+    claimed = m.group(1) if m else params.get("AccessKeyId", "")
+    return claimed if isinstance(claimed, str) else ""  # the runner keeps a repeated name as a list
 
 
 def _lookup(cfg: Config, store: Store, ak_id: str) -> identity.AccessKey:
-    key = identity.lookup(store, cfg, ak_id)
+    key = identity.lookup(store, cfg, ak_id) if len(ak_id) <= MAX_ACCESS_KEY_ID else None
     if key is None:
         raise errors.InvalidAccessKeyIdNotFound()
     if not key.enabled:

@@ -125,11 +125,25 @@ class Settings(TablestoreSettings):
     # A nonce hashes to a window of 32 slots (store/nonces.py), so a table needs more than that.
     nonce_slots: int | None = _var("KMS_NONCE_SLOTS", None, ge=64, le=1 << 30)
     nonce_dir: str | None = _var("KMS_NONCE_DIR", None)  # a directory, or "data"; default /dev/shm
+    log_level: str = _var("KMS_LOG_LEVEL", "info")  # operational JSON logs on stderr (shared/log.py)
+    audit_fail_open: bool = _var("KMS_AUDIT_FAIL_OPEN", False)  # serve on when the trail cannot be written
+    audit_rotate_bytes: int = _var("KMS_AUDIT_ROTATE_BYTES", 64 << 20, ge=1)  # a new audit file past this
+    audit_digest_records: int = _var("KMS_AUDIT_DIGEST_RECORDS", 1000, ge=1)  # a digest after this many...
+    audit_digest_seconds: int = _var("KMS_AUDIT_DIGEST_SECONDS", 60, ge=1)  # ...or this long after the last
+    metrics_host: str = _var("KMS_METRICS_HOST", "127.0.0.1")  # the runner's metrics and health listener
+    metrics_port: int = _var("KMS_METRICS_PORT", 9464, ge=0, le=65535)  # 0: none
 
     @field_validator("account_id")
     @classmethod
     def _account(cls, value: str | None) -> str | None:
         return None if value is None else check_account_id(value)
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        if value.lower() not in ("debug", "info", "warning", "error", "critical"):
+            raise ValueError("a log level is debug, info, warning, error or critical")
+        return value.lower()
 
     @field_validator("root_key")
     @classmethod
@@ -188,6 +202,13 @@ class Config:
     nonce_slots: int | None  # size of a local instance's shared nonce table (store/nonces.py)
     nonce_dir: str | None  # where it lives: a directory, "data" (the data directory), None: /dev/shm if any
     root_key_path: Path | None = None  # the local root key file (None: KMS_ROOT_KEY, or no data directory)
+    log_level: str = "info"  # operational JSON logs on stderr (shared/log.py): debug, info, warning, error
+    audit_fail_open: bool = False  # serve on when the audit trail cannot be written (development only)
+    audit_rotate_bytes: int = 64 << 20  # start a new audit file past this size (and at each UTC day)
+    audit_digest_records: int = 1000  # an authenticated digest after this many records...
+    audit_digest_seconds: int = 60  # ...or at the first record this long after the last digest
+    metrics_host: str = "127.0.0.1"  # the local runner's metrics and health listener
+    metrics_port: int = 9464  # 0: no listener
 
     @property
     def primary_root_key_id(self) -> str:
@@ -310,4 +331,11 @@ def get_config() -> Config:
         nonce_slots=s.nonce_slots,
         nonce_dir=s.nonce_dir,
         root_key_path=key_file,
+        log_level=s.log_level,
+        audit_fail_open=s.audit_fail_open,
+        audit_rotate_bytes=s.audit_rotate_bytes,
+        audit_digest_records=s.audit_digest_records,
+        audit_digest_seconds=s.audit_digest_seconds,
+        metrics_host=s.metrics_host,
+        metrics_port=s.metrics_port,
     )

@@ -1,8 +1,11 @@
 """Symmetric encryption under a key's primary version, and decryption of our blobs.
 
-Shared by Encrypt, Decrypt, GenerateDataKey*, ReEncrypt and (later) secret values. A blob that does
-not parse, names a key or version this caller cannot see, or fails authentication (including a
-different EncryptionContext) gets one detail-free error: InvalidParameter on CiphertextBlob.
+Shared by Encrypt, Decrypt, GenerateDataKey*, ReEncrypt and (later) secret values. A blob that names
+a key this caller cannot see (another account's, or none at all) answers Forbidden.KeyNotFound, as a
+KeyId naming it would (`kms-api.md` §9.6 lists it for Decrypt): the key id travels in the clear in
+the blob's header, so this tells the caller nothing the blob did not. A blob that does not parse, names
+a version its key does not have, or fails authentication (including a different EncryptionContext)
+gets one detail-free error: InvalidParameter on CiphertextBlob.
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ def decrypt(ctx: Context, ciphertext_b64: str, context: dict[str, str] | None,
     if key is None:
         key = Key.get(ctx.store, ctx.scope, parsed.key_id)
         if key is None or lifecycle.is_gone(key, ctx.now):
-            raise bad_ciphertext()
+            raise errors.KeyNotFound()
         key = lifecycle.effective(key, ctx.now)
     elif key.key_id != parsed.key_id:
         raise bad_ciphertext()

@@ -1,8 +1,8 @@
 """Files a local instance keeps: created private (0600), opened only if the service made them.
 
 Everything a local instance writes holds key material, secrets, credentials or metadata about
-them: the SQLite database and its -wal/-shm files, credentials.json, root.key, audit.log, the nonce
-table and its saved copy, the change counter. Another local user must neither read these nor plant
+them: the SQLite database and its -wal/-shm files, credentials.json, root.key, the audit trail's
+files (audit/), the nonce table and its saved copy, the change counter, the runner's metrics files. Another local user must neither read these nor plant
 one in advance for the service to adopt: a nonce table planted in /dev/shm by another user, and
 wiped by them later, would let a captured request be replayed.
 

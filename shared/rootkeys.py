@@ -43,8 +43,10 @@ def _rewrap_row(store: Store, cfg: Config, table: str, field: str, aad_of, item:
     raise RuntimeError(f"{table} row kept changing")
 
 
-def rewrap(store: Store, cfg: Config, limit: int | None = None) -> dict[str, int]:
-    """Re-wrap up to `limit` rows (all by default) under the primary root key; counts per table."""
+def rewrap(store: Store, cfg: Config, limit: int | None = None,
+           progress: Callable[[int], None] | None = None) -> dict[str, int]:
+    """Re-wrap up to `limit` rows (all by default) under the primary root key; counts per table.
+    `progress(rows re-wrapped so far)` is called after each row re-wrapped."""
     primary = next(iter(root.keys(cfg, force=True)))
     done: dict[str, int] = {}
     for table, field, aad_of in WRAPPED:
@@ -53,6 +55,8 @@ def rewrap(store: Store, cfg: Config, limit: int | None = None) -> dict[str, int
                 return done
             if _rewrap_row(store, cfg, table, field, aad_of, item, primary):
                 done[table] = done.get(table, 0) + 1
+                if progress is not None:
+                    progress(sum(done.values()))
     return done
 
 

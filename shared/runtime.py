@@ -3,24 +3,26 @@
 The wrapper is the single place that decodes the event, authenticates, validates the request model,
 builds the `Context`, serialises the response with its `RequestId`, and turns every exception into
 the documented error body. Anything unexpected becomes `InternalFailure` with a log line that names
-the request id and the exception type only (never parameters, which may hold plaintext).
+the request id, the exception type and its traceback's frames (never parameters, which may hold
+plaintext, nor the exception's message or the frames' variables: shared/log.py).
 """
 
 from __future__ import annotations
 
 import json
-import logging
+import time
 import uuid
 from datetime import datetime
 from typing import Any, Callable
 
-from . import accounts, audit, auth, authz, clock, errors, registry, wire
+from . import accounts, audit, auth, authz, clock, errors, log, ops, registry, telemetry, wire
 from .config import get_config
 from .context import Context
 from .models import ApiModel, Response, parse_request
 from .store import get_store
 
-log = logging.getLogger("kms")
+# The catch-all's log message: the test suite fails any test during which it fires (tests/conftest.py).
+CATCH_ALL = "request %s failed with %s"
 
 
 def _request_id(context: Any) -> str:
@@ -35,15 +37,20 @@ def api_handler(module: str, request_model: type[ApiModel], run: Callable[[Any, 
 
     def handler(event: bytes, context: Any = None) -> dict:
         """The FC entry point: the event as JSON bytes, FC's context object."""
-        return serve(event, _request_id(context))
+        request_id = _request_id(context)
+        try:
+            return serve(event, request_id)
+        except errors.KmsError as exc:  # the call's audit record could not be written (fail-closed)
+            return wire.error_response(exc, request_id, "")
 
     def serve(event: bytes | str | dict | wire.HttpRequest, request_id: str) -> dict:
         """One call. The local runner passes the `HttpRequest` it parsed, sparing a JSON round trip."""
-        host, cfg, caller, req, params = "kms.local", None, None, None, {}
-        code, status = "OK", 200
+        host, cfg, caller, req, params, found = "kms.local", None, None, None, {}, ()
+        code, status, started = "OK", 200, time.perf_counter()
         try:
             cfg = get_config()
             host = f"kms.{cfg.region}.aliyuncs.com"
+            audit.admit(cfg)
             req = event if isinstance(event, wire.HttpRequest) else wire.decode_event(event)
             host = req.headers.get("host", host)
             query, params = wire.parse_params(req, cfg.max_body)
@@ -56,16 +63,24 @@ def api_handler(module: str, request_model: type[ApiModel], run: Callable[[Any, 
                 accounts.require_open(store, cfg, caller.account_id)
             ctx = Context(request_id, caller.account_id, cfg.region, caller.access_key_id, caller.source_ip,
                           now, store, cfg, spec)
-            dry_run = dry_run_capable and params.get("DryRun", "").lower() == "true"
+            request = None
             try:
+                # The one parse: the action, the policy check and the audit record all take the
+                # resources from this validated request (authz.py).
                 request = parse_request(request_model, params)
-                authz.check(caller, spec, params, cfg.region, store)
+                if caller.policies is None:  # the account's own key: no check, nothing to resolve
+                    found = authz.resources(spec, request, caller.account_id, cfg.region)
+                else:
+                    resolved: dict[str, str] = {}
+                    found = authz.resources(spec, request, caller.account_id, cfg.region, store, resolved)
+                    authz.check(caller, found)
+                    request = authz.pin(spec, request, resolved)
                 body = run(request, ctx).to_wire()
             except (errors.MissingParameter, errors.InvalidParameter) as exc:
-                raise errors.ValidationError(exc.detail) if dry_run else exc from None
+                raise errors.ValidationError(exc.detail) if _dry_run(request, params) else exc from None
             except errors.ForbiddenNoPermission as exc:
-                raise errors.AccessDeniedError() if dry_run else exc from None
-            if dry_run:
+                raise errors.AccessDeniedError() if _dry_run(request, params) else exc from None
+            if dry_run_capable and request.dry_run:
                 # DryRun always fails (kms-api.md §1.5). Every DryRun-capable action is read-only, so
                 # the call ran for real, with every state and ciphertext check, and its result is dropped.
                 raise errors.DryRunOperationError()
@@ -76,15 +91,25 @@ def api_handler(module: str, request_model: type[ApiModel], run: Callable[[Any, 
             return wire.error_response(exc, request_id, host)
         except Exception as exc:  # noqa: BLE001 - the one central catch
             code, status = errors.InternalFailure.code, 500
-            log.error("request %s failed with %s", request_id, type(exc).__name__)
+            log.get("kms.request").error(CATCH_ALL, request_id, type(exc).__name__, exc_info=exc, extra={
+                "event": "request.internal_failure", "request_id": request_id, "action": spec.name})
             return wire.error_response(errors.InternalFailure(), request_id, host)
         finally:
+            telemetry.sink.call(spec.name, code, time.perf_counter() - started)
             if cfg is not None:
                 account = caller.account_id if caller else ""
-                arns = [arn for _, arn in authz.resources(spec, params, account, cfg.region)] if caller else []
                 ak = caller.access_key_id if caller else auth.claimed_access_key(req, params) if req else ""
                 audit.record(cfg, audit.entry(request_id, spec.name, account, ak, req.source_ip if req else "",
-                                              arns, code, status))
+                                              [arn for _, arn in found], code, status))
+
+    def _dry_run(request: Any, params: dict[str, str]) -> bool:
+        """Whether a refused call asked for DryRun: from the request if it parsed, else from the raw
+        parameter (only to choose which error reports the refusal)."""
+        if not dry_run_capable:
+            return False
+        if request is not None:
+            return request.dry_run
+        return params.get("DryRun", "").strip().lower() == "true"
 
     handler.serve = serve  # type: ignore[attr-defined]
     handler.action = spec  # type: ignore[attr-defined]
@@ -108,8 +133,13 @@ def timer_handler(module: str, run: Callable[[Context, dict], dict]):
         cfg = get_config()
         ctx = Context(_request_id(context), "", cfg.region, "", "", trigger_time(ev), get_store(), cfg)
         payload = json.loads(ev.get("payload") or "{}")
-        result = run(ctx, payload)
-        log.info("job %s at %s: %s", spec.name, ev.get("triggerTime"), json.dumps(result))
+        started = time.perf_counter()
+        try:
+            result = run(ctx, payload)
+        except Exception as exc:
+            ops.timer_finished(ctx, spec.name, time.perf_counter() - started, None, exc)
+            raise
+        ops.timer_finished(ctx, spec.name, time.perf_counter() - started, result, None)
         return result
 
     handler.job = spec  # type: ignore[attr-defined]

@@ -39,16 +39,14 @@ def percent_encode(value: str) -> str:
     return value
 
 
-_REENCODE = str.maketrans({"%": "%25", "=": "%3D", "&": "%26"})
-
-
 def rpc_v1_string_to_sign(method: str, params: dict[str, str]) -> str:
     canonical = "&".join(
         f"{percent_encode(k)}={percent_encode(v)}" for k, v in sorted(params.items()) if k != "Signature"
     )
     # percent_encode(canonical), done cheaply: the canonical query holds only unreserved characters,
-    # %XX escapes, '=' and '&', and of those only '%', '=' and '&' need encoding.
-    return f"{method}&%2F&{canonical.translate(_REENCODE)}"
+    # %XX escapes, '=' and '&', and of those only '%', '=' and '&' need encoding. Three replace()
+    # passes, '%' first: str.translate with a mapping to strings costs tens of times more.
+    return f"{method}&%2F&{canonical.replace('%', '%25').replace('=', '%3D').replace('&', '%26')}"
 
 
 def rpc_v1_signature(secret: str, string_to_sign: str) -> str:

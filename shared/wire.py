@@ -26,6 +26,24 @@ import orjson
 from . import errors
 
 FORM_TYPE = "application/x-www-form-urlencoded"
+
+# What one request may be, checked before anything in it is decoded. The largest legal request is a
+# CreateSecret from the classic SDK, which puts every parameter in the query string: SecretData
+# (30,720 bytes), Policy (32,768), Description (8,192 characters), 20 tags, ExtendedConfig, each
+# percent-encoded (up to 3 bytes per byte): about 330 KB. The most parameters a legal request has
+# are the old npm client's flattened EncryptionContext.<k> pairs: 8,192 characters of context hold
+# at most ~1,200 one-character keys, twice in a ReEncrypt.
+MAX_QUERY_BYTES = 512 * 1024
+MAX_PARAMS = 4096
+MAX_HEADERS = 128  # the SDKs send about 15
+MAX_HEADER_BYTES = 32 * 1024  # names and values together (as nginx allows); the SDKs send about 1 KB
+MAX_EVENT_BYTES = 2 * 1024 * 1024  # an FC event holding all of the above (and a body) as JSON
+
+
+def too_large(what: str) -> errors.ParseRequestParameterException:
+    return errors.ParseRequestParameterException(f"The request {what} is too large.")
+
+
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
@@ -40,20 +58,34 @@ class HttpRequest:
 
 
 def decode_event(event: bytes | str | dict) -> HttpRequest:
+    if not isinstance(event, dict) and len(event) > MAX_EVENT_BYTES:
+        raise too_large("event")
     try:
         ev = event if isinstance(event, dict) else orjson.loads(event)
     except orjson.JSONDecodeError as exc:
         raise errors.ParseRequestParameterException() from exc
     if not isinstance(ev, dict):
         raise errors.ParseRequestParameterException()
-    headers = {k.lower(): v for k, v in (ev.get("headers") or {}).items()}
-    ctx_http = (ev.get("requestContext") or {}).get("http") or {}
+    raw_headers, query, raw = ev.get("headers") or {}, ev.get("queryParameters") or {}, ev.get("body") or ""
+    request_context = ev.get("requestContext") or {}
+    ctx_http = (request_context.get("http") if isinstance(request_context, dict) else None) or {}
+    if not (isinstance(raw_headers, dict) and isinstance(query, dict) and isinstance(request_context, dict)
+            and isinstance(ctx_http, dict)
+            and isinstance(raw, (str, bytes)) and all(isinstance(v, str) for v in raw_headers.values())
+            and all(isinstance(v, str) or isinstance(v, list) and all(isinstance(i, str) for i in v)
+                    for v in query.values())):
+        raise errors.ParseRequestParameterException()  # not the shape a gateway sends
+    # The gateway decoded the query already; the same bounds hold as for the runner's raw request.
+    if len(raw_headers) > MAX_HEADERS or sum(len(k) + len(v) for k, v in raw_headers.items()) > MAX_HEADER_BYTES:
+        raise too_large("header block")
+    if len(query) > MAX_PARAMS or sum(len(k) + len(v) for k, v in query.items()) > MAX_QUERY_BYTES:
+        raise too_large("query")
+    headers = {k.lower(): v for k, v in raw_headers.items()}
     method = str(ev.get("httpMethod") or ctx_http.get("method") or "GET").upper()
     path = str(ev.get("path") or ctx_http.get("path") or ev.get("rawPath") or "/")
     # A gateway appends the address it saw, so the last X-Forwarded-For entry is the one to trust;
     # earlier entries are whatever the client sent.
-    source_ip = ctx_http.get("sourceIp") or headers.get("x-forwarded-for", "").split(",")[-1].strip()
-    raw = ev.get("body") or ""
+    source_ip = str(ctx_http.get("sourceIp") or headers.get("x-forwarded-for", "").split(",")[-1].strip())
     if ev.get("isBase64Encoded") in (True, "true", "True"):
         try:
             body = base64.b64decode(raw, validate=True)
@@ -61,8 +93,7 @@ def decode_event(event: bytes | str | dict) -> HttpRequest:
             raise errors.ParseRequestParameterException() from exc
     else:
         body = raw.encode() if isinstance(raw, str) else bytes(raw)
-    query = ev.get("queryParameters") or {}
-    return HttpRequest(method, path, headers, dict(query), body, source_ip or "")
+    return HttpRequest(method, path, headers, dict(query), body, source_ip[:64])
 
 
 # A dict emptied when full rather than functools.lru_cache: the library cache keyed by the whole
@@ -95,7 +126,10 @@ def parse_form(raw: str | bytes) -> list[tuple[str, str]]:
 
     The result is `parse_qsl(text, keep_blank_values=True, strict_parsing=True, errors="strict")`
     (a test holds the two equal), minus its per-field overhead: every request parses a query and
-    most fields need no decoding at all."""
+    most fields need no decoding at all. The number of fields is bounded before any is decoded; the
+    caller bounds the size (`MAX_QUERY_BYTES`, the body limit)."""
+    if raw.count(b"&" if isinstance(raw, bytes) else "&") >= MAX_PARAMS:
+        raise errors.ParseRequestParameterException("The request has too many parameters.")
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         if not text:
@@ -122,7 +156,7 @@ def parse_params(req: HttpRequest, max_body: int) -> tuple[dict[str, str], dict[
     if req.method not in ("GET", "POST"):
         raise errors.UnsupportedHTTPMethod()
     if len(req.body) > max_body:
-        raise errors.ParseRequestParameterException("The request body is too large.")
+        raise too_large("body")
     query: dict[str, str] = {}
     for name, value in req.query.items():
         if not isinstance(value, str):

@@ -4,6 +4,7 @@ handler invocation against either store."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 
 import pytest
@@ -12,6 +13,9 @@ from tests import support
 
 
 def pytest_configure(config):
+    config.addinivalue_line("markers", "internal_failure_expected: the test injects a fault that the central "
+                            "catch-all (shared/runtime.py) answers with InternalFailure; without this marker a "
+                            "test during which the catch-all fires fails")
     # Small nonce tables (1 MB, not the serving default of 128 MB) for the many stores tests make,
     # in process and in the runners they start.
     from alikms.shared.store import nonces
@@ -19,6 +23,37 @@ def pytest_configure(config):
     nonces.SLOTS = 1 << 16
     os.environ["KMS_NONCE_SLOTS"] = str(1 << 16)
     os.environ["KMS_NONCE_DIR"] = "data"  # beside each test's database, removed with it
+    os.environ["KMS_METRICS_PORT"] = "0"  # no metrics listener in the runners tests start, unless a test asks
+
+
+class _CatchAllWatch(logging.Handler):
+    """Collects the central catch-all's log lines (`runtime.CATCH_ALL`): each is a 500 no input should cause."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.fired: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from alikms.shared import runtime
+
+        if record.msg == runtime.CATCH_ALL:
+            self.fired.append(record.getMessage())
+
+
+@pytest.fixture(autouse=True)
+def no_catch_all(request):
+    """Fail any in-process test during which the catch-all answered InternalFailure: it is a safety net,
+    and every input is meant to get its documented answer before it. A test that injects a fault on
+    purpose opts out with `@pytest.mark.internal_failure_expected`."""
+    watch = _CatchAllWatch()
+    logger = logging.getLogger("kms")
+    logger.addHandler(watch)
+    try:
+        yield watch
+    finally:
+        logger.removeHandler(watch)
+    if watch.fired and request.node.get_closest_marker("internal_failure_expected") is None:
+        pytest.fail("the central catch-all answered InternalFailure: " + "; ".join(watch.fired[:3]))
 
 
 @pytest.fixture(scope="session")

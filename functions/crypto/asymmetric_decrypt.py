@@ -9,23 +9,19 @@ service this deployment lacks), Rejected.Disabled / PendingDeletion / PendingImp
 from __future__ import annotations
 
 import base64
-from typing import Annotated
-
-from pydantic import Field
-
 from alikms.shared import asymmetric, errors, keyspecs
-from alikms.shared.models import ApiModel, Base64Bytes, Flag, KeyIdParam, Response
+from alikms.shared.models import ApiModel, Base64Bytes, Flag, KeyIdParam, KeyVersionIdParam, Name, Recipient, Response
 from alikms.shared.context import Context
 from alikms.shared.runtime import api_handler
 
 
 class AsymmetricDecryptRequest(ApiModel):
     key_id: KeyIdParam
-    key_version_id: KeyIdParam
-    algorithm: str
-    ciphertext_blob: Annotated[Base64Bytes, Field(min_length=1, max_length=8192)]
+    key_version_id: KeyVersionIdParam
+    algorithm: Name
+    ciphertext_blob: Base64Bytes(8192)
     dry_run: Flag = False
-    recipient: str | None = None
+    recipient: Recipient | None = None
 
 
 class AsymmetricDecryptResponse(Response):

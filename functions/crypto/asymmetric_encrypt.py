@@ -13,16 +13,16 @@ from __future__ import annotations
 import base64
 
 from alikms.shared import asymmetric, errors, keyspecs
-from alikms.shared.models import ApiModel, Base64Bytes, Flag, KeyIdParam, Response
+from alikms.shared.models import ApiModel, Base64Bytes, Flag, KeyIdParam, KeyVersionIdParam, Name, Response
 from alikms.shared.context import Context
 from alikms.shared.runtime import api_handler
 
 
 class AsymmetricEncryptRequest(ApiModel):
     key_id: KeyIdParam
-    key_version_id: KeyIdParam
-    algorithm: str
-    plaintext: Base64Bytes
+    key_version_id: KeyVersionIdParam
+    algorithm: Name
+    plaintext: Base64Bytes(8192)  # the cap for the key's spec and algorithm is checked below
     dry_run: Flag = False
 
 

@@ -13,16 +13,16 @@ from __future__ import annotations
 import base64
 
 from alikms.shared import asymmetric, keyspecs
-from alikms.shared.models import ApiModel, Flag, KeyIdParam, Response
+from alikms.shared.models import ApiModel, Digest, Flag, KeyIdParam, KeyVersionIdParam, Name, Response
 from alikms.shared.context import Context
 from alikms.shared.runtime import api_handler
 
 
 class AsymmetricSignRequest(ApiModel):
     key_id: KeyIdParam
-    key_version_id: KeyIdParam
-    algorithm: str
-    digest: str
+    key_version_id: KeyVersionIdParam
+    algorithm: Name
+    digest: Digest
     dry_run: Flag = False
 
 

@@ -10,17 +10,21 @@ import base64
 import binascii
 
 from alikms.shared import asymmetric, errors, keyspecs
-from alikms.shared.models import ApiModel, Flag, KeyIdParam, Response
+from typing import Annotated
+
+from pydantic import Field
+
+from alikms.shared.models import ApiModel, Digest, Flag, KeyIdParam, KeyVersionIdParam, Name, Response
 from alikms.shared.context import Context
 from alikms.shared.runtime import api_handler
 
 
 class AsymmetricVerifyRequest(ApiModel):
     key_id: KeyIdParam
-    key_version_id: KeyIdParam
-    algorithm: str
-    digest: str
-    value: str
+    key_version_id: KeyVersionIdParam
+    algorithm: Name
+    digest: Digest
+    value: Annotated[str, Field(max_length=2048)]  # base64 of a signature: RSA_3072's 384 bytes at most
     dry_run: Flag = False
 
 

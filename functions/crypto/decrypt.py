@@ -15,7 +15,7 @@ from typing import Annotated
 from pydantic import Field
 
 from alikms.shared import envelope, errors
-from alikms.shared.models import ApiModel, EncryptionContext, Flag, Response
+from alikms.shared.models import ApiModel, EncryptionContext, Flag, Recipient, Response
 from alikms.shared.context import Context
 from alikms.shared.runtime import api_handler
 
@@ -24,7 +24,7 @@ class DecryptRequest(ApiModel):
     ciphertext_blob: Annotated[str, Field(min_length=1, max_length=16384)]
     encryption_context: EncryptionContext = None
     dry_run: Flag = False
-    recipient: str | None = None
+    recipient: Recipient | None = None
 
 
 class DecryptResponse(Response):

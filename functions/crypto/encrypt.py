@@ -8,10 +8,6 @@ Rejected.Disabled / PendingDeletion / PendingImport, DryRunOperationError.
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from pydantic import Field
-
 from alikms.shared import envelope
 from alikms.shared.models import ApiModel, Base64Bytes, EncryptionContext, Flag, KeyIdParam, Response
 from alikms.shared.context import Context
@@ -22,7 +18,7 @@ MAX_PLAINTEXT = 6144
 
 class EncryptRequest(ApiModel):
     key_id: KeyIdParam
-    plaintext: Annotated[Base64Bytes, Field(min_length=1, max_length=MAX_PLAINTEXT)]
+    plaintext: Base64Bytes(MAX_PLAINTEXT)
     encryption_context: EncryptionContext = None
     dry_run: Flag = False
 

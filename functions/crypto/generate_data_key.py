@@ -11,7 +11,8 @@ from __future__ import annotations
 import base64
 
 from alikms.shared import crypto, envelope, errors
-from alikms.shared.models import ApiModel, DataKeyBytes, DataKeySpec, EncryptionContext, Flag, KeyIdParam, Response
+from alikms.shared.models import (ApiModel, DataKeyBytes, DataKeySpec, EncryptionContext, Flag, KeyIdParam, Recipient,
+                                  Response)
 from alikms.shared.context import Context
 from alikms.shared.runtime import api_handler
 
@@ -22,7 +23,7 @@ class GenerateDataKeyRequest(ApiModel):
     number_of_bytes: DataKeyBytes | None = None
     encryption_context: EncryptionContext = None
     dry_run: Flag = False
-    recipient: str | None = None
+    recipient: Recipient | None = None
 
 
 class GenerateDataKeyResponse(Response):

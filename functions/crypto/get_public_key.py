@@ -8,14 +8,14 @@ DryRunOperationError.
 from __future__ import annotations
 
 from alikms.shared import asymmetric
-from alikms.shared.models import ApiModel, Flag, KeyIdParam, Response
+from alikms.shared.models import ApiModel, Flag, KeyIdParam, KeyVersionIdParam, Response
 from alikms.shared.context import Context
 from alikms.shared.runtime import api_handler
 
 
 class GetPublicKeyRequest(ApiModel):
     key_id: KeyIdParam
-    key_version_id: KeyIdParam
+    key_version_id: KeyVersionIdParam
     dry_run: Flag = False
 
 

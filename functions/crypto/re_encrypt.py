@@ -21,7 +21,7 @@ from typing import Annotated
 from pydantic import Field
 
 from alikms.shared import asymmetric, envelope, errors, keyspecs
-from alikms.shared.models import ApiModel, EncryptionContext, Flag, KeyIdParam, Response
+from alikms.shared.models import ApiModel, EncryptionContext, Flag, KeyIdParam, KeyVersionIdParam, Name, Response
 from alikms.shared.context import Context
 from alikms.shared.runtime import api_handler
 
@@ -31,9 +31,9 @@ class ReEncryptRequest(ApiModel):
     destination_key_id: KeyIdParam
     destination_encryption_context: EncryptionContext = None
     source_encryption_context: EncryptionContext = None
-    source_key_id: str | None = None
-    source_key_version_id: str | None = None
-    source_encryption_algorithm: str | None = None
+    source_key_id: KeyIdParam | None = None
+    source_key_version_id: KeyVersionIdParam | None = None
+    source_encryption_algorithm: Name | None = None
     dry_run: Flag = False
 
 

@@ -14,42 +14,29 @@ there is none here), Forbidden.DKMSInstanceNotFound, Rejected.LimitExceeded.
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, field_validator
+from pydantic import Field, field_validator
 
-from alikms.shared import crypto, errors, keys, keyspecs, lifecycle, tags, versions
-from alikms.shared.models import ApiModel, Flag, KeyRotationInterval, Response
+from alikms.shared import crypto, errors, keys, keyspecs, lifecycle, versions
+from alikms.shared.models import ApiModel, Description, Flag, KeyRotationInterval, Name, PolicyText, Response, CreateTags
 from alikms.shared.context import Context
 from alikms.shared.records import Key
 from alikms.shared.runtime import api_handler
 
-MAX_POLICY_BYTES = 32768
-
-
-def _policy(value: Any) -> Any:
-    if value is None:
-        return None
-    doc = json.loads(value)
-    if not isinstance(doc, dict) or len(value.encode()) > MAX_POLICY_BYTES:
-        raise ValueError("Policy")
-    return value
-
-
 class CreateKeyRequest(ApiModel):
-    description: Annotated[str, Field(max_length=8192)] = ""
+    description: Description = ""
     key_spec: Literal[keyspecs.SYMMETRIC + keyspecs.ASYMMETRIC] = "Aliyun_AES_256"  # type: ignore[valid-type]
     key_usage: Literal["ENCRYPT/DECRYPT", "SIGN/VERIFY"] | None = None
     origin: Literal["Aliyun_KMS", "EXTERNAL"] = "Aliyun_KMS"
     protection_level: Literal["SOFTWARE", "HSM"] = "SOFTWARE"
     enable_automatic_rotation: Flag = False
     rotation_interval: KeyRotationInterval | None = None
-    tags: Annotated[dict[str, str], BeforeValidator(lambda v: tags.parse_tags(v, tags.MAX_ON_CREATE))] = {}
-    policy: Annotated[str | None, BeforeValidator(_policy)] = None
-    dkms_instance_id: str | None = Field(None, alias="DKMSInstanceId")
-    key_storage_mechanism: str | None = None
+    tags: CreateTags = {}
+    policy: PolicyText | None = None
+    dkms_instance_id: Annotated[str, Field(max_length=128)] | None = Field(None, alias="DKMSInstanceId")
+    key_storage_mechanism: Name | None = None
 
     @field_validator("key_usage")
     @classmethod

@@ -5,18 +5,14 @@ Errors: MissingParameter, InvalidParameter, Forbidden.KeyNotFound.
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from pydantic import Field
-
 from alikms.shared import keys
-from alikms.shared.models import ApiModel, Response
+from alikms.shared.models import ApiModel, KeyIdParam, Response
 from alikms.shared.context import Context
 from alikms.shared.runtime import api_handler
 
 
 class DescribeKeyRequest(ApiModel):
-    key_id: Annotated[str, Field(min_length=1, max_length=512)]
+    key_id: KeyIdParam
 
 
 class DescribeKeyResponse(Response):

@@ -18,7 +18,7 @@ from typing import Annotated
 from pydantic import Field
 
 from alikms.shared import byok, errors, keys, lifecycle, versions
-from alikms.shared.models import ApiModel, KeyIdParam, Response
+from alikms.shared.models import ApiModel, KeyIdParam, Response, UnixTime
 from alikms.shared.context import Context
 from alikms.shared.records import Key
 from alikms.shared.runtime import api_handler
@@ -28,7 +28,7 @@ class ImportKeyMaterialRequest(ApiModel):
     key_id: KeyIdParam
     encrypted_key_material: Annotated[str, Field(min_length=1, max_length=8192)]
     import_token: Annotated[str, Field(min_length=1, max_length=256)]
-    key_material_expire_unix: Annotated[int, Field(ge=0)] = 0
+    key_material_expire_unix: UnixTime = 0
 
 
 class ImportKeyMaterialResponse(Response):

@@ -6,12 +6,8 @@ Rejected.PendingDeletion.
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from pydantic import Field
-
 from alikms.shared import keys
-from alikms.shared.models import ApiModel, KeyIdParam, Response
+from alikms.shared.models import ApiModel, Description, KeyIdParam, Response
 from alikms.shared.context import Context
 from alikms.shared.records import Key
 from alikms.shared.runtime import api_handler
@@ -19,7 +15,7 @@ from alikms.shared.runtime import api_handler
 
 class UpdateKeyDescriptionRequest(ApiModel):
     key_id: KeyIdParam
-    description: Annotated[str, Field(max_length=8192)]
+    description: Description
 
 
 class UpdateKeyDescriptionResponse(Response):

@@ -12,15 +12,15 @@ Forbidden.DKMSInstanceNotFound.
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, field_validator
+from pydantic import Field, field_validator
 
-from alikms.shared import errors, secrets, tags
-from alikms.shared.models import ApiModel, Flag, Response, SecretVersionId
+from alikms.shared import errors, secrets
+from alikms.shared.models import (ApiModel, Description, Flag, JsonObject, KeyIdParam, PolicyDocument, Response,
+                                  SecretData, SecretVersionId, CreateTags)
 from alikms.shared.context import Context
 from alikms.shared.records import Secret
 from alikms.shared.runtime import api_handler
@@ -29,27 +29,20 @@ from alikms.shared.store import Conflict
 _NAME = re.compile(r"^[A-Za-z0-9_/+=.@\-]{1,192}$")
 
 
-def _json_object(value: Any) -> Any:
-    doc = json.loads(value) if isinstance(value, str) else value
-    if not isinstance(doc, dict):
-        raise ValueError("not an object")
-    return doc
-
-
 class CreateSecretRequest(ApiModel):
-    secret_name: str
+    secret_name: Annotated[str, Field(max_length=192)]
     version_id: SecretVersionId
-    secret_data: Annotated[str, Field(min_length=1)]
+    secret_data: SecretData
     secret_data_type: Literal["text", "binary"] = "text"
-    encryption_key_id: str | None = None
-    description: Annotated[str, Field(max_length=8192)] = ""
-    tags: Annotated[dict[str, str], BeforeValidator(lambda v: tags.parse_tags(v, tags.MAX_ON_CREATE))] = {}
+    encryption_key_id: KeyIdParam | None = None
+    description: Description = ""
+    tags: CreateTags = {}
     secret_type: Literal["Generic", "Rds", "RAMCredentials", "ECS", "Redis", "PolarDB", "RDS"] = "Generic"
-    extended_config: Annotated[dict | None, BeforeValidator(_json_object)] = None
+    extended_config: JsonObject(1024) | None = None  # at most 1024 characters (kms-api.md §11.1)
     enable_automatic_rotation: Flag = False
-    rotation_interval: str | None = None
-    dkms_instance_id: str | None = Field(None, alias="DKMSInstanceId")
-    policy: Annotated[dict | None, BeforeValidator(_json_object)] = None
+    rotation_interval: Annotated[str, Field(max_length=32)] | None = None
+    dkms_instance_id: Annotated[str, Field(max_length=128)] | None = Field(None, alias="DKMSInstanceId")
+    policy: PolicyDocument | None = None
 
     @field_validator("secret_name")
     @classmethod

@@ -26,7 +26,7 @@ PUNCTUATION = "!\"#$%&'()*+,-./:;<=>?@[\\]^_{|}~"
 
 class GetRandomPasswordRequest(ApiModel):
     password_length: Annotated[int, Field(ge=8, le=128)] = 32
-    exclude_characters: str = ""
+    exclude_characters: Annotated[str, Field(max_length=256)] = ""  # from a set of 94 characters
     exclude_lowercase: Flag = False
     exclude_uppercase: Flag = False
     exclude_numbers: Flag = False

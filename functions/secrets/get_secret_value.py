@@ -10,7 +10,7 @@ Rejected.ResourceInDeleteWindow, Forbidden.KeyNotFound / Rejected.Disabled / Rej
 from __future__ import annotations
 
 from alikms.shared import errors, keys, secrets
-from alikms.shared.models import ApiModel, Flag, Response, SecretName, SecretVersionId, StageLabel
+from alikms.shared.models import ApiModel, Flag, Recipient, Response, SecretName, SecretVersionId, StageLabel
 from alikms.shared.context import Context
 from alikms.shared.runtime import api_handler
 
@@ -21,7 +21,7 @@ class GetSecretValueRequest(ApiModel):
     version_stage: StageLabel | None = None
     fetch_extended_config: Flag = False
     dry_run: Flag = False
-    recipient: str | None = None
+    recipient: Recipient | None = None
 
 
 class GetSecretValueResponse(Response):

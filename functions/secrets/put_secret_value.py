@@ -11,34 +11,39 @@ Rejected.ResourceInDeleteWindow, Rejected.LimitExceeded, key errors as GetSecret
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from alikms.shared import errors, secrets
-from alikms.shared.models import ApiModel, Response, SecretName, SecretVersionId, StageLabel
+from alikms.shared import errors, jsonparam, secrets
+from alikms.shared.models import ApiModel, Response, SecretData, SecretName, SecretVersionId, StageLabel
 from alikms.shared.context import Context
 from alikms.shared.records import Secret
 from alikms.shared.runtime import api_handler
 from alikms.shared.store import StoreUnavailable
 
 
-def _stages(value: Any) -> Any:
-    doc = json.loads(value) if isinstance(value, str) else value
-    if isinstance(doc, dict) and set(doc) == {"VersionStage"}:
-        doc = doc["VersionStage"]
-    if not isinstance(doc, list) or not doc or len(doc) != len(set(doc)):
+Stages = Annotated[list[StageLabel], Field(min_length=1, max_length=32)]
+
+
+class _Wrapped(BaseModel):  # the 2021 example's form
+    model_config = ConfigDict(extra="forbid", strict=True)
+    VersionStage: Stages  # noqa: N815 - the wire name
+
+
+def _unique(doc: list[str] | _Wrapped) -> list[str]:
+    stages = doc.VersionStage if isinstance(doc, _Wrapped) else doc
+    if len(stages) != len(set(stages)):
         raise ValueError("VersionStages")
-    return doc
+    return stages
 
 
 class PutSecretValueRequest(ApiModel):
     secret_name: SecretName
     version_id: SecretVersionId
-    secret_data: Annotated[str, Field(min_length=1)]
+    secret_data: SecretData
     secret_data_type: Literal["text", "binary"] = "text"
-    version_stages: Annotated[list[StageLabel] | None, BeforeValidator(_stages)] = None
+    version_stages: Annotated[list[str] | None, jsonparam.param(jsonparam.shape(Stages | _Wrapped), 16384, _unique)] = None
 
 
 class PutSecretValueResponse(Response):

@@ -21,7 +21,7 @@ class UpdateSecretRequest(ApiModel):
     secret_name: SecretName
     description: Annotated[str, Field(max_length=8192)] | None = None
     # Tea flattens the model to ExtendedConfig.CustomData.<k>; the classic SDK sends one JSON field.
-    extended_config_custom_data: str | None = Field(None, alias="ExtendedConfig.CustomData")
+    extended_config_custom_data: Annotated[str, Field(max_length=1024)] | None = Field(None, alias="ExtendedConfig.CustomData")
 
     @model_validator(mode="before")
     @classmethod

@@ -11,19 +11,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BeforeValidator
+from pydantic import Field
 
 from alikms.shared import tagging, tags
-from alikms.shared.models import ApiModel, Response
+from alikms.shared.models import ApiModel, KeyIdParam, ResourceTags, Response, SecretName
 from alikms.shared.context import Context
 from alikms.shared.runtime import api_handler
 
 
 class TagResourceRequest(ApiModel):
-    key_id: str | None = None
-    secret_name: str | None = None
-    certificate_id: str | None = None
-    tags: Annotated[dict[str, str], BeforeValidator(lambda v: tags.parse_tags(v, tags.MAX_PER_RESOURCE))]
+    key_id: KeyIdParam | None = None
+    secret_name: SecretName | None = None
+    certificate_id: Annotated[str, Field(max_length=128)] | None = None
+    tags: ResourceTags
 
 
 class TagResourceResponse(Response):

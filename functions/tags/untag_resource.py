@@ -8,30 +8,37 @@ Rejected.PendingDeletion.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, Field
 
-from alikms.shared import tagging
-from alikms.shared.models import ApiModel, Response
+from alikms.shared import jsonparam, tagging
+from alikms.shared.models import ApiModel, KeyIdParam, Response, SecretName
 from alikms.shared.context import Context
 from alikms.shared.runtime import api_handler
+
+
+# Up to 50 keys of 1-128 characters: more than a resource can hold (20), fewer than costs anything.
+_TAG_KEYS = jsonparam.shape(Annotated[list[Annotated[str, Field(min_length=1, max_length=128)]],
+                                      Field(min_length=1, max_length=50)])
 
 
 def _tag_keys(value: Any) -> Any:
     if isinstance(value, str):
         text = value.strip()
-        value = json.loads(text) if text.startswith("[") else [p.strip() for p in text.split(",")]
-    if not isinstance(value, list) or not value or not all(isinstance(k, str) and 1 <= len(k) <= 128 for k in value):
-        raise ValueError("TagKeys")
-    return value
+        if text.startswith("["):
+            value = jsonparam.decode(text, 16384)
+        elif len(text) <= 16384:
+            value = [p.strip() for p in text.split(",")]
+        else:
+            raise ValueError("TagKeys")
+    return _TAG_KEYS.validate_python(value)
 
 
 class UntagResourceRequest(ApiModel):
-    key_id: str | None = None
-    secret_name: str | None = None
-    certificate_id: str | None = None
+    key_id: KeyIdParam | None = None
+    secret_name: SecretName | None = None
+    certificate_id: Annotated[str, Field(max_length=128)] | None = None
     tag_keys: Annotated[list[str], BeforeValidator(_tag_keys)]
 
 

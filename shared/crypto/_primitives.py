@@ -6,13 +6,17 @@ import os
 from functools import lru_cache
 
 from cryptography.exceptions import InvalidTag
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 NONCE_SIZE = 12
 TAG_SIZE = 16
 
-__all__ = ["InvalidTag", "random_bytes", "aes_gcm_seal", "aes_gcm_open", "sm4_gcm_seal", "sm4_gcm_open"]
+__all__ = ["InvalidTag", "random_bytes", "aes_gcm_seal", "aes_gcm_open", "sm4_gcm_seal", "sm4_gcm_open",
+           "hkdf_sha256", "hmac_sha256", "hmac_sha256_ok"]
 
 
 def random_bytes(n: int) -> bytes:
@@ -49,3 +53,25 @@ def sm4_gcm_open(key: bytes, nonce: bytes, sealed: bytes, aad: bytes) -> bytes:
     dec = Cipher(algorithms.SM4(key), modes.GCM(nonce, sealed[-TAG_SIZE:])).decryptor()
     dec.authenticate_additional_data(aad)
     return dec.update(sealed[:-TAG_SIZE]) + dec.finalize()
+
+
+def hkdf_sha256(key: bytes, info: bytes, length: int = 32) -> bytes:
+    """A subkey of `key` for one purpose, named by `info` (HKDF-SHA256, no salt: `key` is uniform)."""
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=info).derive(key)
+
+
+def hmac_sha256(key: bytes, data: bytes) -> bytes:
+    mac = hmac.HMAC(key, hashes.SHA256())
+    mac.update(data)
+    return mac.finalize()
+
+
+def hmac_sha256_ok(key: bytes, data: bytes, tag: bytes) -> bool:
+    """Whether `tag` is the HMAC of `data` (compared in constant time)."""
+    mac = hmac.HMAC(key, hashes.SHA256())
+    mac.update(data)
+    try:
+        mac.verify(tag)
+    except InvalidSignature:
+        return False
+    return True

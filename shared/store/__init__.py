@@ -11,6 +11,13 @@ __all__ = ["TABLES", "Conflict", "Item", "NonceTableFull", "Page", "Store", "Sto
 
 @functools.cache
 def get_store() -> Store:
+    """The backend, wrapped to report each operation's latency, conflicts and faults (observed.py)."""
+    from .observed import ObservedStore
+
+    return ObservedStore(_backend())
+
+
+def _backend() -> Store:
     from ..config import get_config
 
     cfg = get_config()

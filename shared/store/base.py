@@ -29,6 +29,7 @@ TABLES = {
     "access_keys": "kms_access_keys",  # pk=access key id, sk=""
     "nonces": "kms_nonces",  # pk=access key id/nonce, sk="" (Tablestore; SQLite uses nonces.py)
     "import_tokens": "kms_import_tokens",  # pk=scope/key id, sk=token
+    "ops": "kms_ops",  # pk="timer/<job>" (its last run) or "health/<host>" (the health probe), sk=""
 }
 
 

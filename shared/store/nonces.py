@@ -170,6 +170,16 @@ class SharedNonces:
             finally:
                 range_lock(self._fd, fcntl.F_UNLCK, start)
 
+    def usage(self, now: int) -> tuple[int, int]:
+        """(live nonces, slots): how full the table is. Reads every slot's expiry without locking (a
+        gauge may be a request or two off), for the metrics scrape and `alikms admin status`."""
+        view = memoryview(self._mm).cast("I")  # 4 unsigned 32-bit words per slot, the expiry last
+        try:
+            expiries = view[3::4].tolist()
+        finally:
+            view.release()
+        return sum(1 for e in expiries if e > now), self._slots
+
     def save(self, path: Path) -> None:
         """Write a copy of the table to `path` (atomically, mode 0600), for a later table to start from."""
         localfiles.write_private(path, self._mm, replace=True)

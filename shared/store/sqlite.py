@@ -232,6 +232,10 @@ class SqliteStore(Store):
             raise NonceTableFull()
         return fresh
 
+    def nonce_usage(self, now: int) -> tuple[int, int]:
+        """(live nonces, slots) of the shared nonce table."""
+        return self._nonces.usage(now)
+
     def save_nonces(self) -> None:
         """Copy a nonce table kept outside the data directory into it (at shutdown): a table created
         after a reboot starts from it, so nonces survive a clean restart of the host too."""

@@ -129,6 +129,16 @@ def _one_retry_layer(client: OTSClient, connect: float, read: float) -> None:
         pool.clear()  # pools made before this change keep their old settings
 
 
+def _retrying(table: str, attempt: int, failure: Exception) -> None:
+    """A retry is the first sign of an overloaded or failing instance: each one is logged and counted."""
+    from .. import log, telemetry
+
+    telemetry.sink.store_retry(table)
+    code = failure.get_error_code() if isinstance(failure, OTSServiceError) else type(failure).__name__
+    log.get("kms.store").warning("Tablestore request retried", extra={
+        "event": "store.retry", "table": table, "attempt": attempt, "error": code})
+
+
 def _transient(exc: Exception) -> bool:
     if isinstance(exc, OTSServiceError):
         return exc.get_error_code() in _TRANSIENT or exc.get_http_status() >= 500
@@ -217,6 +227,7 @@ class TablestoreStore(Store):
                 failure = exc
             uncertain = True
             tries += 1
+            _retrying(what, tries, failure)
             pause = random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** tries))
             if time.monotonic() + pause >= deadline:
                 raise StoreUnavailable() from failure

@@ -4,6 +4,7 @@ every damaged or foreign ciphertext."""
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from collections import OrderedDict
@@ -33,6 +34,25 @@ def bad_blob(kms, blob: str, context: dict | None = None) -> None:
         params["EncryptionContext"] = json.dumps(context, separators=(",", ":"))
     status, body = kms.call("Decrypt", params)
     assert (status, body["Code"], body["Message"]) == (400, "InvalidParameter", BAD_BLOB_MESSAGE), (blob, body)
+
+
+def unknown_key_blob(kms, blob: str, context: dict | None = None) -> None:
+    """A well-formed blob naming a key this caller does not have: the documented 404, as for a KeyId."""
+    params = {"CiphertextBlob": blob}
+    if context is not None:
+        params["EncryptionContext"] = json.dumps(context, separators=(",", ":"))
+    status, body = kms.call("Decrypt", params)
+    assert (status, body["Code"]) == (404, "Forbidden.KeyNotFound"), (blob, body)
+
+
+def names_another_key(raw: bytes, key: str) -> bool:
+    """Whether `raw` parses as one of our blobs naming a key other than `key`."""
+    from alikms.shared.crypto import blob
+
+    try:
+        return blob.parse(raw).key_id != key
+    except blob.InvalidBlob:
+        return False
 
 
 @pytest.mark.parametrize("spec", SPECS)
@@ -233,13 +253,15 @@ def test_reencrypt_asymmetric_source_params_refused_for_symmetric_ciphertext(kms
 
 
 def test_every_single_byte_flip_is_the_same_error(kms):
+    """A flip in the key id names another key (the documented 404, as for any unknown key); every
+    other flip is the one detail-free error."""
     key = create_key(kms)
     raw = unb64(encrypt(kms, key, b"tamper", CTX)["CiphertextBlob"])
     assert decrypt(kms, b64(raw), CTX)["raw"] == b"tamper"
     for i in range(len(raw)):
         for mask in (0x01, 0x80):
             flipped = raw[:i] + bytes([raw[i] ^ mask]) + raw[i + 1:]
-            bad_blob(kms, b64(flipped), CTX)
+            (unknown_key_blob if names_another_key(flipped, key) else bad_blob)(kms, b64(flipped), CTX)
 
 
 def test_every_truncation_and_extension_is_the_same_error(kms):
@@ -257,9 +279,17 @@ def test_every_truncation_and_extension_is_the_same_error(kms):
                                      b64(b"\x01\xff" + bytes(300)), b64(str(uuid.uuid4()).encode() + bytes(64))])
 def test_garbage_blobs_are_the_same_error(kms, garbage):
     create_key(kms)
-    bad_blob(kms, garbage)
     status, body = kms.call("ReEncrypt", {"CiphertextBlob": garbage, "DestinationKeyId": create_key(kms)})
-    assert (status, body["Code"], body["Message"]) == (400, "InvalidParameter", BAD_BLOB_MESSAGE)
+    try:
+        well_formed = names_another_key(base64.b64decode(garbage, validate=True), "")
+    except ValueError:
+        well_formed = False
+    if well_formed:  # a header naming a key that does not exist
+        unknown_key_blob(kms, garbage)
+        assert (status, body["Code"]) == (404, "Forbidden.KeyNotFound")
+    else:
+        bad_blob(kms, garbage)
+        assert (status, body["Code"], body["Message"]) == (400, "InvalidParameter", BAD_BLOB_MESSAGE)
 
 
 def test_too_long_blob_rejected(kms):
@@ -294,7 +324,7 @@ def test_blob_from_another_deployment_fails_the_same_way(kms, tmp_path, monkeypa
     reset_caches()
     monkeypatch.setattr("alikms.shared.runtime.get_store", lambda: kms.store)
     monkeypatch.setattr(versions_mod, "_material", OrderedDict())  # a fresh instance: nothing cached
-    bad_blob(kms, foreign, CTX)
+    unknown_key_blob(kms, foreign, CTX)  # no such key here
     kms.store.put_new("keys", SCOPE, theirs, key_item.data)
     for item in version_items:
         kms.store.put_new("key_versions", item.pk, item.sk, item.data)
@@ -309,4 +339,4 @@ def test_blob_of_a_deleted_or_unknown_key_or_version(kms):
     version = describe(kms, key)["PrimaryKeyVersion"].encode()
     other_version = str(uuid.uuid4()).encode()
     bad_blob(kms, b64(blob.replace(version, other_version)))
-    bad_blob(kms, b64(blob.replace(key.encode(), str(uuid.uuid4()).encode())))
+    unknown_key_blob(kms, b64(blob.replace(key.encode(), str(uuid.uuid4()).encode())))

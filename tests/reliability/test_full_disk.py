@@ -79,7 +79,9 @@ class Ledger:
 def test_a_full_disk_refuses_writes_loses_nothing_and_recovers(tmp_path, small_disk):
     nonces = tmp_path / "nonces"  # the nonce table is preallocated, like shared memory: keep it off the disk
     nonces.mkdir()
-    env = {"KMS_NONCE_DIR": str(nonces), "KMS_AUDIT_STDOUT": "false"}
+    # The audit trail is on the same full disk. By default that refuses every call until it can be
+    # written (tests/ops/test_fail_closed.py); this test is about the store, so the trail serves on.
+    env = {"KMS_NONCE_DIR": str(nonces), "KMS_AUDIT_STDOUT": "false", "KMS_AUDIT_FAIL_OPEN": "true"}
     data_dir = small_disk / "data"
     srv = start_group(data_dir, env, workers=1)
     try:

@@ -19,7 +19,7 @@ import uuid
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from alikms.shared import byok, crypto, identity, versions
+from alikms.shared import audit, byok, crypto, identity, versions
 from alikms.shared.records import Key
 from alikms.shared.config import get_config
 from alikms.shared.context import Context
@@ -193,9 +193,9 @@ def haystacks(kms, data_dir, request) -> dict[str, bytes]:
         rows = [json.dumps([i.pk, i.sk, i.data]) for i in kms.store.scan_all(table)]
         found[f"table {table}"] = "\n".join(rows).encode()
     assert found["table keys"] and found["table key_versions"] and found["table secret_versions"]
-    for path in sorted(data_dir.iterdir()):
+    for path in sorted(data_dir.rglob("*")):  # the audit trail's files are in audit/
         if path.is_file():
-            found[f"file {path.name}"] = path.read_bytes()
+            found[f"file {path.relative_to(data_dir)}"] = path.read_bytes()
     if "tablestore" in request.node.callspec.id:
         backend = request.getfixturevalue("ots_backend")
         for name, table in backend._tables.items():
@@ -224,9 +224,9 @@ def test_nothing_sensitive_at_rest_and_a_clean_audit_trail(kms, local_env, reque
 
     # --- the audit trail: one record per call, in order, on stdout and in the data directory ---
     stdout = [json.loads(line) for line in capfd.readouterr().out.splitlines() if line.startswith('{"EventTime"')]
-    text = (local_env / "audit.log").read_text()
-    records = [json.loads(line) for line in text.splitlines()]
-    assert records == stdout
+    text = "".join(path.read_text() for path in audit.files(local_env))
+    records = list(audit.events(local_env))
+    assert records == [{k: v for k, v in r.items() if k not in audit.CHAIN_FIELDS} for r in stdout]
     assert len(records) == len(run.calls)
     for rec, (action, ak, status, body) in zip(records, run.calls):
         assert set(rec) == FIELDS, rec
@@ -273,14 +273,14 @@ def test_refused_authentication_is_audited_with_who_and_where(server_factory):
     _, wrong = support.call(srv, "ListKeys", secret="wrong-secret-value")
     _, unknown = support.call(srv, "ListKeys", ak="LTAInoSuchAccessKey0000")
     _, good = support.call(srv, "ListKeys")
-    records = {r["RequestId"]: r for r in map(json.loads, (srv.data_dir / "audit.log").read_text().splitlines())}
+    records = {r["RequestId"]: r for r in audit.events(srv.data_dir)}
     assert wrong["Code"] == "SignatureDoesNotMatch" and unknown["Code"] == "InvalidAccessKeyId.NotFound"
     assert records[good["RequestId"]]["SourceIp"] == "127.0.0.1"
     for body, ak in ((wrong, support.TEST_AK), (unknown, "LTAInoSuchAccessKey0000")):
         rec = records[body["RequestId"]]
         assert set(rec) == FIELDS and (rec["Action"], rec["ResultCode"]) == ("ListKeys", body["Code"])
         assert (rec["SourceIp"], rec["AccessKeyId"]) == ("127.0.0.1", ak), rec
-    assert "wrong-secret-value" not in (srv.data_dir / "audit.log").read_text()
+    assert all("wrong-secret-value" not in path.read_text() for path in audit.files(srv.data_dir))
 
 
 def test_secret_written_after_the_service_key_is_recreated_survives_a_restart(kms):
@@ -310,14 +310,13 @@ def test_secret_written_after_the_service_key_is_recreated_survives_a_restart(km
 def test_every_answer_under_concurrent_load_has_its_record_already(server_factory):
     # The runner writes the records of one event-loop turn together; none may trail its response.
     srv = server_factory()
-    log = srv.data_dir / "audit.log"
 
     def calls(i: int) -> list[str]:
         missing = []
         for _ in range(25):
             status, body = support.call(srv, "DescribeRegions")
             assert status == 200, body
-            if body["RequestId"] not in log.read_text():
+            if all(body["RequestId"] not in path.read_text() for path in audit.files(srv.data_dir)):
                 missing.append(body["RequestId"])
         return missing
 
@@ -332,7 +331,7 @@ def test_records_of_one_loop_turn_go_out_in_one_write_before_later_callbacks(loc
 
     cfg = get_config()
     writes, order = [], []
-    monkeypatch.setattr(audit, "_write", lambda c, lines: (writes.append(lines), order.append("records")))
+    monkeypatch.setattr(audit, "_write", lambda batch: (writes.append(batch.lines), order.append("records")))
     monkeypatch.setattr(audit, "_turn", [])
 
     async def turn():
@@ -344,7 +343,7 @@ def test_records_of_one_loop_turn_go_out_in_one_write_before_later_callbacks(loc
         await asyncio.sleep(0)
 
     asyncio.run(turn())
-    assert [json.loads(line) for line in b"".join(writes).splitlines()] == [{"n": 0}, {"n": 1}, {"n": 2}]
-    assert len(writes) == 1 and order == ["records", "response"]
-    audit.record(cfg, {"n": 3})  # no loop running any more: written at once
-    assert writes[-1] == b'{"n":3}\n'
+    assert writes == [[{"n": 0}, {"n": 1}, {"n": 2}]]
+    assert order == ["records", "response"]
+    audit.record(cfg, {"n": 3})  # no loop running any more: written at once, not held
+    assert len(writes) == 1 and json.loads(audit.files(local_env)[0].read_bytes().splitlines()[-1])["n"] == 3

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from alikms.shared import audit
 from tests import support
 from tests.security.helpers import (
     REGION,
@@ -192,7 +193,7 @@ def test_source_ip_is_the_connection_not_a_client_header(world):
     status, body = support.call(w.srv, "DescribeKey", {"KeyId": w.ka}, ak=ak, secret=secret,
                                 headers={"X-Forwarded-For": "10.1.2.3", "X-Real-IP": "10.1.2.3"})
     assert (status, body.get("Code")) == (403, "Forbidden.NoPermission"), body
-    records = [json.loads(line) for line in (w.srv.data_dir / "audit.log").read_text().splitlines()]
+    records = list(audit.events(w.srv.data_dir))
     assert [r["SourceIp"] for r in records if r["RequestId"] == body["RequestId"]] == ["127.0.0.1"]
 
 

@@ -174,9 +174,9 @@ TAGS = json.dumps([{"TagKey": "owner", "TagValue": "b-was-here"}])
 
 
 def _blob_cases(w: World, extra: dict):
-    yield "blob", {"CiphertextBlob": w.a["blob"], **extra}, {"CiphertextBlob": w.u["garbage"], **extra}
+    # Another account's blob answers as one naming no key at all (issue 11 §6).
     yield "blob-vs-forged", {"CiphertextBlob": w.a["blob"], **extra}, {"CiphertextBlob": w.u["forged"], **extra}
-    yield "data-key-blob", {"CiphertextBlob": w.a["dk_blob"], **extra}, {"CiphertextBlob": w.u["garbage"], **extra}
+    yield "data-key-blob", {"CiphertextBlob": w.a["dk_blob"], **extra}, {"CiphertextBlob": w.u["forged"], **extra}
 
 
 def _reencrypt(w: World):
@@ -339,7 +339,7 @@ def test_b_cannot_see_or_touch_a_through_any_action(world, action):
             assert_same(action, label, got_a, got_u)
             assert_nothing_of_a(w, action, got_a[1])
             if "CiphertextBlob" in params_a and label.startswith(("blob", "data-key")):
-                assert got_a[1]["Message"] == BAD_BLOB, got_a  # one detail-free error, as for garbage
+                assert got_a[1]["Code"] == "Forbidden.KeyNotFound", got_a  # as for a key that does not exist
     assert w.a_rows() == before, f"{action} called by B changed a row of A"
 
 
@@ -360,10 +360,15 @@ def test_lists_of_each_account_show_only_its_own(world):
     assert w.b["secret"] in secrets_b and w.a["secret"] not in secrets_b and w.b["secret"] not in secrets_a
 
 
-def test_blob_of_a_decrypted_by_b_is_the_garbage_error(world):
+def test_blob_of_a_decrypted_by_b_is_the_unknown_key_error(world):
+    """A's blob, to B, names a key B cannot see: the documented 404, exactly as a blob naming no key.
+    Garbage keeps its one detail-free InvalidParameter."""
     w = world
-    answers = [w.as_b("Decrypt", {"CiphertextBlob": blob}) for blob in (w.a["blob"], w.u["garbage"], w.u["forged"])]
-    assert {(s, b["Code"], b["Message"]) for s, b in answers} == {(400, "InvalidParameter", BAD_BLOB)}
+    answers = [w.as_b("Decrypt", {"CiphertextBlob": blob}) for blob in (w.a["blob"], w.u["forged"])]
+    assert {(s, b["Code"], b["Message"]) for s, b in answers} == {
+        (404, "Forbidden.KeyNotFound", "The specified Key is not found.")}
+    status, body = w.as_b("Decrypt", {"CiphertextBlob": w.u["garbage"]})
+    assert (status, body["Code"], body["Message"]) == (400, "InvalidParameter", BAD_BLOB)
     assert base64.b64decode(w.as_a("Decrypt", {"CiphertextBlob": w.a["blob"]})["Plaintext"]) == b"plain of a"
 
 

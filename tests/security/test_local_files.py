@@ -238,7 +238,7 @@ def test_a_file_only_read_may_have_a_second_link(local_env, monkeypatch):
 
 
 IN_DATA_DIR = ["kms.sqlite3", "kms.sqlite3-wal", "kms.sqlite3-shm", "kms-changes.map", "kms-nonces.map",
-               "credentials.json", "root.key", "audit.log"]
+               "credentials.json", "root.key", "audit"]  # audit/: the trail's directory
 
 
 def _start_in_process(data: Path) -> None:
@@ -249,7 +249,7 @@ def _start_in_process(data: Path) -> None:
 
     cfg = get_config()
     get_store()
-    audit._write(cfg, b"{}\n")
+    audit.check_dir(cfg)
 
 
 @pytest.mark.parametrize("name", IN_DATA_DIR)
@@ -260,16 +260,15 @@ def test_a_file_in_the_data_directory_the_service_did_not_create_is_refused(loca
 
     for var in ("KMS_ACCESS_KEY_ID", "KMS_ACCESS_KEY_SECRET"):  # credentials.json is read
         monkeypatch.delenv(var)
-    monkeypatch.setattr(audit, "_fd", {})
     local_env.mkdir()
     path = local_env / name
     if how == "foreign":
-        path.write_bytes(b"")
+        path.mkdir() if name == "audit" else path.write_bytes(b"")
         os.chown(path, STRANGER, STRANGER)
         expected = "belongs to uid 65534"
     else:
         path.symlink_to(victim(tmp_path))
-        expected = "is a symbolic link"
+        expected = "is a link or a file" if name == "audit" else "is a symbolic link"
     with pytest.raises(UnsafeFile, match=expected):
         _start_in_process(local_env)
     if how == "link":
@@ -277,22 +276,19 @@ def test_a_file_in_the_data_directory_the_service_did_not_create_is_refused(loca
 
 
 def test_files_left_loose_by_an_older_version_are_made_private(local_env, monkeypatch):
-    from alikms.shared import audit
-
-    monkeypatch.setattr(audit, "_fd", {})
     local_env.mkdir()
     with umask(0o022):
         db = sqlite3.connect(local_env / "kms.sqlite3")  # SQLite's own 0644, as before
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("CREATE TABLE t (a)")
-        (local_env / "audit.log").write_text("")
+        (local_env / "audit").mkdir()  # 0755
         (local_env / "root.key").write_text("r1:" + "A" * 43 + "=")
         try:
             assert mode(local_env / "kms.sqlite3-wal") == 0o644
             _start_in_process(local_env)
         finally:
             db.close()
-    assert {p.name: mode(p) for p in local_env.iterdir() if mode(p) != 0o600} == {}
+    assert {p.name: mode(p) for p in local_env.iterdir() if mode(p) != (0o700 if p.is_dir() else 0o600)} == {}
 
 
 def test_every_file_in_a_0755_data_directory_is_private(tmp_path):
@@ -316,15 +312,17 @@ def test_every_file_in_a_0755_data_directory_is_private(tmp_path):
             assert support.call(srv, "GetSecretValue", {"SecretName": "s"})[1]["SecretData"] == "x"
             admin(data, "access-key", "create", env=srv.env)
             admin(data, "rotate-root-key", env=srv.env)
-            running = {p.name: mode(p) for p in data.iterdir()}
+            running = {str(p.relative_to(data)): mode(p) for p in data.rglob("*")}
             assert {"kms.sqlite3", "kms.sqlite3-wal", "kms.sqlite3-shm", "kms-changes.map", "credentials.json",
-                    "root.key", "audit.log"} <= set(running)
-            assert {name: m for name, m in running.items() if m != 0o600} == {}
+                    "root.key", "audit"} <= set(running)
+            assert any(name.startswith("audit/audit-") for name in running)
+            assert {name: m for name, m in running.items()
+                    if m != (0o700 if (data / name).is_dir() else 0o600)} == {}
         finally:
             srv.stop()
-    after = {p.name: mode(p) for p in data.iterdir()}
+    after = {str(p.relative_to(data)): mode(p) for p in data.rglob("*")}
     assert "kms-nonces.map" in after  # the table, saved at shutdown
-    assert {name: m for name, m in after.items() if m != 0o600} == {}
+    assert {name: m for name, m in after.items() if m != (0o700 if (data / name).is_dir() else 0o600)} == {}
     [private] = shm.iterdir()
     assert mode(private) == 0o700 and {p.name: mode(p) for p in private.iterdir() if mode(p) != 0o600} == {}
     assert mode(data) == 0o755  # the operator's directory is left as it was
