@@ -71,15 +71,15 @@ def line_hash(line: bytes) -> str:
 def digest_key(root_key: bytes) -> bytes:
     """The key that authenticates digests: derived from a root key for this one purpose, so it can be
     kept after the root key itself is retired (`rootkeys.retire_digest_keys`) without exposing it."""
-    from .crypto import _primitives as p
+    from . import crypto
 
-    return p.hkdf_sha256(root_key, DIGEST_INFO)
+    return crypto.derive_key(root_key, DIGEST_INFO)
 
 
 def digest_mac(root_key: bytes, body: bytes) -> str:
-    from .crypto import _primitives as p
+    from . import crypto
 
-    return p.hmac_sha256(digest_key(root_key), body).hex()
+    return crypto.hmac_sha256(digest_key(root_key), body).hex()
 
 
 def mac_ok(root_key: bytes, line: bytes) -> bool:
@@ -89,7 +89,7 @@ def mac_ok(root_key: bytes, line: bytes) -> bool:
 
 def mac_ok_under(key: bytes, line: bytes) -> bool:
     """Whether a Start/Digest line's Mac authenticates the line under the digest key `key`."""
-    from .crypto import _primitives as p
+    from . import crypto
 
     body, tail = line[:-_MAC_TAIL] + b"}", line[-_MAC_TAIL:]
     if not (tail.startswith(b',"Mac":"') and tail.endswith(b'"}')):
@@ -98,7 +98,7 @@ def mac_ok_under(key: bytes, line: bytes) -> bool:
         tag = bytes.fromhex(tail[8:-2].decode("ascii"))
     except ValueError:
         return False
-    return p.hmac_sha256_ok(key, body, tag)
+    return crypto.hmac_sha256_ok(key, body, tag)
 
 
 class Trail:
@@ -117,7 +117,8 @@ class Trail:
         self.since_digest, self.digest_due, self.closed = 0, 0.0, False
         self._rotate_bytes, self._digest_records = cfg.audit_rotate_bytes, cfg.audit_digest_records
         self._fail_open = cfg.audit_fail_open
-        self._steady, self._due, self._room, self._fds = False, 0.0, 0, ()  # see _steady_state
+        self._steady, self._due, self._room = False, 0.0, 0  # see _steady_state
+        self._fds: tuple[int, ...] = ()
 
     # --- lines ---
     def _typed(self, kind: str, signed: bool, **fields) -> bytes:
@@ -204,7 +205,8 @@ class Trail:
         if file is not None:
             self._steady = self._steady and file.fd is not None and not file.carry and file.next is None
             self._due, self._room = min(self._due, file.day_ends, file.check_at), self._rotate_bytes - file.size
-        self._fds = tuple(sink.fd for sink in self.sinks) if self._steady else ()
+        fds = tuple(sink.fd for sink in self.sinks if sink.fd is not None)
+        self._fds = fds if self._steady and len(fds) == len(self.sinks) else ()
 
     def _write(self, entries: list[dict], now: float) -> bool:
         try:

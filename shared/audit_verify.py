@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import orjson
 
@@ -119,7 +120,8 @@ def _check_writer(writer: str, parts: list[tuple[int, Path]], keys: dict[str, by
     expected, after_gap = 0, set()
     for number, path in parts:
         if number != expected:
-            find(Finding("removed", path.name, 0, f"file parts {expected}..{number - 1} of writer {writer} are missing"))
+            find(Finding("removed", path.name, 0,
+                         f"file parts {expected}..{number - 1} of writer {writer} are missing"))
             after_gap.add(path.name)
         expected = number + 1
         got, bad = _read(path, writer, report, tick)
@@ -145,8 +147,8 @@ def _check_writer(writer: str, parts: list[tuple[int, Path]], keys: dict[str, by
     for rec in by_seq.values():
         before = by_seq.get(rec.seq - 1)
         if before is not None and rec.prev != before.hash:
-            find(Finding("edited", before.file, before.line,
-                         f"record Seq {before.seq} does not match the hash that Seq {rec.seq} ({rec.file}:{rec.line}) keeps"))
+            find(Finding("edited", before.file, before.line, f"record Seq {before.seq} does not match the hash "
+                                                             f"that Seq {rec.seq} ({rec.file}:{rec.line}) keeps"))
     _digests(recs, keys, find)
     cut = {f.file for f in report.findings if f.kind == "truncated"}
     _ends(writer, parts, recs, names, cut, find)
@@ -160,7 +162,7 @@ def _gaps(recs: list[_Rec], by_seq: dict[int, _Rec], bad_at: dict[str, list[int]
     first = by_seq[seqs[0]]
     if seqs[0] != 0 and not (first.file in after_gap and first.line == recs[0].line and first.file == recs[0].file):
         find(Finding("removed", first.file, first.line, f"records Seq 0..{seqs[0] - 1} before it are missing"))
-    for a, b in zip(seqs, seqs[1:]):
+    for a, b in itertools.pairwise(seqs):
         if b == a + 1:
             continue
         ra, rb = by_seq[a], by_seq[b]
@@ -185,8 +187,9 @@ def _digests(recs: list[_Rec], keys: dict[str, bytes], find) -> None:
                          "root key back in the ring to check it)"))
             continue
         if not mac_ok_under(key, rec.raw):
-            find(Finding("forged", rec.file, rec.line, f"digest Seq {rec.seq} does not authenticate: it or the "
-                                                       f"records Seq {last_good + 1}..{rec.seq - 1} it seals were changed"))
+            find(Finding("forged", rec.file, rec.line,
+                         f"digest Seq {rec.seq} does not authenticate: it or the records Seq "
+                         f"{last_good + 1}..{rec.seq - 1} it seals were changed"))
             continue
         last_good = rec.seq
 
@@ -202,7 +205,7 @@ def _ends(writer: str, parts: list[tuple[int, Path]], recs: list[_Rec], names: s
             continue  # already reported: it ends inside a record
         last = last_of.get(path.name)
         end = last.data.get("End") if last and last.data.get("Type") == "Digest" else None
-        if end == "rotated":
+        if end == "rotated" and last is not None:
             nxt = last.data.get("Next", "")
             if nxt not in names and i == len(parts) - 1:  # (a missing file between two was reported)
                 find(Finding("removed", path.name, last.line, f"the next file it names, {nxt}, is missing"))

@@ -18,18 +18,20 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import errors, policy, registry, secrets
 from .auth import Caller
 from .crypto import blob
 from .records import Alias, Secret
 
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 _plans: dict[type, tuple] = {}  # request model -> its plan (a model serves one action)
 
 
-def _plan(spec: registry.Action, model: type) -> tuple[tuple[str, str | None, str | None, str], ...]:
+def _plan(spec: registry.Action, model: type[BaseModel]) -> tuple[tuple[str, str | None, str | None, str], ...]:
     """(kind, wire parameter, model field, RAM action) for each resource the registry declares.
     A parameter the request model does not have is a registry mistake, refused loudly."""
     plan = _plans.get(model)
@@ -38,14 +40,15 @@ def _plan(spec: registry.Action, model: type) -> tuple[tuple[str, str | None, st
     return plan
 
 
-def _make_plan(spec: registry.Action, model: type) -> tuple[tuple[str, str | None, str | None, str], ...]:
+def _make_plan(spec: registry.Action, model: type[BaseModel]) -> tuple[tuple[str, str | None, str | None, str], ...]:
     fields = {(f.alias or name): name for name, f in model.model_fields.items()}
     plan = []
     for entry in spec.resources:
         kind, param = entry[0], entry[1]
         if param is not None and param not in fields:
             raise LookupError(f"registry: {spec.name} names {param}, which {model.__name__} does not have")
-        plan.append((kind, param, fields.get(param), entry[2] if len(entry) > 2 else spec.ram_action))
+        action = entry[2] if len(entry) > 2 else spec.ram_action
+        plan.append((kind, param, fields.get(param) if param is not None else None, action))
     return tuple(plan)
 
 
@@ -63,8 +66,8 @@ def resources(spec: registry.Action, request: Any, account_id: str, region: str,
             continue  # ReEncrypt of an asymmetric ciphertext: the source key is named, not in a blob
         arn = _arn(base, kind, param, value, f"{account_id}/{region}", store)
         out.append((action, arn))
-        if resolved is not None and kind == "key" and value and value.startswith(("alias/", f"{base}:alias/")) \
-                and arn.startswith(f"{base}:key/"):
+        if resolved is not None and field is not None and kind == "key" and value \
+                and value.startswith(("alias/", f"{base}:alias/")) and arn.startswith(f"{base}:key/"):
             resolved[field] = arn[len(base) + 5:]  # an alias (name or this account's ARN) found its key
     if not out:  # nothing named (or an action on the account): the account as a whole
         out.append((spec.ram_action, f"{base}:*"))

@@ -19,8 +19,8 @@ import secrets as csprng
 import time
 
 from . import crypto, errors, keyspecs
-from .crypto import _asymmetric
 from .context import Context
+from .crypto import keypairs
 from .records import ImportToken, Key
 
 TOKEN_LIFETIME = 24 * 3600
@@ -35,11 +35,11 @@ def new_token(ctx: Context, key_id: str, spec: str, algorithm: str) -> tuple[str
         raise errors.UnsupportedOperation()
     _make_room(ctx, key_id)
     token = csprng.token_urlsafe(32)
-    der = _asymmetric.generate(spec)
+    der = keypairs.generate(spec)
     expires = int(ctx.now) + TOKEN_LIFETIME
     ImportToken(scope=ctx.scope, key_id=key_id, token=token, spec=spec, algorithm=algorithm, expires=expires,
                 private=crypto.wrap(ctx.config, der, token_aad(key_id, token)), created=time.time()).insert(ctx.store)
-    return token, _asymmetric.public_der(_asymmetric.load_private(spec, der)), expires
+    return token, keypairs.public_der(keypairs.load_private(spec, der)), expires
 
 
 def _make_room(ctx: Context, key_id: str) -> None:
@@ -60,9 +60,9 @@ def unwrap_material(ctx: Context, key: Key, token: str, encrypted_b64: str) -> b
     try:
         encrypted = base64.b64decode(encrypted_b64, validate=True)
         der = crypto.unwrap(ctx.config, found.private, token_aad(key.key_id, token))
-        private = _asymmetric.load_private(found.spec, der)
-        material = _asymmetric.decrypt(private, found.algorithm, encrypted)
-    except (binascii.Error, ValueError, _asymmetric.CryptoFailure):
+        private = keypairs.load_private(found.spec, der)
+        material = keypairs.decrypt(private, found.algorithm, encrypted)
+    except (binascii.Error, ValueError, keypairs.CryptoFailure):
         raise errors.InvalidKeyMaterial() from None
     if len(material) != crypto.SYMMETRIC_SIZES[key.key_spec]:
         raise errors.InvalidKeyMaterial()

@@ -30,7 +30,8 @@ ENABLED, DISABLED, DELETED = "Enabled", "Disabled", "Deleted"
 CACHE_SECONDS = 5.0
 # Per store object (a test may run several), per key id: (valid until, the store's access-key change
 # count when read (None: the store keeps none), key or None). A plain dict, emptied when full: a
-# cachetools.TTLCache measured ten times slower per hit, and this is read on every request.
+# cachetools.TTLCache measured many times slower per hit (docs/measurements.md), and this is read on
+# every request.
 _cache: weakref.WeakKeyDictionary[Store, dict[str, tuple[float, int | None, AccessKey | None]]] = (
     weakref.WeakKeyDictionary())
 
@@ -63,7 +64,8 @@ def create(store: Store, cfg: Config, account_id: str, policies: list[dict] | No
         policy.parse(doc)  # refuse a bad policy before anything is stored
     ak_id = ak_id or new_id()
     secret = secret or csprng.token_urlsafe(22)
-    AccessKeyRow(access_key_id=ak_id, account_id=account_id, secret=crypto.wrap(cfg, secret.encode(), secret_aad(ak_id)),
+    AccessKeyRow(access_key_id=ak_id, account_id=account_id,
+                 secret=crypto.wrap(cfg, secret.encode(), secret_aad(ak_id)),
                  status=ENABLED, policies=policies, created=int(now)).insert(store)
     return ak_id, secret
 

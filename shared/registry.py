@@ -23,7 +23,9 @@ from functools import cached_property
 class Action:
     name: str
     section: str  # package under functions/
-    resources: tuple[tuple[str, str | None], ...] = ()
+    # (kind, parameter or None for all of a kind[, the RAM action when not the action's own]) of each
+    # resource the action touches (authz reads them)
+    resources: tuple[tuple[str, str | None] | tuple[str, str | None, str], ...] = ()
     # Actions a caller may use before the account has opened KMS.
     before_open: bool = False
     # Whether its KeyId accepts an alias name (the reference lists which actions do); a key id and

@@ -14,7 +14,7 @@ in the store's `ops` table, wrapped like everything else (`retire_digest_keys`).
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from . import audit_trail, byok, crypto, identity, versions
 from .config import Config, ConfigError
@@ -101,9 +101,10 @@ def _rewrap_row(store: Store, cfg: Config, table: str, field: str, aad_of, item:
             store.update(table, item.pk, item.sk, {**item.data, field: fresh}, item.rev)
             return True
         except Conflict:
-            item = store.get(table, item.pk, item.sk)
-            if item is None:
+            current = store.get(table, item.pk, item.sk)
+            if current is None:
                 return False
+            item = current
     raise RuntimeError(f"{table} row kept changing")
 
 

@@ -16,11 +16,11 @@ PendingImport.
 from __future__ import annotations
 
 from alikms.shared import errors, keys, keyspecs, lifecycle, versions
-from alikms.shared.models import ApiModel, KeyIdParam, Response
 from alikms.shared.context import Context
+from alikms.shared.models import ApiModel, KeyIdParam, Response
 from alikms.shared.records import Key, retrying
-from alikms.shared.store import Conflict
 from alikms.shared.runtime import api_handler
+from alikms.shared.store import Conflict
 
 MIN_ASYMMETRIC_GAP = 7 * 86400
 MAX_ASYMMETRIC_VERSIONS = 50
@@ -40,6 +40,7 @@ def _allowed(key: Key, now: float) -> bool:
     if key.origin == "EXTERNAL":
         raise errors.RejectedUnsupportedOperation()
     if key.key_spec in keyspecs.ASYMMETRIC:
+        assert key.last_rotation_date is not None  # set when the key and each version are made
         if key.last_rotation_date + MIN_ASYMMETRIC_GAP > now:
             raise errors.RejectedUnsupportedOperation("A new version needs 7 days since the last one.")
         if key.version_count >= MAX_ASYMMETRIC_VERSIONS:

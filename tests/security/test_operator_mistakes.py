@@ -9,9 +9,9 @@ import json
 import types
 
 import pytest
+
 from alikms.shared import identity
 from alikms.shared.config import ConfigError, Settings, TablestoreSettings, get_config, read_settings
-
 from tests import support
 from tests.security.helpers import Tea, admin, allow, create_access_key, deny, policy, write_policy
 
