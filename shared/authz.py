@@ -72,9 +72,9 @@ def resources(spec: registry.Action, request: Any, account_id: str, region: str,
     if not out:  # nothing named (or an action on the account): the account as a whole
         out.append((spec.ram_action, f"{base}:*"))
     elif spec.secret_key and store is not None:
-        arn = _secret_key_arn(base, request.secret_name, f"{account_id}/{region}", store)
-        if arn is not None:
-            out.append((spec.secret_key, arn))
+        key_arn = _secret_key_arn(base, request.secret_name, f"{account_id}/{region}", store)
+        if key_arn is not None:
+            out.append((spec.secret_key, key_arn))
     return out
 
 

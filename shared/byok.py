@@ -44,8 +44,9 @@ def new_token(ctx: Context, key_id: str, spec: str, algorithm: str) -> tuple[str
 
 def _make_room(ctx: Context, key_id: str) -> None:
     """Remove the key's oldest live tokens beyond MAX_TOKENS - 1 (expired ones are the timer's)."""
-    live = sorted((r for r in ctx.store.query_all(ImportToken.TABLE, f"{ctx.scope}/{key_id}")
-                   if r.data.get("expires", 0) > ctx.now), key=lambda r: (r.data["expires"], r.data.get("created", 0.0)))
+    rows = ctx.store.query_all(ImportToken.TABLE, f"{ctx.scope}/{key_id}")
+    live = sorted((r for r in rows if r.data.get("expires", 0) > ctx.now),
+                  key=lambda r: (r.data["expires"], r.data.get("created", 0.0)))
     for row in live[:max(0, len(live) - MAX_TOKENS + 1)]:
         ctx.store.delete(ImportToken.TABLE, row.pk, row.sk)
 

@@ -42,7 +42,8 @@ def check_ring(store: Store, cfg: Config) -> None:
         except (crypto.UnwrapError, KeyError, ValueError):
             continue
     if rows:
-        where = f"the data in {cfg.data_dir}" if cfg.store == "sqlite" else f"the Tablestore instance {cfg.ots_instance}"
+        where = (f"the data in {cfg.data_dir}" if cfg.store == "sqlite"
+                 else f"the Tablestore instance {cfg.ots_instance}")
         raise ConfigError(f"the root key ring ({', '.join(root.keys(cfg))}) opens none of {where}: it is not the ring "
                           "the data was written under. If root.key was lost and has just been made anew, put the "
                           "old root.key back; if KMS_ROOT_KEY is set, set it to the ring the data was written with")

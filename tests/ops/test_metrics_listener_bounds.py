@@ -19,7 +19,7 @@ def _closed_within(sock: socket.socket, seconds: float) -> bool:
     try:
         while sock.recv(4096):
             pass
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         return False
     except ConnectionError:
         pass

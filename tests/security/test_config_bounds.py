@@ -18,7 +18,6 @@ from alikms.shared.config import get_config
 from tests import support
 from tests.security.helpers import admin
 
-
 # The refusals of values that cannot work are cases of test_operator_mistakes.py's table.
 
 

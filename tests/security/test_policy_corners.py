@@ -59,7 +59,8 @@ def test_an_ipv4_mapped_address_is_its_ipv4_address(ip):
     assert policy.evaluate(allowed, "kms:Encrypt", [KEY], {"acs:sourceip": ip}) == ALLOW
     exact = [policy.parse(doc(allow("kms:*", "*", {"StringEquals": {"acs:SourceIp": "203.0.113.9"}})))]
     assert policy.evaluate(exact, "kms:Encrypt", [KEY], {"acs:sourceip": ip}) == ALLOW
-    outside = [policy.parse(doc(allow("kms:*"), deny("kms:*", "*", {"NotIpAddress": {"acs:SourceIp": "203.0.113.0/24"}})))]
+    outside = [policy.parse(doc(allow("kms:*"),
+                                deny("kms:*", "*", {"NotIpAddress": {"acs:SourceIp": "203.0.113.0/24"}})))]
     assert policy.evaluate(outside, "kms:Encrypt", [KEY], {"acs:sourceip": ip}) == ALLOW
     assert policy.evaluate(outside, "kms:Encrypt", [KEY], {"acs:sourceip": "::ffff:198.51.100.1"}) == EXPLICIT_DENY
 
@@ -88,7 +89,8 @@ def test_a_dual_stack_runner_applies_ipv4_conditions(tmp_path):
             "IpAddress": {"acs:SourceIp": "127.0.0.0/8"}}))))
         err = fenced.fails("ListKeys")
         assert (err.code, err.denied["NoPermissionType"]) == ("Forbidden.NoPermission", "ExplicitDeny")
-        local = Tea(dual, *create_access_key(dual, doc(allow("kms:*", "*", {"IpAddress": {"acs:SourceIp": "127.0.0.1"}}))))
+        local = Tea(dual, *create_access_key(dual, doc(allow("kms:*", "*",
+                                                             {"IpAddress": {"acs:SourceIp": "127.0.0.1"}}))))
         assert local("ListKeys")["TotalCount"] == 0
     finally:
         dual_stop(proc)

@@ -44,7 +44,7 @@ def test_reading_a_value_needs_decrypt_on_its_key(world):
     assert user("GetSecretValue", SecretName="under-other")["SecretData"] == "value two"
     assert user("GetSecretValue", SecretName="service-key")["SecretData"] == "value three"
     # An allow on the secret alone is not enough for a secret under a customer key...
-    only_secret = _as(srv, policy(allow("kms:GetSecretValue", f"acs:kms:*:*:secret/*")))
+    only_secret = _as(srv, policy(allow("kms:GetSecretValue", "acs:kms:*:*:secret/*")))
     _denied(only_secret.fails("GetSecretValue", SecretName="under-key"), "kms:Decrypt", "ImplicitDeny")
     assert only_secret("GetSecretValue", SecretName="service-key")["SecretData"] == "value three"
     # ...and with Decrypt on its key it is.

@@ -12,7 +12,6 @@ import socket
 import time
 
 from alikms.shared import audit
-from tests import support
 
 UPGRADES = {
     "websocket": b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
