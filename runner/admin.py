@@ -147,7 +147,8 @@ def audit_check(args: argparse.Namespace, cfg) -> int:
     progress = Progress("verifying the audit trail")
     try:
         report = audit_verify.verify(cfg.data_dir, root.keys(cfg, force=True),
-                                     lambda done, total: progress(done, total, " bytes"))
+                                     lambda done, total: progress(done, total, " bytes"),
+                                     retired=rootkeys.retired_digest_keys(get_store(), cfg))
     finally:
         progress.end()
     if args.json:
@@ -199,6 +200,7 @@ def rotate_root_key(args: argparse.Namespace) -> int:
             break
         print(f"{left} rows written under the old key meanwhile; another pass")
     primary = next(iter(ring))
+    rootkeys.retire_digest_keys(store, cfg, ring)  # the audit trail they sealed stays verifiable
     if path is not None:
         _write_key_file(path, {primary: ring[primary]})
         print(f"done: every row is under {primary}; old root keys removed from {path}")
@@ -331,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"access-key": access_key, "policy": policy_set, "audit": audit_read, "rotate-root-key": rotate_root_key,
                 "status": status}
     try:
+        if args.command in ("access-key", "policy", "rotate-root-key"):  # they write under the ring
+            rootkeys.check_ring(get_store(), get_config())
         return handlers[args.command](args)
     except (OSError, ValueError, ConfigError, localfiles.UnsafeFile) as exc:
         # unreadable file, bad JSON, invalid policy (PolicyError), bad configuration, planted file

@@ -4,14 +4,19 @@ KMS_METRICS_HOST:KMS_METRICS_PORT, 127.0.0.1:9464 by default (port 0: none), apa
 API path is taken, and nothing is reachable from another host unless the operator binds it so.
 `GET /metrics` answers Prometheus text format 0.0.4 (what every process counted: metrics.py);
 `GET /healthz` answers 200 when the store and the audit trail can be written, else 503, with a JSON
-body saying what was checked. The supervisor also watches the nonce table's fill from here.
+body saying what was checked. The supervisor also watches the nonce table's fill from here. Each
+connection has DEADLINE seconds to send its request, and at most MAX_CONNECTIONS are served at once
+(the rest are closed at once): the listener's threads live in the supervisor, which also fires the
+timers, and any local user can connect.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -76,12 +81,66 @@ def scrape_gauges(store: Store) -> dict[str, float]:
     return {"alikms_nonce_table_live": float(live), "alikms_nonce_table_slots": float(slots)}
 
 
+MAX_CONNECTIONS = 16  # scrapes and health checks served at once
+DEADLINE = 5.0  # seconds a connection has to send its whole request
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A connection's input that ends in a timeout DEADLINE seconds after it was accepted, however
+    slowly the client sends (a timeout per read alone would let a byte every few seconds go on)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock, self._deadline = sock, time.monotonic() + DEADLINE
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request took too long")
+        self._sock.settimeout(left)
+        return self._sock.recv_into(buffer)
+
+
+class _Listener(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request, client_address) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)  # busy: closed at once rather than given a thread
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request, client_address) -> None:
+        pass  # a client that went away or ran out of time: nothing to report
+
+
 class _Handler(BaseHTTPRequestHandler):
     server_version = "alikms-metrics"
     # set on the subclass serve() makes
     store: Store
     cfg: Config
     directory: Path
+    timeout = DEADLINE  # for writing the answer
+
+    def setup(self) -> None:
+        super().setup()
+        self.rfile = io.BufferedReader(_DeadlineReader(self.connection))
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
@@ -108,8 +167,7 @@ class _Handler(BaseHTTPRequestHandler):
 def serve(store, cfg, directory: Path) -> ThreadingHTTPServer:
     """Start the listener on a thread of its own; raises OSError if the address is taken."""
     handler = type("Handler", (_Handler,), {"store": store, "cfg": cfg, "directory": directory})
-    server = ThreadingHTTPServer((cfg.metrics_host, cfg.metrics_port), handler)
-    server.daemon_threads = True
+    server = _Listener((cfg.metrics_host, cfg.metrics_port), handler)
     threading.Thread(target=server.serve_forever, daemon=True, name="metrics").start()
     return server
 

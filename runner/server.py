@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 
-from alikms.shared import audit, log, registry
+from alikms.shared import audit, log, registry, rootkeys
 from alikms.shared.config import get_config
 from alikms.shared.store import get_store
 
@@ -67,6 +67,7 @@ def serve(args: argparse.Namespace) -> None:
     from alikms.shared import identity
 
     store = get_store()
+    rootkeys.check_ring(store, cfg)  # before anything is written under a ring that opens nothing stored
     directory = metrics.prepare(cfg.data_dir) if cfg.data_dir is not None else None
     metrics.start_process()
     audit.check_dir(cfg)  # a trail directory planted by another user stops the runner here, as other files do
@@ -93,7 +94,11 @@ def serve(args: argparse.Namespace) -> None:
                             lifespan="auto", server_header=False,  # app.lifespan closes the audit chains
                             # The runner is the gateway: it says who connected (x-forwarded-for in the
                             # event), never a client's own header, or acs:SourceIp could be forged.
-                            proxy_headers=False, timeout_keep_alive=args.timeout_keep_alive)
+                            proxy_headers=False, timeout_keep_alive=args.timeout_keep_alive,
+                            # HTTP only: with a WebSocket library installed (uvicorn[standard] brings one)
+                            # an `Upgrade: websocket` request would otherwise go to a protocol the app does
+                            # not speak, and wait unanswered and unaudited for ever.
+                            ws="none")
     # Our own setting, carried on uvicorn's config into each worker process, where RunnerProtocol reads it.
     config.request_timeout = args.request_timeout  # type: ignore[attr-defined]
     server = uvicorn.Server(config)

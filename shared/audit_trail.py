@@ -47,7 +47,8 @@ from .audit_sinks import DIR_NAME, FAILURES, FILE_RE, FileSink, Sink, StdoutSink
 from .config import Config
 from .wire import iso
 
-__all__ = ["BLOCKED", "DIR_NAME", "FILE_RE", "Trail", "errno_name", "line_hash", "mac_ok"]
+__all__ = ["BLOCKED", "DIR_NAME", "FILE_RE", "Trail", "digest_key", "errno_name", "line_hash", "mac_ok",
+           "mac_ok_under"]
 
 REFUSAL = "ServiceUnavailableTemporary"  # the result code of a call refused because the trail cannot be written
 DIGEST_INFO = b"alikms audit trail digests v1"
@@ -67,14 +68,27 @@ def line_hash(line: bytes) -> str:
     return _sha256(line).hexdigest()[:32]
 
 
+def digest_key(root_key: bytes) -> bytes:
+    """The key that authenticates digests: derived from a root key for this one purpose, so it can be
+    kept after the root key itself is retired (`rootkeys.retire_digest_keys`) without exposing it."""
+    from . import crypto
+
+    return crypto.derive_key(root_key, DIGEST_INFO)
+
+
 def digest_mac(root_key: bytes, body: bytes) -> str:
     from . import crypto
 
-    return crypto.hmac_sha256(crypto.derive_key(root_key, DIGEST_INFO), body).hex()
+    return crypto.hmac_sha256(digest_key(root_key), body).hex()
 
 
 def mac_ok(root_key: bytes, line: bytes) -> bool:
     """Whether a Start/Digest line's Mac authenticates the line under `root_key`."""
+    return mac_ok_under(digest_key(root_key), line)
+
+
+def mac_ok_under(key: bytes, line: bytes) -> bool:
+    """Whether a Start/Digest line's Mac authenticates the line under the digest key `key`."""
     from . import crypto
 
     body, tail = line[:-_MAC_TAIL] + b"}", line[-_MAC_TAIL:]
@@ -84,7 +98,7 @@ def mac_ok(root_key: bytes, line: bytes) -> bool:
         tag = bytes.fromhex(tail[8:-2].decode("ascii"))
     except ValueError:
         return False
-    return crypto.hmac_sha256_ok(crypto.derive_key(root_key, DIGEST_INFO), body, tag)
+    return crypto.hmac_sha256_ok(key, body, tag)
 
 
 class Trail:

@@ -8,7 +8,8 @@ names. The registry declares them by wire name; `_plan` maps each to its request
 Keys named by alias are checked as the key they point to, as Alibaba does (a RAM user needs
 permission on the key, not the alias), and the action then runs on that same key (`pin`): were it
 to look the alias up again, an UpdateAlias landing in between would have it use a key the check
-never saw. A key inside a ciphertext is read from the blob's header.
+never saw. A key inside a ciphertext is read from the blob's header. A secret's value is also protected by the
+KMS key that encrypts it (`registry.Action.secret_key`): that key is read from the stored secret.
 The account's own keys (no policies) skip the check. The same resolution gives the audit trail its
 resource ARNs.
 """
@@ -19,10 +20,10 @@ import base64
 import binascii
 from typing import TYPE_CHECKING, Any
 
-from . import errors, policy, registry
+from . import errors, policy, registry, secrets
 from .auth import Caller
 from .crypto import blob
-from .records import Alias
+from .records import Alias, Secret
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -70,7 +71,26 @@ def resources(spec: registry.Action, request: Any, account_id: str, region: str,
             resolved[field] = arn[len(base) + 5:]  # an alias (name or this account's ARN) found its key
     if not out:  # nothing named (or an action on the account): the account as a whole
         out.append((spec.ram_action, f"{base}:*"))
+    elif spec.secret_key and store is not None:
+        key_arn = _secret_key_arn(base, request.secret_name, f"{account_id}/{region}", store)
+        if key_arn is not None:
+            out.append((spec.secret_key, key_arn))
     return out
+
+
+def _secret_key_arn(base: str, name: str, partition: str, store) -> str | None:
+    """The ARN of the customer key that encrypts a secret's values, or None: no such secret here (the
+    action answers that) or the secrets service's own key. The key of a secret never changes, so the
+    action uses the key checked here."""
+    if name.startswith("acs:kms:"):
+        parts = name.split(":", 4)
+        if len(parts) != 5 or f"acs:kms:{parts[2]}:{parts[3]}" != base or not parts[4].startswith("secret/"):
+            return None
+        name = parts[4][len("secret/"):]
+    secret = Secret.get(store, partition, name)
+    if secret is None or secret.encryption_key_id == secrets.service_key_id(partition):
+        return None
+    return f"{base}:key/{secret.encryption_key_id}"
 
 
 def pin(spec: registry.Action, request: Any, resolved: dict[str, str]) -> Any:

@@ -116,8 +116,12 @@ class Settings(TablestoreSettings):
     access_key_secret: SecretStr | None = _var("KMS_ACCESS_KEY_SECRET", None)
     root_key: SecretStr | None = _var("KMS_ROOT_KEY", None)
     auto_open: bool = _var("KMS_AUTO_OPEN", True)  # the bootstrap account starts with KMS opened
-    clock_skew: int = _var("KMS_CLOCK_SKEW", 900, ge=1)  # seconds a request timestamp may differ from now
-    max_body: int = _var("KMS_MAX_BODY", 128 * 1024, ge=1)  # bytes
+    # Seconds a request timestamp may differ from now: nonces are kept this long, and beyond a day the
+    # window is a replay risk rather than a tolerance (and past ~2**31 their expiry overflows).
+    clock_skew: int = _var("KMS_CLOCK_SKEW", 900, ge=1, le=86400)
+    # Bytes; a runner holds a body this large in memory. 2 MB is more than any legal request (and than
+    # a Function Compute event may carry).
+    max_body: int = _var("KMS_MAX_BODY", 128 * 1024, ge=1, le=2 << 20)
     key_quota: int = _var("KMS_KEY_QUOTA", 200, ge=0)  # documented quota: 200 keys per account and region
     alias_quota: int = _var("KMS_ALIAS_QUOTA", 300, ge=0)  # documented quota: 300
     secret_quota: int = _var("KMS_SECRET_QUOTA", 1000, ge=0)

@@ -14,6 +14,7 @@ Deleting leaves a tombstone, so the bootstrap key of a local runner cannot come 
 
 from __future__ import annotations
 
+import logging
 import secrets as csprng
 import string
 import time
@@ -93,13 +94,24 @@ def lookup(store: Store, cfg: Config, ak_id: str) -> AccessKey | None:
         row = AccessKeyRow.get(store, ak_id)
     key = None
     if row is not None and row.status != DELETED:
-        docs = row.policies
         key = AccessKey(ak_id, crypto.unwrap(cfg, row.secret, secret_aad(ak_id)).decode(), row.account_id, row.status,
-                        None if docs is None else tuple(policy.parse(d) for d in docs))
+                        None if row.policies is None else _parsed(ak_id, row.policies))
     if len(cache) >= 10000:
         cache.clear()
     cache[ak_id] = (now + CACHE_SECONDS, changes, key)
     return key
+
+
+def _parsed(ak_id: str, docs: list) -> tuple:
+    """A key's stored policies, parsed. One this version refuses (stored by an older, laxer one, say
+    with a NotResource it ignored) grants nothing: the key is denied everything, never given more
+    than its policy meant, and every call is answered (Forbidden.NoPermission), not failed."""
+    try:
+        return tuple(policy.parse(d) for d in docs)
+    except (policy.PolicyError, ValueError, TypeError) as exc:
+        logging.getLogger("kms.identity").warning("access key %s has a policy that no longer parses: it is denied "
+                                                  "everything until its policy is set again (%s)", ak_id, exc)
+        return ((),)
 
 
 def update(store: Store, ak_id: str, **changes) -> dict:

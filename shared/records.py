@@ -391,6 +391,7 @@ class ImportToken(Record):
     algorithm: str
     expires: int
     private: str  # the wrapping private key, wrapped under the root key
+    created: float = 0.0  # when it was made (byok keeps the newest; 0 in rows from before it was kept)
 
     def where(self) -> tuple[str, str]:
         return f"{self.scope}/{self.key_id}", self.token
