@@ -51,6 +51,9 @@ class TurnHolder:
             batch.others.append((cfg, entry))
         return True
 
+    def running(self) -> bool:
+        return self.loop.is_running()
+
     def pending(self) -> Batch | None:
         """The batch this turn's records are held in, until it is written. The runner waits for it
         before it answers, and answers with the refusal if `refused` is then set."""
@@ -59,7 +62,7 @@ class TurnHolder:
     def flush(self) -> None:
         """Write the records held this turn (in order, one write per sink)."""
         try:
-            batch = self._held.pop()  # atomic: a call thread may flush too (audit.record)
+            batch = self._held.pop()  # (a call thread flushes only once the loop has stopped: audit.record)
         except IndexError:
             return
         batch.refused = not audit.write(batch.cfg, batch.lines)

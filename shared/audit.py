@@ -46,6 +46,9 @@ class Holder(Protocol):
     def flush(self) -> None:
         """Write what is held now (before a record made elsewhere, and at exit)."""
 
+    def running(self) -> bool:
+        """Whether it still takes records (its loop runs): then only its own thread writes them."""
+
 
 _holder: list[Holder] = []  # the one Holder of this process, once installed
 _state = {"exit_hook": False}
@@ -99,9 +102,14 @@ def record(cfg: Config, entry: dict) -> None:
     ServiceUnavailableTemporary is raised if it cannot be."""
     if _holder:
         holder = _holder[0]
-        if holder.thread == threading.get_ident() and holder.hold(cfg, entry):
-            return
-        holder.flush()  # anything a stopped loop still held goes first
+        if holder.thread == threading.get_ident():
+            if holder.hold(cfg, entry):
+                return
+            holder.flush()  # anything the stopped loop still held goes first
+        elif not holder.running():
+            holder.flush()  # the same, from another thread once that loop has stopped
+        # A call thread (remote store) leaves a running loop's batch alone: the loop may be filling
+        # it, and only the loop writes it and answers the calls waiting for it.
     if not trail(cfg).write([entry]):
         raise errors.ServiceUnavailableTemporary(REFUSED)
 
