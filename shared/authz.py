@@ -10,8 +10,9 @@ permission on the key, not the alias), and the action then runs on that same key
 to look the alias up again, an UpdateAlias landing in between would have it use a key the check
 never saw. A key inside a ciphertext is read from the blob's header. A secret's value is also protected by the
 KMS key that encrypts it (`registry.Action.secret_key`): that key is read from the stored secret.
-The account's own keys (no policies) skip the check. The same resolution gives the audit trail its
-resource ARNs.
+The account's own keys (no policies) skip the check and the secret's key lookup that only the check
+needs, but their aliases resolve too: the same resolution gives the audit trail its resource ARNs,
+and a record names the key the action used whoever the caller.
 """
 
 from __future__ import annotations
@@ -53,9 +54,10 @@ def _make_plan(spec: registry.Action, model: type[BaseModel]) -> tuple[tuple[str
 
 
 def resources(spec: registry.Action, request: Any, account_id: str, region: str,
-              store=None, resolved: dict[str, str] | None = None) -> list[tuple[str, str]]:
+              store=None, resolved: dict[str, str] | None = None, secret_key: bool = True) -> list[tuple[str, str]]:
     """[(RAM action, resource ARN)] for a validated `request`. With `store`, aliases resolve to their
-    key, and `resolved` (if given) receives {model field: key id} for each alias so resolved."""
+    key, and `resolved` (if given) receives {model field: key id} for each alias so resolved; with
+    `secret_key` too, a secret's customer key is added (a store read: only a policy needs it)."""
     out = []
     base = f"acs:kms:{region}:{account_id}"
     for kind, param, field, action in _plan(spec, type(request)):
@@ -71,7 +73,7 @@ def resources(spec: registry.Action, request: Any, account_id: str, region: str,
             resolved[field] = arn[len(base) + 5:]  # an alias (name or this account's ARN) found its key
     if not out:  # nothing named (or an action on the account): the account as a whole
         out.append((spec.ram_action, f"{base}:*"))
-    elif spec.secret_key and store is not None:
+    elif spec.secret_key and secret_key and store is not None:
         key_arn = _secret_key_arn(base, request.secret_name, f"{account_id}/{region}", store)
         if key_arn is not None:
             out.append((spec.secret_key, key_arn))

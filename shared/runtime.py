@@ -74,13 +74,13 @@ def api_handler(module: str, request_model: type[ApiModel], run: Callable[[Any, 
                 # The one parse: the action, the policy check and the audit record all take the
                 # resources from this validated request (authz.py).
                 request = parse_request(request_model, params)
-                if caller.policies is None:  # the account's own key: no check, nothing to resolve
-                    found = authz.resources(spec, request, caller.account_id, cfg.region)
-                else:
-                    resolved: dict[str, str] = {}
-                    found = authz.resources(spec, request, caller.account_id, cfg.region, store, resolved)
-                    authz.check(caller, found)
-                    request = authz.pin(spec, request, resolved)
+                # Aliases resolve for every caller, so that the audit record names the key the
+                # action used whoever called; a secret's key is looked up only for a policy to check.
+                resolved: dict[str, str] = {}
+                found = authz.resources(spec, request, caller.account_id, cfg.region, store, resolved,
+                                        secret_key=caller.policies is not None)
+                authz.check(caller, found)
+                request = authz.pin(spec, request, resolved)
                 body = run(request, ctx).to_wire()
             except (errors.MissingParameter, errors.InvalidParameter) as exc:
                 raise errors.ValidationError(exc.detail) if _dry_run(request, params) else exc from None

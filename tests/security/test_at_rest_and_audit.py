@@ -362,3 +362,15 @@ def test_records_of_one_loop_turn_go_out_in_one_write_before_later_callbacks(loc
     assert order == ["records", "response"]
     audit.record(cfg, {"n": 3})  # no loop running any more: written at once, not held
     assert len(writes) == 1 and json.loads(audit.files(local_env)[0].read_bytes().splitlines()[-1])["n"] == 3
+
+
+def test_the_account_keys_record_names_the_key_behind_an_alias(local_env, invoke):
+    """Whoever calls (the account's own key here, no policy to check), an alias resolves once and the
+    record names the key the action used, as it does for a RAM user's call."""
+    _, created = invoke("CreateKey", {})
+    key_id = created["KeyMetadata"]["KeyId"]
+    assert invoke("CreateAlias", {"KeyId": key_id, "AliasName": "alias/app"})[0] == 200
+    status, _ = invoke("Encrypt", {"KeyId": "alias/app", "Plaintext": "aGVsbG8="})
+    assert status == 200
+    (record,) = [r for r in audit.events(local_env) if r["Action"] == "Encrypt"]
+    assert record["Resources"] == [f"acs:kms:cn-hangzhou:{support.TEST_ACCOUNT}:key/{key_id}"]
