@@ -75,9 +75,12 @@ class _Stderr(logging.StreamHandler):
 def configure(level: str = "info") -> None:
     """Send the `kms` loggers to stderr as JSON lines at `level` (KMS_LOG_LEVEL). Idempotent.
 
-    The records still propagate, so a test's log capture sees them; nothing else in the service
-    configures the root logger, so they are not printed twice."""
+    The records do not propagate: a root handler that someone else set up (Function Compute's
+    runtime, an application's `basicConfig` around mock_kms) would print every line a second time,
+    and print an exception's message, which this formatter leaves out because it may quote a
+    secret. (Tests capture the `kms` logger itself: tests/conftest.py `kms_logs`.)"""
     logger = logging.getLogger(ROOT)
+    logger.propagate = False
     if not _handler:
         handler = _Stderr()
         handler.setFormatter(JsonFormatter())

@@ -184,3 +184,12 @@ def new_store(kms, request):
     yield make
     for store in made:
         store.close()
+
+
+@pytest.fixture
+def kms_logs(caplog):
+    """caplog for the service's `kms` loggers, which do not propagate to the root logger (shared/log.py)."""
+    logger = logging.getLogger("kms")
+    logger.addHandler(caplog.handler)
+    yield caplog
+    logger.removeHandler(caplog.handler)

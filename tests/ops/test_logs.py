@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import importlib
+import io
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -51,6 +53,24 @@ def test_an_internal_failure_logs_its_request_id_and_frames_only(invoke, monkeyp
     assert line["traceback"].rstrip().endswith("builtins.ValueError")
     assert SECRET not in err and base64.b64encode(SECRET.encode()).decode() not in err
     assert all(isinstance(x, dict) for x in json_lines(err))  # every line on stderr is JSON
+
+
+@pytest.mark.internal_failure_expected
+def test_a_root_handler_set_up_elsewhere_gets_no_line_and_no_message(invoke, monkeypatch):
+    """Function Compute's runtime (or an application around mock_kms) configures the root logger with
+    a formatter that prints exception messages: the service's lines stay its own, printed once."""
+    def parse_request(model, params):
+        raise ValueError(f"cannot use {SECRET}")
+
+    monkeypatch.setattr(runtime, "parse_request", parse_request)
+    elsewhere = io.StringIO()
+    root_handler = logging.StreamHandler(elsewhere)
+    logging.getLogger().addHandler(root_handler)
+    try:
+        status, _ = invoke("Encrypt", {"KeyId": "alias/x", "Plaintext": "AAAA"})
+    finally:
+        logging.getLogger().removeHandler(root_handler)
+    assert status == 500 and elsewhere.getvalue() == ""
 
 
 def test_a_traceback_keeps_causes_but_no_message():
@@ -167,22 +187,22 @@ def test_tablestore_retries_are_logged_and_its_sdk_stays_quiet(ots_backend, ots_
     assert metrics.collect(tmp_path / "m")['alikms_store_retries_total{table="keys"}'] == [1.0]
 
 
-def test_nonce_table_pressure_is_a_warning(caplog):
+def test_nonce_table_pressure_is_a_warning(kms_logs):
     class Full:
         def nonce_usage(self, now):
             return 600, 1000
 
     stop_event = threading.Event()
-    with caplog.at_level("WARNING", logger="kms"):
+    with kms_logs.at_level("WARNING", logger="kms"):
         watcher = threading.Thread(target=listener.watch_nonces, args=(Full(), stop_event, 0.01))
         watcher.start()
         deadline = time.time() + 10
-        while (not [r for r in caplog.records if getattr(r, "event", "") == "nonces.pressure"]
+        while (not [r for r in kms_logs.records if getattr(r, "event", "") == "nonces.pressure"]
                and time.time() < deadline):
             time.sleep(0.01)
         stop_event.set()
         watcher.join()
-    (record,) = [r for r in caplog.records if getattr(r, "event", "") == "nonces.pressure"]  # once, not per check
+    (record,) = [r for r in kms_logs.records if getattr(r, "event", "") == "nonces.pressure"]  # once, not per check
     assert (record.live, record.slots, record.fill) == (600, 1000, 0.6)
 
 

@@ -155,7 +155,7 @@ def test_server_errors_at_every_call_are_retried(kms, ots_backend, code):
     check_invariants(kms)
 
 
-def test_an_unreachable_store_answers_503_promptly_and_changes_nothing(kms, ots_proxy, caplog):
+def test_an_unreachable_store_answers_503_promptly_and_changes_nothing(kms, ots_proxy, kms_logs):
     key = _key(kms)
     name = _secret(kms)
     before = visible(kms)
@@ -163,10 +163,10 @@ def test_an_unreachable_store_answers_503_promptly_and_changes_nothing(kms, ots_
     for action, params in [("Encrypt", {"KeyId": key, "Plaintext": "aGk="}), ("DescribeKey", {"KeyId": key}),
                            ("CreateKey", {}), ("PutSecretValue", {"SecretName": name, "VersionId": "x",
                                                                   "SecretData": "x"})]:
-        with caplog.at_level(logging.ERROR, logger="kms"):
+        with kms_logs.at_level(logging.ERROR, logger="kms"):
             status, body = kms.call(action, params)
         assert (status, body["Code"]) == (503, "ServiceUnavailableTemporary"), (action, body)
-    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]  # not the catch-all's 500
+    assert not [r for r in kms_logs.records if r.levelno >= logging.ERROR]  # not the catch-all's 500
     assert ots_proxy.stats["requests"] <= 4 * 30  # retries are bounded by the deadline
     ots_proxy.clear()
     assert visible(kms) == before

@@ -33,7 +33,7 @@ def test_a_full_window_refuses_rather_than_forgets(tmp_path):
     assert table.remember("ak/one-more", 1100, 100) is True  # once nonces expire there is room again
 
 
-def test_auth_turns_a_full_table_into_throttling(local_env, monkeypatch, invoke, caplog):
+def test_auth_turns_a_full_table_into_throttling(local_env, monkeypatch, invoke, kms_logs):
     from alikms.shared.store import NonceTableFull
     from alikms.shared.store.sqlite import SqliteStore
 
@@ -42,12 +42,12 @@ def test_auth_turns_a_full_table_into_throttling(local_env, monkeypatch, invoke,
 
     monkeypatch.setattr(SqliteStore, "remember_nonce", full)
     monkeypatch.setattr("alikms.shared.auth._warned", [0.0])
-    with caplog.at_level("WARNING", logger="kms"):
+    with kms_logs.at_level("WARNING", logger="kms"):
         status, body = invoke("DescribeRegions")
         assert (status, body["Code"]) == (400, "Throttling")
         assert errors.Throttling.message in body["Message"]
         assert invoke("DescribeRegions")[1]["Code"] == "Throttling"
-    warnings = [r.getMessage() for r in caplog.records if "nonce table full" in r.getMessage()]
+    warnings = [r.getMessage() for r in kms_logs.records if "nonce table full" in r.getMessage()]
     assert len(warnings) == 1 and "KMS_NONCE_SLOTS" in warnings[0]  # once a minute, naming the knob
 
 
