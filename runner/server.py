@@ -9,6 +9,7 @@ with an event file, like `fun local invoke`. Operational events are JSON lines o
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -126,11 +127,11 @@ def serve(args: argparse.Namespace) -> None:
 
 
 def settings(cfg, args: argparse.Namespace, metrics_server) -> dict:
-    """The effective configuration for the startup line: every setting but the secrets (the access
-    key secret, root keys and Tablestore credentials); root keys by id only."""
-    hidden = {"access_key_secret", "root_keys", "ots_access_key_id", "ots_access_key_secret", "ots_security_token"}
-    out = {name: (str(value) if isinstance(value, os.PathLike) else value)
-           for name, value in vars(cfg).items() if name not in hidden}
+    """The effective configuration for the startup line: every setting but the secrets (the fields
+    Config keeps out of its repr: the access key secret, root keys, Tablestore credentials); root
+    keys by id only."""
+    out = {f.name: (str(value) if isinstance(value := getattr(cfg, f.name), os.PathLike) else value)
+           for f in dataclasses.fields(cfg) if f.repr}
     out["root_key_ids"] = list(cfg.root_keys)
     out.update(host=args.host, port=args.port, workers=args.workers, timers=not args.no_timers,
                metrics=f"http://{cfg.metrics_host}:{metrics_server.server_address[1]}/metrics" if metrics_server

@@ -30,7 +30,7 @@ import os
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -190,15 +190,15 @@ class Config:
     region: str
     account_id: str
     access_key_id: str
-    access_key_secret: str
-    root_keys: dict[str, bytes]  # root key id -> 32 bytes; the first entry wraps new material
+    access_key_secret: str = field(repr=False)  # repr=False: never in a repr or the startup line
+    root_keys: dict[str, bytes] = field(repr=False)  # root key id -> 32 bytes; the first wraps new material
     store: str  # "sqlite" | "tablestore"
     data_dir: Path | None
     ots_endpoint: str
     ots_instance: str
-    ots_access_key_id: str
-    ots_access_key_secret: str
-    ots_security_token: str
+    ots_access_key_id: str = field(repr=False)
+    ots_access_key_secret: str = field(repr=False)
+    ots_security_token: str = field(repr=False)
     auto_open: bool  # the bootstrap account starts with KMS opened (local convenience)
     clock_skew: int  # seconds a request timestamp may differ from now
     max_body: int  # bytes

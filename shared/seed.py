@@ -130,7 +130,12 @@ def _parse(text: str, suffix: str) -> Any:
     try:
         return yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise SeedError(f"seed file is not valid YAML: {exc}") from None
+        # Only the problem and where: the exception's own text quotes the offending line, which
+        # may hold key material or a secret value.
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "unreadable"
+        raise SeedError(f"seed file is not valid YAML: {problem}{where}") from None
 
 
 def apply(seed: Seed, store: Store, cfg: Config, now: float) -> dict:

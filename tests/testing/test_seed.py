@@ -61,6 +61,14 @@ def test_yaml_json_and_dict_give_the_same_seed(tmp_path):
         seeds.load(tmp_path / "missing.yaml")
 
 
+def test_a_broken_seed_file_is_reported_without_its_text(tmp_path):
+    """Seed files hold key material and secret values: the error says what and where, never quotes."""
+    (tmp_path / "s.yaml").write_text("secrets:\n  - name: db\n    value: s3cr3t-value: [\n")
+    with pytest.raises(seeds.SeedError, match="not valid YAML") as err:
+        seeds.load(tmp_path / "s.yaml")
+    assert "s3cr3t" not in str(err.value) and "line 3" in str(err.value)
+
+
 def test_what_a_seed_creates():
     with mock_kms(seed=SEED) as kms:
         app = describe("alias/app")
