@@ -266,7 +266,7 @@ async def app(scope, receive, send) -> None:
         if pool is not None:
             try:
                 result = await loop.run_in_executor(pool, dispatch_in_thread, req)
-            except errors.KmsError as exc:  # a call thread writes its record at once: it could not be
+            except errors.KmsError as exc:  # the call thread's record could not be written (fail-closed)
                 result = wire.error_response(exc, new_request_id(), _host(scope))
         else:
             result = dispatch(req)

@@ -25,6 +25,7 @@ class UpdateAliasResponse(Response):
 def update_alias(req: UpdateAliasRequest, ctx: Context) -> UpdateAliasResponse:
     key = keys.get_key(ctx, req.key_id)
     lifecycle.require("alias_target", key)
+
     def repoint() -> None:
         alias = Alias.get(ctx.store, ctx.scope, req.alias_name)
         if alias is None:

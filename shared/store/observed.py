@@ -3,7 +3,8 @@
 `get_store()` wraps the configured backend in it. A fault is any exception other than `Conflict`
 (a locked SQLite file, a Tablestore error after the SDK's own retries, a full disk): it is logged
 with the operation and table, never the keys or the row, and re-raised unchanged. The request
-that met it then answers InternalFailure, logged again there with its request id.
+that met it then answers InternalFailure (logged again there with its request id), or 503
+ServiceUnavailableTemporary for a store that is unavailable (`StoreUnavailable`).
 
 The nonce check (`remember_nonce`) is timed only where it is a store round trip (Tablestore's
 conditional put). On SQLite it is a shared-memory table, reported as nonce-table fill instead, and

@@ -96,7 +96,7 @@ def _private_database(path: Path) -> None:
     drop the locks SQLite holds on it in this process. The data directory admits no other user
     (`localfiles.check_data_dir`), so nobody else can swap a file between the check and SQLite's open."""
     try:
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, localfiles.PRIVATE))
+        os.close(localfiles.open_private(path, os.O_RDWR | os.O_EXCL))
     except FileExistsError:
         pass
     for suffix in ("", "-wal", "-shm", "-journal"):
