@@ -44,7 +44,8 @@ class Batch:
         self.others: list[tuple[Config, dict]] = []
 
 
-_turn: list = []  # [event loop, its thread] while the local runner holds records for the end of each turn
+# [event loop, its thread, holding] while the local runner holds records for the end of each turn
+_turn: list = []
 _batch: list[Batch] = []  # this turn's batch, while one is held
 _state = {"exit_hook": False, "retrying": False}
 _last: list = [None, None]  # the configuration and trail of the last record: nearly always the same
@@ -57,8 +58,16 @@ def hold_per_turn(loop) -> None:
     call only after its record's write (`pending`). Several calls finishing in one turn then cost
     one write per sink instead of one each (a system call per call measured a few per cent)."""
     if not _turn or _turn[0] is not loop:
-        _turn[:] = [loop, threading.get_ident()]
+        _turn[:] = [loop, threading.get_ident(), True]
         _on_exit()
+
+
+def hold(on: bool) -> None:
+    """Turn holding off (and on again) around a call on the loop that no other request in flight
+    could share a write with: its record is then written at once, as it would be anywhere else, and
+    its answer need not wait for the end of the turn."""
+    if _turn:
+        _turn[2] = on
 
 
 def _on_exit() -> None:
@@ -100,7 +109,7 @@ def record(cfg: Config, entry: dict) -> None:
     """Write one call's record (the dict is the trail's from here: its chain fields are added to it).
     In the runner's event loop it is held for the end of the turn; anywhere else it is written now,
     and ServiceUnavailableTemporary is raised if it cannot be."""
-    if _turn and _turn[1] == threading.get_ident() and _turn[0].is_running():
+    if _turn and _turn[2] and _turn[1] == threading.get_ident() and _turn[0].is_running():
         if not _batch:
             _batch.append(Batch(cfg))
             _turn[0].call_soon(flush)
@@ -112,6 +121,8 @@ def record(cfg: Config, entry: dict) -> None:
         return
     flush()  # anything a stopped loop still held goes first
     if not trail(cfg).write([entry]):
+        if _turn and _turn[1] == threading.get_ident():  # the runner's loop, not holding: it retries
+            _retry_later()
         raise errors.ServiceUnavailableTemporary(REFUSED)
 
 
