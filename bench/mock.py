@@ -125,8 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = [
         ("Tea SDK, no-op interception (floor)", med["noop"], ""),
         ("Tea SDK under mock_kms", med["mock"], f"{med['mock'] / med['noop']:.2f}x the no-op's cost (target <= 2)"),
-        ("boto3 under moto mock_aws", med["moto"], f"mock_kms {med['moto'] / med['mock']:.2f}x moto's rate"
-                                                     " (target >= 3)"),
+        ("boto3 under moto mock_aws", med["moto"],
+         f"mock_kms {med['moto'] / med['mock']:.2f}x moto's rate (target >= 3)"),
     ]
     for label, seconds, note in rows:
         print(f"  {label:<38} {seconds * 1e6:8.1f} us/call  {1 / seconds:8.0f}/s  {note}")

@@ -151,8 +151,8 @@ def run_all(base: Path, quick: bool = False, quiet_wait: float = 30) -> dict:
         add(f"{label}, runner-like (100 us work between calls)", 2, kind, 100)
     add("lower bound: per-process set (NOT replay-safe across workers)", 1, "set")
     shutil.rmtree(base, ignore_errors=True)
-    return {"rows": rows, "notes": ["us/call = mean time inside remember_nonce (stalls included); "
-                                    "stalls = calls over 1 ms per 10k"], "seconds_per_row": seconds}
+    notes = ["us/call = mean time inside remember_nonce (stalls included); stalls = calls over 1 ms per 10k"]
+    return {"rows": rows, "notes": notes, "seconds_per_row": seconds}
 
 
 if __name__ == "__main__":

@@ -55,7 +55,6 @@ import base64
 import contextlib
 import dataclasses
 import hashlib
-import hmac
 import http.client
 import importlib
 import json
@@ -84,7 +83,6 @@ SECRET = "BenchAccessKeySecret0123456789"
 ACCOUNT = "1234567890123456"
 REGION = "cn-hangzhou"
 FORM = "application/x-www-form-urlencoded"
-EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 PLAINTEXT = base64.b64encode(b"bench plaintext: 32 bytes long!!").decode()
 DIGEST = base64.b64encode(hashlib.sha256(b"bench").digest()).decode()
 SECRET_VALUE = "s" * 4096
@@ -225,25 +223,19 @@ class Wire:
                 .encode("latin-1") + self.body)
 
 
-def _pct(value: str) -> str:
-    return quote(value, safe="-_.~")
-
-
 def sign_acs3(call: Call, host: str, nonce: str, date: str) -> Wire:
-    """ACS3-HMAC-SHA256 as the Alibaba Cloud SDKs send it (headers signed, params in the query)."""
+    """ACS3-HMAC-SHA256 as the Alibaba Cloud SDKs send it (headers signed, params in the query),
+    signed by the service's own signer."""
+    from alikms.shared import signing
+
     payload = urlencode(call.form).encode() if call.form else b""
-    body_hash = hashlib.sha256(payload).hexdigest() if payload else EMPTY_SHA256
+    body_hash = hashlib.sha256(payload).hexdigest() if payload else signing.EMPTY_SHA256
     hdrs = {"host": host, "x-acs-action": call.action, "x-acs-version": "2016-01-20", "x-acs-date": date,
             "x-acs-signature-nonce": nonce, "x-acs-content-sha256": body_hash}
     if payload:
         hdrs["content-type"] = FORM
-    signed = sorted(hdrs)
-    canonical_query = "&".join(f"{_pct(k)}={_pct(v)}" for k, v in sorted(call.query.items()))
-    canonical = "\n".join(("POST", "/", canonical_query, "".join(f"{h}:{hdrs[h]}\n" for h in signed),
-                           ";".join(signed), body_hash))
-    sts = "ACS3-HMAC-SHA256\n" + hashlib.sha256(canonical.encode()).hexdigest()
-    sig = hmac.new(SECRET.encode(), sts.encode(), hashlib.sha256).hexdigest()
-    hdrs["authorization"] = f"ACS3-HMAC-SHA256 Credential={AK},SignedHeaders={';'.join(signed)},Signature={sig}"
+    hdrs["authorization"] = signing.acs3_authorization(AK, SECRET, "POST", "/", call.query, hdrs, sorted(hdrs),
+                                                       body_hash)
     qs = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in call.query.items())
     return Wire("POST", "/?" + qs if qs else "/", list(hdrs.items()), payload)
 
@@ -714,8 +706,8 @@ def registered(action: str) -> bool:
 def bulk_seed(ds: Dataset, root_key: str, count: int) -> float:
     """Add `count` Aliyun_AES_256 keys with CreateKey's own code, in one SQLite transaction."""
     from alikms.shared.config import get_config
-    from alikms.shared.models import parse_request
     from alikms.shared.context import Context
+    from alikms.shared.models import parse_request
     from alikms.shared.store import get_store
 
     use_dataset(ds, root_key)
@@ -728,7 +720,7 @@ def bulk_seed(ds: Dataset, root_key: str, count: int) -> float:
     ctx = Context(**{f.name: values[f.name] for f in dataclasses.fields(Context)
                      if f.name in values or f.default is dataclasses.MISSING})
     request = parse_request(handler.request_model, {})
-    conn = store._conn()
+    conn = store.inner._conn()  # the SQLite backend under the metrics wrapper
     t0 = time.perf_counter()
     conn.execute("BEGIN")
     try:
@@ -861,7 +853,7 @@ def wrk(srv: Server, prefix: Path, opts: Opts, duration: int, connections: int =
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         if isinstance(exc, subprocess.TimeoutExpired):
-            raise RuntimeError("wrk did not finish") from None  # noqa: TRY004 - not a type problem
+            raise RuntimeError("wrk did not finish") from None
         raise
     wall = time.monotonic() - t0
     cpu1 = srv.cpu()
@@ -1025,7 +1017,7 @@ class InProcess:
     def mmap_on(self) -> Callable:
         from alikms.shared.store import get_store
 
-        get_store()._conn().execute("PRAGMA mmap_size=1073741824")
+        get_store().inner._conn().execute("PRAGMA mmap_size=1073741824")
         return lambda: use_dataset(self.ds, self.root_key)  # a fresh store, default pragmas
 
     def round(self) -> list[dict]:

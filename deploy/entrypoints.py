@@ -57,6 +57,10 @@ import logging
 import os
 from importlib import import_module
 
+# pydantic looks for plugins when it builds its first model: the entry points of every distribution on
+# sys.path, the runtime's own included. alikms uses none; a deployment that does sets the variable.
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+
 # method -> the module whose `handler` it runs
 MODULES = {
 '''

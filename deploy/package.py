@@ -248,7 +248,9 @@ def find_python(version: str, explicit: str | None = None) -> str | None:
         return sys.executable
     pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
     candidates = sorted(glob.glob(str(pyenv / f"{version}.*" / "bin" / f"python{version}")), reverse=True)
-    candidates.append(shutil.which(f"python{version}"))  # may be a pyenv shim that refuses: checked below
+    on_path = shutil.which(f"python{version}")  # may be a pyenv shim that refuses: checked below
+    if on_path:
+        candidates.append(on_path)
     for candidate in filter(None, candidates):
         try:
             done = subprocess.run([candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],

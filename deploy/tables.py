@@ -26,7 +26,8 @@ def ots_settings(endpoint: str | None = None, instance: str | None = None) -> Si
     the command line's endpoint and instance first."""
     settings = read_settings(TablestoreSettings)
     akid, secret, token = settings.credentials()
-    return SimpleNamespace(ots_endpoint=endpoint or settings.ots_endpoint, ots_instance=instance or settings.ots_instance,
+    return SimpleNamespace(ots_endpoint=endpoint or settings.ots_endpoint,
+                           ots_instance=instance or settings.ots_instance,
                            ots_access_key_id=akid, ots_access_key_secret=secret, ots_security_token=token)
 
 

@@ -29,6 +29,7 @@ import textwrap
 from pathlib import Path
 
 import yaml
+
 from alikms.shared.registry import ACTIONS, JOBS, Action, Job, snake
 from alikms.shared.store.base import TABLES
 

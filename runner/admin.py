@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import json
 import os
 import secrets
@@ -91,7 +92,8 @@ def access_key(args: argparse.Namespace) -> int:
                  "Policies": len(i.data["policies"]) if i.data.get("policies") is not None else "account-key",
                  "Created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(i.data["created"]))}
                 for i in store.scan_all("access_keys")
-                if i.data["status"] != identity.DELETED and (args.account is None or i.data["account_id"] == args.account)]
+                if i.data["status"] != identity.DELETED
+                and (args.account is None or i.data["account_id"] == args.account)]
         _print(rows, args.json)
         return 0
     status = {"disable": identity.DISABLED, "enable": identity.ENABLED, "delete": identity.DELETED}[args.verb]
@@ -145,7 +147,8 @@ def audit_check(args: argparse.Namespace, cfg) -> int:
     progress = Progress("verifying the audit trail")
     try:
         report = audit_verify.verify(cfg.data_dir, root.keys(cfg, force=True),
-                                     lambda done, total: progress(done, total, " bytes"))
+                                     lambda done, total: progress(done, total, " bytes"),
+                                     retired=rootkeys.retired_digest_keys(get_store(), cfg))
     finally:
         progress.end()
     if args.json:
@@ -179,12 +182,13 @@ def rotate_root_key(args: argparse.Namespace) -> int:
         ring = {f"r{number}": secrets.token_bytes(32), **ring}
         _write_key_file(path, ring)
         print(f"new primary root key r{number}; running workers pick it up within a second")
-        time.sleep(1.5)
+        time.sleep(root.RECHECK_SECONDS + 0.5)  # so that they wrap new data under it before the sweep
     while True:
         progress = Progress("re-wrapping under the new root key")
         total = rootkeys.remaining(store, cfg) if progress.on else None
         try:
-            counts = rootkeys.rewrap(store, cfg, args.stop_after, lambda done: progress(done, total, " rows"))
+            counts = rootkeys.rewrap(store, cfg, args.stop_after, functools.partial(progress, total=total,
+                                                                                      unit=" rows"))
         finally:
             progress.end()
         print("re-wrapped: " + (", ".join(f"{t} {n}" for t, n in counts.items()) or "nothing"))
@@ -196,6 +200,7 @@ def rotate_root_key(args: argparse.Namespace) -> int:
             break
         print(f"{left} rows written under the old key meanwhile; another pass")
     primary = next(iter(ring))
+    rootkeys.retire_digest_keys(store, cfg, ring)  # the audit trail they sealed stays verifiable
     if path is not None:
         _write_key_file(path, {primary: ring[primary]})
         print(f"done: every row is under {primary}; old root keys removed from {path}")
@@ -236,8 +241,7 @@ def status_report(store, cfg, progress=None) -> dict:
             else:
                 counts["Aliases" if table == "aliases" else "Secrets"] += 1
     ring = list(root.keys(cfg, force=True))
-    usage = getattr(store, "nonce_usage", None)
-    live, slots = usage(now) if usage is not None else (None, None)
+    live, slots = store.nonce_usage(now) or (None, None)
     runs = ops.last_timer_runs(store)
     files = audit.files(cfg.data_dir) if cfg.data_dir is not None else []
     return {
@@ -248,7 +252,7 @@ def status_report(store, cfg, progress=None) -> dict:
         "Accounts": accounts,
         "Timers": {job.name: runs.get(job.name) for job in registry.JOBS},
         "AuditTrail": {"Files": len(files), "Bytes": sum(p.stat().st_size for p in files),
-                       "Writers": len({audit.FILE_RE.match(p.name).group(2) for p in files}),
+                       "Writers": len({m.group(2) for p in files if (m := audit.FILE_RE.match(p.name))}),
                        "Directory": str(cfg.data_dir / audit.DIR_NAME) if cfg.data_dir is not None else None},
     }
 
@@ -287,8 +291,8 @@ def status(args: argparse.Namespace) -> int:
             print(f"  {job:22} never run")
             continue
         summary = " ".join(f"{k}={v}" for k, v in run.get("summary", {}).items() if k != "FailedFirst")
-        print(f"  {job:22} {_when(run.get('trigger_time'))}  {'ok' if run.get('ok') else 'FAILED ' + run.get('error', '')}"
-              f"  {run.get('seconds', 0):.3f} s  {summary}")
+        result = "ok" if run.get("ok") else "FAILED " + run.get("error", "")
+        print(f"  {job:22} {_when(run.get('trigger_time'))}  {result}  {run.get('seconds', 0):.3f} s  {summary}")
     at = report["AuditTrail"]
     if at["Directory"]:
         print(f"audit trail  {at['Files']} files, {at['Writers']} writers, {at['Bytes']:,} bytes in {at['Directory']}")
@@ -315,8 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     pol.add_argument("--clear", action="store_true")
     aud = sub.add_parser("audit", help="list records (filters below), or `audit verify`")
     aud.add_argument("verb", nargs="?", choices=["list", "verify"], default="list")
-    for name in ("--action", "--account", "--access-key", "--code", "--since", "--file"):
-        aud.add_argument(name, type=_account if name == "--account" else None)
+    for name in ("--action", "--access-key", "--code", "--since", "--file"):
+        aud.add_argument(name)
+    aud.add_argument("--account", type=_account)
     aud.add_argument("--json", action="store_true", help="verify: the report as JSON")
     sub.add_parser("status").add_argument("--json", action="store_true")
     rot = sub.add_parser("rotate-root-key")
@@ -328,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"access-key": access_key, "policy": policy_set, "audit": audit_read, "rotate-root-key": rotate_root_key,
                 "status": status}
     try:
+        if args.command in ("access-key", "policy", "rotate-root-key"):  # they write under the ring
+            rootkeys.check_ring(get_store(), get_config())
         return handlers[args.command](args)
     except (OSError, ValueError, ConfigError, localfiles.UnsafeFile) as exc:
         # unreadable file, bad JSON, invalid policy (PolicyError), bad configuration, planted file

@@ -28,7 +28,7 @@ from alikms.shared import audit, auth, errors, log, registry, telemetry, wire
 from alikms.shared.config import get_config
 from alikms.shared.store import get_store
 
-from . import metrics
+from . import metrics, turns
 
 # Calls one worker runs at once on a remote store. Each waits on the store most of its time, so the
 # worker's throughput is this many divided by a call's store time; 64 covers as many clients as a
@@ -142,7 +142,7 @@ def dispatch(req: wire.HttpRequest) -> dict:
     """Invoke the function for the request's action and return its response struct.
 
     The function gets the request already decoded (`handler.serve`): the same code path as its FC
-    event, less a JSON round trip of the event (an Encrypt through runner.app in process: 61 -> 53 us).
+    event, less a JSON round trip of the event (measurably cheaper: docs/measurements.md).
     """
     name = ""
     try:
@@ -167,17 +167,12 @@ def serving(tasks) -> None:
     _in_flight[0] = tasks
 
 
-def dispatch_alone(req: wire.HttpRequest, scope) -> dict:
-    """`dispatch` for the only request in flight: no other call could finish in this turn and share
-    its record's write, so the record is written at once (as in a call thread) rather than held, and
-    the answer goes out without waiting a turn for it."""
-    audit.hold(False)
+def dispatch_alone(req: wire.HttpRequest, scope, turn: turns.TurnHolder) -> dict:
+    """`dispatch` for the only request in flight: its record is written at once (`TurnHolder.alone`)."""
     try:
-        return dispatch(req)
+        return turn.alone(dispatch, req)
     except errors.KmsError as exc:  # its record could not be written: the answer is the refusal
         return wire.error_response(exc, new_request_id(), _host(scope))
-    finally:
-        audit.hold(True)
 
 
 @types.coroutine
@@ -220,9 +215,7 @@ _idle = [False, False]  # [a check is scheduled, a request came since the last c
 
 def _release_store() -> None:
     """End this thread's open read snapshot before it waits (a SQLite store keeps one between reads)."""
-    release = getattr(get_store(), "release", None)
-    if release is not None:
-        release()
+    get_store().release()
 
 
 def _release_when_idle(loop) -> None:
@@ -266,7 +259,7 @@ async def app(scope, receive, send) -> None:
             metrics.start_process()  # (driven without a lifespan, as in process)
         _loop[:] = [asyncio.get_running_loop()]
     loop = _loop[0]
-    audit.hold_per_turn(loop)
+    turn = turns.for_loop(loop)
     _idle[1] = True
     if not _idle[0]:
         _idle[0] = True
@@ -298,14 +291,14 @@ async def app(scope, receive, send) -> None:
         elif len(_in_flight[0]) > 1:  # other requests may finish in this turn: their records share a write
             result = dispatch(req)
         else:
-            result = dispatch_alone(req, scope)
+            result = dispatch_alone(req, scope, turn)
     except errors.KmsError as exc:
         result = refuse(exc, _host(scope), (scope.get("client") or ("", 0))[0])
     except Exception as exc:  # noqa: BLE001 - the function catches everything; this is a last resort
         log.get("kms.request").error("a request failed outside the function", exc_info=exc,
                                      extra={"event": "request.internal_failure", "action": ""})
         result = refuse(errors.InternalFailure(), _host(scope), (scope.get("client") or ("", 0))[0])
-    batch = audit.pending()
+    batch = turn.pending()
     if batch is not None:
         # Answer only once this turn's audit records are written (one write for the turn), and with
         # the refusal if they could not be (fail-closed): this answer's own record is missing.

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 _MONTHS = {m: i + 1 for i, m in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split())}
 _DAYS = {d: i for i, d in enumerate("SUN MON TUE WED THU FRI SAT".split())}
-_FIELDS = ((0, 59, {}), (0, 59, {}), (0, 23, {}), (1, 31, {}), (1, 12, _MONTHS), (0, 7, _DAYS))
+_FIELDS: tuple[tuple[int, int, dict[str, int]], ...] = (
+    (0, 59, {}), (0, 59, {}), (0, 23, {}), (1, 31, {}), (1, 12, _MONTHS), (0, 7, _DAYS))
 
 
 def _field(text: str, low: int, high: int, names: dict[str, int]) -> frozenset[int]:
@@ -23,8 +24,8 @@ def _field(text: str, low: int, high: int, names: dict[str, int]) -> frozenset[i
             start, end = low, high
         else:
             a, _, b = expr.partition("-")
-            start = names.get(a.upper()) if a.upper() in names else int(a)
-            end = (names.get(b.upper()) if b.upper() in names else int(b)) if b else (high if step_text else start)
+            start = names[a.upper()] if a.upper() in names else int(a)
+            end = (names[b.upper()] if b.upper() in names else int(b)) if b else (high if step_text else start)
         if not (low <= start <= end <= high) or step < 1:
             raise ValueError(f"bad cron field {text!r}")
         values.update(range(start, end + 1, step))
@@ -37,7 +38,7 @@ class Schedule:
     every: int | None  # seconds, for @every
 
     @classmethod
-    def parse(cls, text: str) -> "Schedule":
+    def parse(cls, text: str) -> Schedule:
         text = text.strip()
         if text.startswith("@every "):
             spec = text[7:].strip()
@@ -48,7 +49,7 @@ class Schedule:
         parts = text.split()
         if len(parts) != 6:
             raise ValueError("cron needs six fields: seconds minutes hours day-of-month month day-of-week")
-        return cls(tuple(_field(p, lo, hi, names) for p, (lo, hi, names) in zip(parts, _FIELDS)), None)
+        return cls(tuple(_field(p, lo, hi, names) for p, (lo, hi, names) in zip(parts, _FIELDS, strict=True)), None)
 
     def matches(self, epoch: int) -> bool:
         if self.every is not None:

@@ -5,9 +5,9 @@
   requests only the path is parsed and the query goes to the app untouched.
 * A response leaves in one write. uvicorn writes the status line and headers, then the body, each
   straight to the socket: two TCP segments and two wake-ups of the client per call, which measured
-  as the largest kernel cost of a request here. Writes made in one turn of the event loop are held
-  and sent together at the end of that turn, so nothing waits longer than the turn that made it
-  (a `100 Continue` still goes out before the app waits for the body).
+  as the largest kernel cost of a request here (docs/measurements.md). Writes made in one turn of
+  the event loop are held and sent together at the end of that turn, so nothing waits longer than
+  the turn that made it (a `100 Continue` still goes out before the app waits for the body).
 * An idle connection is closed only when it really is idle. uvicorn arms its keep-alive timer when
   a response is handed over, by the loop's clock, which was read when the turn began; a turn that
   lasted seconds, and a response that left only at the end of it, made the timer fire as the answer
@@ -18,7 +18,7 @@
   after a response is (uvicorn leaves a silent connection open forever). A request must arrive whole
   within `request_timeout` seconds of its first byte; one that stalls is answered 408 and closed.
   So neither idle sockets nor half-sent requests pile up until the worker runs out of descriptors.
-  Requests are not given a timer each (arming and cancelling one cost a few per cent of a call):
+  Requests are not given a timer each (arming and cancelling one measured as a visible cost per call):
   each notes when it began, and one sweep per worker looks over the open connections.
 * The request line and the header block are bounded (`wire.MAX_QUERY_BYTES`, `MAX_HEADERS`,
   `MAX_HEADER_BYTES`) as they arrive, before anything in them is decoded (the app bounds the body:
@@ -73,7 +73,8 @@ class _OneWriteTransport:
     __slots__ = ("_transport", "_loop", "_pending", "sent_at")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
-        self._transport, self._loop, self._pending = transport, loop, []
+        self._transport, self._loop = transport, loop
+        self._pending: list[bytes] = []
         self.sent_at = time.monotonic()  # when bytes last left (or the connection came)
 
     def write(self, data: bytes) -> None:
@@ -130,7 +131,7 @@ def _sweep(loop: asyncio.AbstractEventLoop, state, every: float) -> None:
 
 class RunnerProtocol(HttpToolsProtocol):
     _why: errors.KmsError | None = None  # the bound a parser callback found exceeded
-    _head = 0  # bytes of the current request head seen so far; None once it is complete
+    _head: int | None = 0  # bytes of the current request head seen so far; None once it is complete
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -146,7 +147,7 @@ class RunnerProtocol(HttpToolsProtocol):
         self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
         state = self.server_state
         if not getattr(state, "runner_sweep", False):
-            state.runner_sweep = True
+            state.runner_sweep = True  # type: ignore[attr-defined]  # our flag, kept on uvicorn's per-worker state
             every = min(1.0, self.request_timeout / 2)
             self.loop.call_later(every, _sweep, self.loop, state, every)
 

@@ -1,4 +1,4 @@
-"""Metrics and health for the local runner: Prometheus text and a health check on a listener of its own.
+"""Metrics for the local runner: what each process counts, and the Prometheus text a scrape adds up.
 
 Counting. Each process of a runner (the supervisor, which fires the timers, and every worker) counts
 into a memory-mapped file of its own in `<data dir>/metrics/<supervisor pid>/`: a value is a float64
@@ -9,29 +9,22 @@ writing it. A scrape reads every file and adds them up: counters and histograms 
 have exited still count (a worker restarted does not take its calls with it), gauges only from
 processes still running (each holds a shared flock on its file while it lives).
 
-Listener. KMS_METRICS_HOST:KMS_METRICS_PORT, 127.0.0.1:9464 by default (port 0: none), apart from the
-API: no API path is taken, and nothing is reachable from another host unless the operator binds it so.
-`GET /metrics` answers Prometheus text format 0.0.4; `GET /healthz` answers 200 when the store and
-the audit trail can be written, else 503, with a JSON body saying what was checked.
+The listener that serves them, with the health check, is listener.py.
 """
 
 from __future__ import annotations
 
 import bisect
-import contextlib
 import fcntl
-import json
 import mmap
 import os
 import shutil
 import struct
 import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 
-from alikms.shared import audit, audit_trail, localfiles, log, ops, telemetry
+from alikms.shared import localfiles, log, telemetry
 from alikms.shared.store import nonces
 
 DIR_ENV = "ALIKMS_METRICS_DIR"  # set by the supervisor for its workers; not a user setting
@@ -211,7 +204,8 @@ def _entries(path: Path):
         at = values_at + 8 * n
 
 
-def _running(path: Path) -> bool:
+def still_running(path: Path) -> bool:
+    """Whether the process that wrote `path` still runs (it holds a shared flock on it while it lives)."""
     with open(path, "rb") as f:
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -228,16 +222,16 @@ def collect(directory: Path) -> dict[str, list[float]]:
         for key, values in _entries(path):
             how = FAMILIES.get(key.split("{", 1)[0], ("", "", "sum"))[2]
             if how == "live":
-                running = _running(path) if running is None else running
+                running = still_running(path) if running is None else running
                 if not running:
                     continue
             have = totals.get(key)
             if have is None:
                 totals[key] = list(values)
             elif how == "max":
-                totals[key] = [max(a, b) for a, b in zip(have, values)]
+                totals[key] = [max(a, b) for a, b in zip(have, values, strict=False)]
             else:
-                totals[key] = [a + b for a, b in zip(have, values)]
+                totals[key] = [a + b for a, b in zip(have, values, strict=False)]
     return totals
 
 
@@ -259,11 +253,12 @@ def exposition(totals: dict[str, list[float]], extra: dict[str, float]) -> str:
         out.append(f"# HELP {family} {text}\n# TYPE {family} {kind}\n")
         for labels, values in sorted(series):
             if kind != "histogram":
-                out.append(f"{family}{{{labels}}} {_number(values[0])}\n" if labels else f"{family} {_number(values[0])}\n")
+                series_name = f"{family}{{{labels}}}" if labels else family
+                out.append(f"{series_name} {_number(values[0])}\n")
                 continue
             sep = "," if labels else ""
             running = 0.0
-            for bound, count in zip((*map(repr, BOUNDS), "+Inf"), values[:_NB]):
+            for bound, count in zip((*map(repr, BOUNDS), "+Inf"), values[:_NB], strict=False):
                 running += count
                 out.append(f'{family}_bucket{{{labels}{sep}le="{bound}"}} {_number(running)}\n')
             tail = f"{{{labels}}}" if labels else ""
@@ -280,7 +275,7 @@ def prepare(data_dir: Path) -> Path:
     parent = localfiles.private_dir(data_dir / "metrics")
     for old in parent.iterdir():
         lock = old / ".lock"
-        if old.is_dir() and not old.is_symlink() and (not lock.exists() or not _running(lock)):
+        if old.is_dir() and not old.is_symlink() and (not lock.exists() or not still_running(lock)):
             shutil.rmtree(old, ignore_errors=True)
     directory = parent / str(os.getpid())
     directory.mkdir(mode=0o700)
@@ -298,105 +293,3 @@ def start_process() -> None:
     directory = os.environ.get(DIR_ENV)
     if directory and not isinstance(telemetry.sink, Recorder) and os.path.isdir(directory):
         telemetry.install(Recorder(Path(directory) / f"{os.getpid()}.map"))
-
-
-def health(store, cfg) -> tuple[bool, dict]:
-    """Whether the store and the audit trail can be written, and what was found."""
-    body: dict = {"audit_mode": "fail-open" if cfg.audit_fail_open else "fail-closed"}
-    try:
-        ops.probe_store(store)
-        body["store"] = "ok"
-    except Exception as exc:  # noqa: BLE001 - reported, not raised
-        body["store"] = f"error: {type(exc).__name__}"
-    finally:
-        release = getattr(store, "release", None)
-        if release is not None:
-            release()
-    body["audit"] = _audit_writable(cfg)
-    directory = os.environ.get(DIR_ENV)
-    blocked = collect(Path(directory)).get("alikms_audit_blocked", [0.0])[0] if directory else 0.0
-    body["audit_blocked_workers"] = int(blocked)
-    if blocked and body["audit"] == "ok":
-        body["audit"] = "error: a worker cannot write its audit trail"
-    ok = body["store"] == "ok" and body["audit"] == "ok"
-    return ok, {"status": "ok" if ok else "failing", **body}
-
-
-def _audit_writable(cfg) -> str:
-    """Write a probe file where the trail is, and open each file being written for appending (a file
-    made immutable, or the filesystem full, shows here before a call meets it)."""
-    if cfg.data_dir is None:
-        return "ok"
-    directory = cfg.data_dir / audit_trail.DIR_NAME
-    probe = directory / f".health-{os.getpid()}"
-    try:
-        localfiles.private_dir(directory)
-        fd = localfiles.open_private(probe, os.O_WRONLY | os.O_TRUNC)
-        try:
-            os.write(fd, bytes(4096))
-        finally:
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                os.unlink(probe)
-        for path in audit.files(cfg.data_dir):
-            if _running(path):
-                os.close(localfiles.open_private(path, os.O_WRONLY | os.O_APPEND, create=False))
-    except (OSError, localfiles.UnsafeFile) as exc:
-        return f"error: {audit_trail.errno_name(exc)}"
-    return "ok"
-
-
-def scrape_gauges(store) -> dict[str, float]:
-    usage = getattr(store, "nonce_usage", None)
-    if usage is None:
-        return {}
-    live, slots = usage(int(time.time()))
-    return {"alikms_nonce_table_live": float(live), "alikms_nonce_table_slots": float(slots)}
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server_version = "alikms-metrics"
-    store = cfg = directory = None  # set on the subclass serve() makes
-
-    def do_GET(self) -> None:  # noqa: N802 - the http.server interface
-        path = self.path.split("?", 1)[0]
-        if path == "/metrics":
-            text = exposition(collect(self.directory), scrape_gauges(self.store))
-            self._send(200, "text/plain; version=0.0.4; charset=utf-8", text.encode())
-        elif path == "/healthz":
-            ok, body = health(self.store, self.cfg)
-            self._send(200 if ok else 503, "application/json", json.dumps(body).encode())
-        else:
-            self._send(404, "text/plain", b"not found: /metrics and /healthz are served here\n")
-
-    def _send(self, status: int, kind: str, payload: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args) -> None:  # scrapes are not events
-        pass
-
-
-def serve(store, cfg, directory: Path) -> ThreadingHTTPServer:
-    """Start the listener on a thread of its own; raises OSError if the address is taken."""
-    handler = type("Handler", (_Handler,), {"store": store, "cfg": cfg, "directory": directory})
-    server = ThreadingHTTPServer((cfg.metrics_host, cfg.metrics_port), handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True, name="metrics").start()
-    return server
-
-
-def watch_nonces(store, stop: threading.Event, every: float = 30.0) -> None:
-    """Warn when the nonce table passes half full (once per ten minutes): windows start to overflow
-    past that, and a full window refuses requests (Throttling)."""
-    usage = getattr(store, "nonce_usage", None)
-    warned = 0.0
-    while usage is not None and not stop.wait(every):
-        live, slots = usage(int(time.time()))
-        if live * 2 >= slots and time.monotonic() - warned >= 600:
-            warned = time.monotonic()
-            log.get("kms.nonces").warning("nonce table more than half full: raise KMS_NONCE_SLOTS", extra={
-                "event": "nonces.pressure", "live": live, "slots": slots, "fill": round(live / slots, 3)})

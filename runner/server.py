@@ -2,7 +2,7 @@
 
 `serve`: HTTP on 127.0.0.1 (uvicorn, httptools, uvloop; one worker process per core) in front of
 `app.app`. The supervisor process fires the timer functions on their cron schedules from the same
-registry, and serves the metrics and health listener (`metrics.py`). `invoke`: call one function once
+registry, and serves the metrics and health listener (`listener.py`). `invoke`: call one function once
 with an event file, like `fun local invoke`. Operational events are JSON lines on stderr (shared/log.py).
 """
 
@@ -17,11 +17,11 @@ import sys
 import threading
 import time
 
-from alikms.shared import audit, log, registry
+from alikms.shared import audit, log, registry, rootkeys
 from alikms.shared.config import get_config
 from alikms.shared.store import get_store
 
-from . import metrics
+from . import listener, metrics
 from .app import _release_store, fc_context, function_handler
 
 
@@ -67,6 +67,7 @@ def serve(args: argparse.Namespace) -> None:
     from alikms.shared import identity
 
     store = get_store()
+    rootkeys.check_ring(store, cfg)  # before anything is written under a ring that opens nothing stored
     directory = metrics.prepare(cfg.data_dir) if cfg.data_dir is not None else None
     metrics.start_process()
     audit.check_dir(cfg)  # a trail directory planted by another user stops the runner here, as other files do
@@ -74,8 +75,9 @@ def serve(args: argparse.Namespace) -> None:
     if getattr(args, "seed", None):
         _load_seed(args.seed, cfg)
     _release_store()  # this thread now only waits
-    listener = _metrics_listener(store, cfg, directory)
-    log.get("kms.runner").info("runner starting", extra={"event": "runner.start", **settings(cfg, args, listener)})
+    metrics_server = _metrics_listener(store, cfg, directory)
+    log.get("kms.runner").info("runner starting",
+                               extra={"event": "runner.start", **settings(cfg, args, metrics_server)})
     print(f"KMS (API 2016-01-20) on http://{args.host}:{args.port}  region {cfg.region}  account {cfg.account_id}"
           f"  store {cfg.store}" + (f"  data {cfg.data_dir}" if cfg.data_dir else ""), flush=True)
     if first_start and not os.environ.get("KMS_ACCESS_KEY_SECRET"):
@@ -85,15 +87,20 @@ def serve(args: argparse.Namespace) -> None:
     stop = threading.Event()
     if not args.no_timers:
         threading.Thread(target=run_timers, args=(stop,), daemon=True, name="timers").start()
-    threading.Thread(target=metrics.watch_nonces, args=(store, stop), daemon=True, name="nonce-watch").start()
+    threading.Thread(target=listener.watch_nonces, args=(store, stop), daemon=True, name="nonce-watch").start()
     config = uvicorn.Config("alikms.runner.app:app", host=args.host, port=args.port, workers=args.workers,
                             http="alikms.runner.http_protocol:RunnerProtocol", loop="uvloop", log_level="warning",
                             log_config=log.uvicorn_log_config(), access_log=False,
                             lifespan="auto", server_header=False,  # app.lifespan closes the audit chains
                             # The runner is the gateway: it says who connected (x-forwarded-for in the
                             # event), never a client's own header, or acs:SourceIp could be forged.
-                            proxy_headers=False, timeout_keep_alive=args.timeout_keep_alive)
-    config.request_timeout = args.request_timeout  # read by RunnerProtocol, in each worker process
+                            proxy_headers=False, timeout_keep_alive=args.timeout_keep_alive,
+                            # HTTP only: with a WebSocket library installed (uvicorn[standard] brings one)
+                            # an `Upgrade: websocket` request would otherwise go to a protocol the app does
+                            # not speak, and wait unanswered and unaudited for ever.
+                            ws="none")
+    # Our own setting, carried on uvicorn's config into each worker process, where RunnerProtocol reads it.
+    config.request_timeout = args.request_timeout  # type: ignore[attr-defined]
     server = uvicorn.Server(config)
     # uvicorn re-raises the signal that stopped it once it has shut down; leave through Python
     # instead, so the `finally` below runs.
@@ -106,21 +113,19 @@ def serve(args: argparse.Namespace) -> None:
             server.run()
     finally:
         stop.set()
-        save = getattr(get_store(), "save_nonces", None)
-        if save is not None:
-            try:
-                save()  # a nonce table in shared memory would not outlive a reboot
-            except OSError as exc:  # a full disk, say: the table itself is intact, only the copy failed
-                log.get("kms.runner").error("could not save the nonce table into the data directory", extra={
-                    "event": "nonces.save_failed", "error": exc.strerror or type(exc).__name__})
-        if listener is not None:
-            listener.shutdown()
+        try:
+            get_store().save_nonces()  # a nonce table in shared memory would not outlive a reboot
+        except OSError as exc:  # a full disk, say: the table itself is intact, only the copy failed
+            log.get("kms.runner").error("could not save the nonce table into the data directory", extra={
+                "event": "nonces.save_failed", "error": exc.strerror or type(exc).__name__})
+        if metrics_server is not None:
+            metrics_server.shutdown()
         if directory is not None:
             shutil.rmtree(directory, ignore_errors=True)  # this runner's counts end with it
         log.get("kms.runner").info("runner stopped", extra={"event": "runner.stop"})
 
 
-def settings(cfg, args: argparse.Namespace, listener) -> dict:
+def settings(cfg, args: argparse.Namespace, metrics_server) -> dict:
     """The effective configuration for the startup line: every setting but the secrets (the access
     key secret, root keys and Tablestore credentials); root keys by id only."""
     hidden = {"access_key_secret", "root_keys", "ots_access_key_id", "ots_access_key_secret", "ots_security_token"}
@@ -128,7 +133,8 @@ def settings(cfg, args: argparse.Namespace, listener) -> dict:
            for name, value in vars(cfg).items() if name not in hidden}
     out["root_key_ids"] = list(cfg.root_keys)
     out.update(host=args.host, port=args.port, workers=args.workers, timers=not args.no_timers,
-               metrics=f"http://{cfg.metrics_host}:{listener.server_address[1]}/metrics" if listener else None)
+               metrics=f"http://{cfg.metrics_host}:{metrics_server.server_address[1]}/metrics" if metrics_server
+               else None)
     return out
 
 
@@ -137,7 +143,7 @@ def _metrics_listener(store, cfg, directory):
     if directory is None or cfg.metrics_port == 0:
         return None
     try:
-        return metrics.serve(store, cfg, directory)
+        return listener.serve(store, cfg, directory)
     except OSError as exc:
         log.get("kms.runner").error("metrics listener not started", extra={
             "event": "runner.metrics_unavailable", "address": f"{cfg.metrics_host}:{cfg.metrics_port}",

@@ -11,10 +11,10 @@ import base64
 import binascii
 
 from . import crypto, errors, keys, keyspecs, lifecycle, versions
-from .crypto import _asymmetric
 from .context import Context
+from .crypto import keypairs
 
-CryptoFailure = _asymmetric.CryptoFailure
+CryptoFailure = keypairs.CryptoFailure
 
 
 def usable(ctx: Context, key_id_param: str, version_id: str, usage: str, algorithm: str,
@@ -60,7 +60,7 @@ def wrapping_public_key(public_key_blob: str, spec: str, algorithm: str, allowed
     if not crypto.spec_supported(spec):
         raise errors.UnsupportedOperation()
     try:
-        return _asymmetric.load_public(spec, base64.b64decode(public_key_blob, validate=True))
+        return keypairs.load_public(spec, base64.b64decode(public_key_blob, validate=True))
     except (binascii.Error, ValueError, TypeError):
         raise errors.InvalidParameter(name="PublicKeyBlob") from None
 
@@ -75,28 +75,28 @@ def export(public_key_blob: str, spec: str, algorithm: str, data_key: bytes, siz
     public = wrapping_public_key(public_key_blob, spec, algorithm, keyspecs.EXPORT_WRAPPING)
     if len(data_key) > export_cap(spec, algorithm):
         raise errors.InvalidParameter(name=size_param)
-    return base64.b64encode(_asymmetric.encrypt(public, algorithm, data_key)).decode()
+    return base64.b64encode(keypairs.encrypt(public, algorithm, data_key)).decode()
 
 
 def sign(private, algorithm: str, digest_bytes: bytes) -> bytes:
-    return _asymmetric.sign(private, algorithm, digest_bytes)
+    return keypairs.sign(private, algorithm, digest_bytes)
 
 
 def verify(private, algorithm: str, digest_bytes: bytes, signature: bytes) -> bool:
-    return _asymmetric.verify(_asymmetric.public_of(private), algorithm, digest_bytes, signature)
+    return keypairs.verify(keypairs.public_of(private), algorithm, digest_bytes, signature)
 
 
 def encrypt(private, algorithm: str, plaintext: bytes) -> bytes:
-    return _asymmetric.encrypt(_asymmetric.public_of(private), algorithm, plaintext)
+    return keypairs.encrypt(keypairs.public_of(private), algorithm, plaintext)
 
 
 def decrypt(private, algorithm: str, ciphertext: bytes) -> bytes:
     """Raises the detail-free ciphertext error on any failure."""
     try:
-        return _asymmetric.decrypt(private, algorithm, ciphertext)
+        return keypairs.decrypt(private, algorithm, ciphertext)
     except CryptoFailure:
         raise errors.InvalidParameter(name="CiphertextBlob") from None
 
 
 def public_pem(private) -> str:
-    return _asymmetric.public_pem(private)
+    return keypairs.public_pem(private)

@@ -9,7 +9,8 @@ files in the data directory's `audit/` folder. Each line also carries its place 
 
 When a record cannot be written the call is refused (ServiceUnavailableTemporary, 503) unless
 KMS_AUDIT_FAIL_OPEN is set: `admit` refuses calls before they run while the trail is blocked, and a
-call whose own record fails to be written is answered with the refusal too (see `pending`).
+call whose own record fails to be written is answered with the refusal too. The local runner writes
+the records of one event-loop turn together (runner/turns.py, through `hold_records`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import json
 import threading
 import time
 from pathlib import Path
+from typing import Protocol
 
 from . import errors, localfiles
 from .audit_trail import BLOCKED, DIR_NAME, FILE_RE, Trail
@@ -32,42 +34,28 @@ REFUSED = "The audit trail cannot be written, so the service refuses calls until
 _trails: dict = {}  # data dir (None: stdout only) -> this process's Trail for it
 
 
-class Batch:
-    """Records held for the end of one event-loop turn; `refused` once their write failed (fail-closed).
-    They share one configuration, except in tests, which may mix them (`others`)."""
+class Holder(Protocol):
+    """What takes the records made on one thread and writes them itself, later (`hold_records`): the
+    local runner's event loop, which writes the records of one loop turn together (runner/turns.py)."""
 
-    __slots__ = ("cfg", "lines", "others", "refused")
+    thread: int  # records made on this thread are offered to `hold`
 
-    def __init__(self, cfg: Config) -> None:
-        self.cfg, self.refused = cfg, False
-        self.lines: list[dict] = []
-        self.others: list[tuple[Config, dict]] = []
+    def hold(self, cfg: Config, entry: dict) -> bool:
+        """Take the record, to be written through `write`; False to have it written now instead."""
+
+    def flush(self) -> None:
+        """Write what is held now (before a record made elsewhere, and at exit)."""
 
 
-# [event loop, its thread, holding] while the local runner holds records for the end of each turn
-_turn: list = []
-_batch: list[Batch] = []  # this turn's batch, while one is held
-_state = {"exit_hook": False, "retrying": False}
+_holder: list[Holder] = []  # the one Holder of this process, once installed
+_state = {"exit_hook": False}
 _last: list = [None, None]  # the configuration and trail of the last record: nearly always the same
 
 
-def hold_per_turn(loop) -> None:
-    """Let the local runner's event loop collect the records of one turn and write them together.
-
-    Responses leave at the end of the turn too (runner/http_protocol.py), and the runner answers a
-    call only after its record's write (`pending`). Several calls finishing in one turn then cost
-    one write per sink instead of one each (a system call per call measured a few per cent)."""
-    if not _turn or _turn[0] is not loop:
-        _turn[:] = [loop, threading.get_ident(), True]
-        _on_exit()
-
-
-def hold(on: bool) -> None:
-    """Turn holding off (and on again) around a call on the loop that no other request in flight
-    could share a write with: its record is then written at once, as it would be anywhere else, and
-    its answer need not wait for the end of the turn."""
-    if _turn:
-        _turn[2] = on
+def hold_records(holder: Holder) -> None:
+    """Install `holder`: from now on the records made on its thread are offered to it first."""
+    _holder[:] = [holder]
+    _on_exit()
 
 
 def _on_exit() -> None:
@@ -107,64 +95,40 @@ def admit(cfg: Config) -> None:
 
 def record(cfg: Config, entry: dict) -> None:
     """Write one call's record (the dict is the trail's from here: its chain fields are added to it).
-    In the runner's event loop it is held for the end of the turn; anywhere else it is written now,
-    and ServiceUnavailableTemporary is raised if it cannot be."""
-    if _turn and _turn[2] and _turn[1] == threading.get_ident() and _turn[0].is_running():
-        if not _batch:
-            _batch.append(Batch(cfg))
-            _turn[0].call_soon(flush)
-        batch = _batch[0]
-        if cfg is batch.cfg:
-            batch.lines.append(entry)
-        else:
-            batch.others.append((cfg, entry))
-        return
-    flush()  # anything a stopped loop still held goes first
+    On a holder's thread it is held (`hold_records`); anywhere else it is written now, and
+    ServiceUnavailableTemporary is raised if it cannot be."""
+    if _holder:
+        holder = _holder[0]
+        if holder.thread == threading.get_ident() and holder.hold(cfg, entry):
+            return
+        holder.flush()  # anything a stopped loop still held goes first
     if not trail(cfg).write([entry]):
-        if _turn and _turn[1] == threading.get_ident():  # the runner's loop, not holding: it retries
-            _retry_later()
         raise errors.ServiceUnavailableTemporary(REFUSED)
 
 
-def pending() -> Batch | None:
-    """The batch this turn's records are held in, until it is written. The runner waits for it before
-    it answers, and answers with the refusal if `refused` is then set."""
-    return _batch[0] if _batch else None
+def write(cfg: Config, entries: list[dict]) -> bool:
+    """Write records now, in order (one write per sink); False if they could not be written (the
+    trail is blocked: unless it fails open, the calls they record are answered with the refusal)."""
+    return trail(cfg).write(entries)
 
 
-def flush() -> None:
-    """Write the records held this turn (in order, one write per sink)."""
-    if _batch:
-        _write(_batch.pop())
+def blocked() -> bool:
+    """Whether a trail of this process cannot be written now (calls are refused until it can)."""
+    return bool(BLOCKED)
 
 
-def _write(batch: Batch) -> None:
-    batch.refused = not trail(batch.cfg).write(batch.lines)
-    for cfg, entry in batch.others:
-        if not trail(cfg).write([entry]):
-            batch.refused = True
-    if batch.refused:
-        _retry_later()
-
-
-def _retry_later() -> None:
-    if not _state["retrying"] and _turn and _turn[0].is_running():
-        _state["retrying"] = True
-        _turn[0].call_later(1.0, _retry)
-
-
-def _retry() -> None:
-    """While blocked, try again once a second even if no call comes (the health check follows)."""
-    _state["retrying"] = False
+def retry_blocked() -> bool:
+    """Try each blocked trail once more; True while one still is (a holder retries once a second
+    even if no call comes, so that the health check follows)."""
     for t in list(BLOCKED):
         t.retry()
-    if BLOCKED:
-        _retry_later()
+    return bool(BLOCKED)
 
 
 def close() -> None:
     """At exit: write what is held, and end each chain with its closing digest."""
-    flush()
+    if _holder:
+        _holder[0].flush()
     for t in list(_trails.values()):
         t.close()
 

@@ -39,6 +39,7 @@ class Sink(ABC):
     """Where lines go. Keeps what it could not write, to write it first next time."""
 
     name = "sink"
+    fd: int | None  # the descriptor written to, while one is open
 
     def __init__(self) -> None:
         self.held: list[bytes] = []
@@ -87,10 +88,12 @@ class Sink(ABC):
 
     def _rest(self, data: bytes, done: int) -> None:
         """Finish a write that stopped after `done` bytes, or raise OSError."""
+        fd = self.fd
+        assert fd is not None  # a write stopped short on it: it is open
         while done < len(data):
-            done += os.write(self.fd, data[done:])
+            done += os.write(fd, data[done:])
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: stdout holds nothing of its own
         """Release what the sink holds open."""
 
 
@@ -143,15 +146,17 @@ class FileSink(Sink):
         """Once a second: if the open file was removed, read back what it holds (the inode lives on
         while it is open) and start the next part with it, so removing the file loses no record."""
         self.check_at = now + _CHECK_SECONDS
-        if os.fstat(self.fd).st_nlink:
+        fd, path = self.fd, self.path
+        assert fd is not None and path is not None  # checked only while a file is open
+        if os.fstat(fd).st_nlink:
             return
         chunks, at = [], 0
-        while chunk := os.pread(self.fd, 1 << 20, at):
+        while chunk := os.pread(fd, 1 << 20, at):
             chunks.append(chunk)
             at += len(chunk)
         self.carry = b"".join(chunks) + self.carry
         log.get("kms.audit").error("audit file removed while being written: its records go into a new file",
-                                   extra={"event": "audit.file_removed", "file": self.path.name})
+                                   extra={"event": "audit.file_removed", "file": path.name})
         self._close_fd()
         self._open()
 
@@ -164,7 +169,9 @@ class FileSink(Sink):
         if self.carry:
             self._write(self.carry)
             self.carry = b""
-        written = os.write(self.fd, data)  # (what _write does, inline: this is every request's write)
+        fd = self.fd
+        assert fd is not None  # opened above, or reopened by _check
+        written = os.write(fd, data)  # (what _write does, inline)
         if written != len(data):
             self._rest(data, written)
         self.size += len(data)
@@ -173,7 +180,9 @@ class FileSink(Sink):
             self._close_fd()
 
     def _write(self, data: bytes) -> None:
-        written = os.write(self.fd, data)
+        fd = self.fd
+        assert fd is not None  # called with a file open
+        written = os.write(fd, data)
         if written != len(data):
             self._rest(data, written)
         self.size += len(data)
@@ -181,12 +190,14 @@ class FileSink(Sink):
     def _rest(self, data: bytes, done: int) -> None:
         """Finish a short write (a filesystem filling up), or cut the part written back off: a partial
         line would corrupt the record after it."""
+        fd = self.fd
+        assert fd is not None  # a write stopped short on it: it is open
         try:
             while done < len(data):
-                done += os.write(self.fd, data[done:])
+                done += os.write(fd, data[done:])
         except OSError:
             with contextlib.suppress(OSError):
-                os.ftruncate(self.fd, os.fstat(self.fd).st_size - done)
+                os.ftruncate(fd, os.fstat(fd).st_size - done)
             raise
 
     def _close_fd(self) -> None:

@@ -47,7 +47,8 @@ from .audit_sinks import DIR_NAME, FAILURES, FILE_RE, FileSink, Sink, StdoutSink
 from .config import Config
 from .wire import iso
 
-__all__ = ["BLOCKED", "DIR_NAME", "FILE_RE", "Trail", "errno_name", "line_hash", "mac_ok"]
+__all__ = ["BLOCKED", "DIR_NAME", "FILE_RE", "Trail", "digest_key", "errno_name", "line_hash", "mac_ok",
+           "mac_ok_under"]
 
 REFUSAL = "ServiceUnavailableTemporary"  # the result code of a call refused because the trail cannot be written
 DIGEST_INFO = b"alikms audit trail digests v1"
@@ -67,15 +68,28 @@ def line_hash(line: bytes) -> str:
     return _sha256(line).hexdigest()[:32]
 
 
-def digest_mac(root_key: bytes, body: bytes) -> str:
-    from .crypto import _primitives as p
+def digest_key(root_key: bytes) -> bytes:
+    """The key that authenticates digests: derived from a root key for this one purpose, so it can be
+    kept after the root key itself is retired (`rootkeys.retire_digest_keys`) without exposing it."""
+    from . import crypto
 
-    return p.hmac_sha256(p.hkdf_sha256(root_key, DIGEST_INFO), body).hex()
+    return crypto.derive_key(root_key, DIGEST_INFO)
+
+
+def digest_mac(root_key: bytes, body: bytes) -> str:
+    from . import crypto
+
+    return crypto.hmac_sha256(digest_key(root_key), body).hex()
 
 
 def mac_ok(root_key: bytes, line: bytes) -> bool:
     """Whether a Start/Digest line's Mac authenticates the line under `root_key`."""
-    from .crypto import _primitives as p
+    return mac_ok_under(digest_key(root_key), line)
+
+
+def mac_ok_under(key: bytes, line: bytes) -> bool:
+    """Whether a Start/Digest line's Mac authenticates the line under the digest key `key`."""
+    from . import crypto
 
     body, tail = line[:-_MAC_TAIL] + b"}", line[-_MAC_TAIL:]
     if not (tail.startswith(b',"Mac":"') and tail.endswith(b'"}')):
@@ -84,7 +98,7 @@ def mac_ok(root_key: bytes, line: bytes) -> bool:
         tag = bytes.fromhex(tail[8:-2].decode("ascii"))
     except ValueError:
         return False
-    return p.hmac_sha256_ok(p.hkdf_sha256(root_key, DIGEST_INFO), body, tag)
+    return crypto.hmac_sha256_ok(key, body, tag)
 
 
 class Trail:
@@ -103,7 +117,8 @@ class Trail:
         self.since_digest, self.digest_due, self.closed = 0, 0.0, False
         self._rotate_bytes, self._digest_records = cfg.audit_rotate_bytes, cfg.audit_digest_records
         self._fail_open = cfg.audit_fail_open
-        self._steady, self._due, self._room, self._fds = False, 0.0, 0, ()  # see _steady_state
+        self._steady, self._due, self._room = False, 0.0, 0  # see _steady_state
+        self._fds: tuple[int, ...] = ()
 
     # --- lines ---
     def _typed(self, kind: str, signed: bool, **fields) -> bytes:
@@ -190,7 +205,8 @@ class Trail:
         if file is not None:
             self._steady = self._steady and file.fd is not None and not file.carry and file.next is None
             self._due, self._room = min(self._due, file.day_ends, file.check_at), self._rotate_bytes - file.size
-        self._fds = tuple(sink.fd for sink in self.sinks) if self._steady else ()
+        fds = tuple(sink.fd for sink in self.sinks if sink.fd is not None)
+        self._fds = fds if self._steady and len(fds) == len(self.sinks) else ()
 
     def _write(self, entries: list[dict], now: float) -> bool:
         try:

@@ -9,25 +9,29 @@ Each problem is reported with the file and line where it shows:
 * duplicated: the same `Seq` twice;
 * forged: a Start or Digest record whose Mac does not authenticate it under the root key it names
   (its bytes, or the chain it seals, were changed by someone without the root key);
+* unverifiable: a Start or Digest record naming a root key that neither the ring nor the retired
+  digest keys (`rootkeys.retire_digest_keys`, kept by `rotate-root-key`) know: it cannot be
+  authenticated, and a forger without the root key would name just such a key;
 * truncated: a file that stops without its closing digest while no writer holds it (cut short, or
   its writer was killed before it could close it).
 
-Not problems, but said: records after the last digest of a file still being written (chained, not
-yet authenticated), and digests under a root key no longer in the ring (chain checked, Mac not).
+Not a problem, but said: records after the last digest of a file still being written (chained, not
+yet authenticated).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import orjson
 
-from .audit_trail import DIR_NAME, FILE_RE, line_hash, mac_ok
+from .audit_trail import DIR_NAME, FILE_RE, digest_key, line_hash, mac_ok_under
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,7 @@ def _read(path: Path, writer: str, report: Report, tick: Callable[[int], None]) 
     return recs, bad
 
 
-def _check_writer(writer: str, parts: list[tuple[int, Path]], ring: dict[str, bytes], report: Report,
+def _check_writer(writer: str, parts: list[tuple[int, Path]], keys: dict[str, bytes], report: Report,
                   tick: Callable[[int], None]) -> None:
     find = report.findings.append
     recs: list[_Rec] = []
@@ -116,7 +120,8 @@ def _check_writer(writer: str, parts: list[tuple[int, Path]], ring: dict[str, by
     expected, after_gap = 0, set()
     for number, path in parts:
         if number != expected:
-            find(Finding("removed", path.name, 0, f"file parts {expected}..{number - 1} of writer {writer} are missing"))
+            find(Finding("removed", path.name, 0,
+                         f"file parts {expected}..{number - 1} of writer {writer} are missing"))
             after_gap.add(path.name)
         expected = number + 1
         got, bad = _read(path, writer, report, tick)
@@ -142,9 +147,9 @@ def _check_writer(writer: str, parts: list[tuple[int, Path]], ring: dict[str, by
     for rec in by_seq.values():
         before = by_seq.get(rec.seq - 1)
         if before is not None and rec.prev != before.hash:
-            find(Finding("edited", before.file, before.line,
-                         f"record Seq {before.seq} does not match the hash that Seq {rec.seq} ({rec.file}:{rec.line}) keeps"))
-    _digests(recs, ring, find)
+            find(Finding("edited", before.file, before.line, f"record Seq {before.seq} does not match the hash "
+                                                             f"that Seq {rec.seq} ({rec.file}:{rec.line}) keeps"))
+    _digests(recs, keys, find)
     cut = {f.file for f in report.findings if f.kind == "truncated"}
     _ends(writer, parts, recs, names, cut, find)
 
@@ -157,7 +162,7 @@ def _gaps(recs: list[_Rec], by_seq: dict[int, _Rec], bad_at: dict[str, list[int]
     first = by_seq[seqs[0]]
     if seqs[0] != 0 and not (first.file in after_gap and first.line == recs[0].line and first.file == recs[0].file):
         find(Finding("removed", first.file, first.line, f"records Seq 0..{seqs[0] - 1} before it are missing"))
-    for a, b in zip(seqs, seqs[1:]):
+    for a, b in itertools.pairwise(seqs):
         if b == a + 1:
             continue
         ra, rb = by_seq[a], by_seq[b]
@@ -169,19 +174,22 @@ def _gaps(recs: list[_Rec], by_seq: dict[int, _Rec], bad_at: dict[str, list[int]
         find(Finding("removed", rb.file, rb.line, f"records Seq {a + 1}..{b - 1} before it are missing"))
 
 
-def _digests(recs: list[_Rec], ring: dict[str, bytes], find) -> None:
+def _digests(recs: list[_Rec], keys: dict[str, bytes], find) -> None:
     last_good = -1
     for rec in sorted(recs, key=lambda r: r.seq):
         if rec.data.get("Type") not in ("Start", "Digest"):
             continue
         key_id = rec.data.get("KeyId", "")
-        key = ring.get(key_id)
+        key = keys.get(key_id) if isinstance(key_id, str) else None
         if key is None:
-            find(Finding("note", rec.file, rec.line, f"root key {key_id!r} is no longer in the ring: chain checked, "
-                                                     "digest not authenticated"))
-        elif not mac_ok(key, rec.raw):
-            find(Finding("forged", rec.file, rec.line, f"digest Seq {rec.seq} does not authenticate: it or the "
-                                                       f"records Seq {last_good + 1}..{rec.seq - 1} it seals were changed"))
+            find(Finding("unverifiable", rec.file, rec.line, f"digest Seq {rec.seq} names root key {key_id!r}, which "
+                         "neither the ring nor the retired digest keys hold: it cannot be authenticated (put that "
+                         "root key back in the ring to check it)"))
+            continue
+        if not mac_ok_under(key, rec.raw):
+            find(Finding("forged", rec.file, rec.line,
+                         f"digest Seq {rec.seq} does not authenticate: it or the records Seq "
+                         f"{last_good + 1}..{rec.seq - 1} it seals were changed"))
             continue
         last_good = rec.seq
 
@@ -197,7 +205,7 @@ def _ends(writer: str, parts: list[tuple[int, Path]], recs: list[_Rec], names: s
             continue  # already reported: it ends inside a record
         last = last_of.get(path.name)
         end = last.data.get("End") if last and last.data.get("Type") == "Digest" else None
-        if end == "rotated":
+        if end == "rotated" and last is not None:
             nxt = last.data.get("Next", "")
             if nxt not in names and i == len(parts) - 1:  # (a missing file between two was reported)
                 find(Finding("removed", path.name, last.line, f"the next file it names, {nxt}, is missing"))
@@ -217,9 +225,12 @@ def _ends(writer: str, parts: list[tuple[int, Path]], recs: list[_Rec], names: s
                                                     "writer was stopped without closing it)"))
 
 
-def verify(data_dir: Path, ring: dict[str, bytes], progress: Callable[[int, int], None] | None = None) -> Report:
-    """Check every file of the trail in `data_dir`; `progress(bytes done, bytes total)` as it reads."""
+def verify(data_dir: Path, ring: dict[str, bytes], progress: Callable[[int, int], None] | None = None,
+           retired: dict[str, bytes] | None = None) -> Report:
+    """Check every file of the trail in `data_dir` against the root keys of `ring` and the digest keys
+    of retired root keys (`retired`, by root key id); `progress(bytes done, bytes total)` as it reads."""
     report = Report()
+    keys = {**(retired or {}), **{kid: digest_key(key) for kid, key in ring.items()}}
     writers: dict[str, list[tuple[int, Path]]] = {}
     directory = data_dir / DIR_NAME
     for path in sorted(directory.glob("*")) if directory.is_dir() else []:
@@ -239,7 +250,7 @@ def verify(data_dir: Path, ring: dict[str, bytes], progress: Callable[[int, int]
 
     for writer, parts in sorted(writers.items()):
         report.writers += 1
-        _check_writer(writer, sorted(parts), ring, report, tick)
+        _check_writer(writer, sorted(parts), keys, report, tick)
     legacy = data_dir / "audit.log"
     if legacy.exists():
         with contextlib.suppress(OSError):

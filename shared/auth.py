@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from . import errors, identity, signing
@@ -47,11 +48,11 @@ def parse_timestamp(value: str) -> int:
     m = _TIMESTAMP.match(value or "")
     if not m:
         raise errors.IllegalTimestamp()
-    fields = tuple(int(g) for g in m.groups())
+    year, month, day, hour, minute, second = map(int, m.groups())
     try:
         # timegm alone would roll 2024-02-30 or 24:00 over into a real instant; refuse them instead.
-        datetime.datetime(*fields)
-        return calendar.timegm(fields + (0, 0, 0))  # type: ignore[arg-type]
+        datetime.datetime(year, month, day, hour, minute, second)
+        return calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
     except ValueError as exc:
         raise errors.IllegalTimestamp() from exc
 
@@ -131,7 +132,7 @@ def _warn_full(now: float) -> None:
                     "raise KMS_NONCE_SLOTS for more than ~700 requests/s per million slots over 15 minutes")
 
 
-def claimed_access_key(req: HttpRequest, params: dict[str, str]) -> str:
+def claimed_access_key(req: HttpRequest, params: Mapping[str, object]) -> str:
     """The AccessKeyId a request presents, verified or not (for the audit trail of refusals)."""
     m = _ACS3.match(req.headers.get("authorization", ""))
     claimed = m.group(1) if m else params.get("AccessKeyId", "")

@@ -8,7 +8,8 @@ names. The registry declares them by wire name; `_plan` maps each to its request
 Keys named by alias are checked as the key they point to, as Alibaba does (a RAM user needs
 permission on the key, not the alias), and the action then runs on that same key (`pin`): were it
 to look the alias up again, an UpdateAlias landing in between would have it use a key the check
-never saw. A key inside a ciphertext is read from the blob's header.
+never saw. A key inside a ciphertext is read from the blob's header. A secret's value is also protected by the
+KMS key that encrypts it (`registry.Action.secret_key`): that key is read from the stored secret.
 The account's own keys (no policies) skip the check. The same resolution gives the audit trail its
 resource ARNs.
 """
@@ -17,18 +18,20 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import errors, policy, registry
+from . import errors, policy, registry, secrets
 from .auth import Caller
 from .crypto import blob
-from .records import Alias
+from .records import Alias, Secret
 
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 _plans: dict[type, tuple] = {}  # request model -> its plan (a model serves one action)
 
 
-def _plan(spec: registry.Action, model: type) -> tuple[tuple[str, str | None, str | None, str], ...]:
+def _plan(spec: registry.Action, model: type[BaseModel]) -> tuple[tuple[str, str | None, str | None, str], ...]:
     """(kind, wire parameter, model field, RAM action) for each resource the registry declares.
     A parameter the request model does not have is a registry mistake, refused loudly."""
     plan = _plans.get(model)
@@ -37,14 +40,15 @@ def _plan(spec: registry.Action, model: type) -> tuple[tuple[str, str | None, st
     return plan
 
 
-def _make_plan(spec: registry.Action, model: type) -> tuple[tuple[str, str | None, str | None, str], ...]:
+def _make_plan(spec: registry.Action, model: type[BaseModel]) -> tuple[tuple[str, str | None, str | None, str], ...]:
     fields = {(f.alias or name): name for name, f in model.model_fields.items()}
     plan = []
     for entry in spec.resources:
         kind, param = entry[0], entry[1]
         if param is not None and param not in fields:
             raise LookupError(f"registry: {spec.name} names {param}, which {model.__name__} does not have")
-        plan.append((kind, param, fields.get(param), entry[2] if len(entry) > 2 else spec.ram_action))
+        action = entry[2] if len(entry) > 2 else spec.ram_action
+        plan.append((kind, param, fields.get(param) if param is not None else None, action))
     return tuple(plan)
 
 
@@ -62,12 +66,31 @@ def resources(spec: registry.Action, request: Any, account_id: str, region: str,
             continue  # ReEncrypt of an asymmetric ciphertext: the source key is named, not in a blob
         arn = _arn(base, kind, param, value, f"{account_id}/{region}", store)
         out.append((action, arn))
-        if resolved is not None and kind == "key" and value and value.startswith(("alias/", f"{base}:alias/")) \
-                and arn.startswith(f"{base}:key/"):
+        if resolved is not None and field is not None and kind == "key" and value \
+                and value.startswith(("alias/", f"{base}:alias/")) and arn.startswith(f"{base}:key/"):
             resolved[field] = arn[len(base) + 5:]  # an alias (name or this account's ARN) found its key
     if not out:  # nothing named (or an action on the account): the account as a whole
         out.append((spec.ram_action, f"{base}:*"))
+    elif spec.secret_key and store is not None:
+        key_arn = _secret_key_arn(base, request.secret_name, f"{account_id}/{region}", store)
+        if key_arn is not None:
+            out.append((spec.secret_key, key_arn))
     return out
+
+
+def _secret_key_arn(base: str, name: str, partition: str, store) -> str | None:
+    """The ARN of the customer key that encrypts a secret's values, or None: no such secret here (the
+    action answers that) or the secrets service's own key. The key of a secret never changes, so the
+    action uses the key checked here."""
+    if name.startswith("acs:kms:"):
+        parts = name.split(":", 4)
+        if len(parts) != 5 or f"acs:kms:{parts[2]}:{parts[3]}" != base or not parts[4].startswith("secret/"):
+            return None
+        name = parts[4][len("secret/"):]
+    secret = Secret.get(store, partition, name)
+    if secret is None or secret.encryption_key_id == secrets.service_key_id(partition):
+        return None
+    return f"{base}:key/{secret.encryption_key_id}"
 
 
 def pin(spec: registry.Action, request: Any, resolved: dict[str, str]) -> Any:

@@ -12,6 +12,13 @@ may be a secret). `alikms create-tables` reads only the Tablestore part (`Tables
 `Config` is what an instance runs with: the settings resolved against its data directory. In local
 mode (a data directory is set) missing secrets are generated into the data directory with mode
 0600, so one command gives a working service; a deployment sets them explicitly.
+
+Why a plain pydantic model and not pydantic-settings: reading a dozen variables needs no more than
+`model_validate` over the ones that are set, and pydantic-settings' import is not small: its main
+module imports asyncio, argparse, dotenv and its cloud secret sources at module level, all of it paid
+by every Function Compute cold start (the configuration is read on each instance's first event) for
+features alikms never uses. `read_settings` does the one thing it was used for: each field's
+`validation_alias` is its variable, read case-sensitively, an empty value counted as unset.
 """
 
 from __future__ import annotations
@@ -19,15 +26,15 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import os
 import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from . import localfiles
 
@@ -73,12 +80,11 @@ def _var(name: str, default, **bounds):
     return Field(default, validation_alias=name, **bounds)
 
 
-class TablestoreSettings(BaseSettings):
-    """The Tablestore variables: all that `alikms create-tables` needs."""
+class TablestoreSettings(BaseModel):
+    """The Tablestore variables: all that `alikms create-tables` needs. Read with `read_settings`."""
 
-    # Unset and empty mean the same (a template may export a variable as ""). Only our variables
-    # are read; no .env file, no secrets directory.
-    model_config = SettingsConfigDict(case_sensitive=True, env_ignore_empty=True, extra="ignore", frozen=True)
+    # Fields are filled by their alias (the variable) only; read_settings passes nothing else.
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     ots_endpoint: str = _var("OTS_ENDPOINT", "")
     ots_instance: str = _var("OTS_INSTANCE", "")  # derived from the endpoint when unset
@@ -110,8 +116,12 @@ class Settings(TablestoreSettings):
     access_key_secret: SecretStr | None = _var("KMS_ACCESS_KEY_SECRET", None)
     root_key: SecretStr | None = _var("KMS_ROOT_KEY", None)
     auto_open: bool = _var("KMS_AUTO_OPEN", True)  # the bootstrap account starts with KMS opened
-    clock_skew: int = _var("KMS_CLOCK_SKEW", 900, ge=1)  # seconds a request timestamp may differ from now
-    max_body: int = _var("KMS_MAX_BODY", 128 * 1024, ge=1)  # bytes
+    # Seconds a request timestamp may differ from now: nonces are kept this long, and beyond a day the
+    # window is a replay risk rather than a tolerance (and past ~2**31 their expiry overflows).
+    clock_skew: int = _var("KMS_CLOCK_SKEW", 900, ge=1, le=86400)
+    # Bytes; a runner holds a body this large in memory. 2 MB is more than any legal request (and than
+    # a Function Compute event may carry).
+    max_body: int = _var("KMS_MAX_BODY", 128 * 1024, ge=1, le=2 << 20)
     key_quota: int = _var("KMS_KEY_QUOTA", 200, ge=0)  # documented quota: 200 keys per account and region
     alias_quota: int = _var("KMS_ALIAS_QUOTA", 300, ge=0)  # documented quota: 300
     secret_quota: int = _var("KMS_SECRET_QUOTA", 1000, ge=0)
@@ -153,10 +163,22 @@ class Settings(TablestoreSettings):
         return self
 
 
-def read_settings(model: type[TablestoreSettings] = Settings) -> TablestoreSettings:
-    """`model` read from the environment; ConfigError naming each bad variable (not its value)."""
+def _variables(model: type[TablestoreSettings] = Settings) -> tuple[str, ...]:
+    """The environment variables `model` reads, in declaration order."""
+    return tuple(f.validation_alias for f in model.model_fields.values())  # type: ignore[misc]
+
+
+_Model = TypeVar("_Model", bound=TablestoreSettings)
+
+
+def read_settings(model: type[_Model], env: Mapping[str, str] | None = None) -> _Model:
+    """`model` read from the environment (or `env`); ConfigError naming each bad variable (not its value).
+
+    Variable names are case-sensitive, and unset and empty mean the same (a template may export a
+    variable as ""), so an empty variable gets the field's default."""
+    env = os.environ if env is None else env
     try:
-        return model()
+        return model.model_validate({name: env[name] for name in _variables(model) if env.get(name)})
     except ValidationError as exc:
         lines = [f"  {'.'.join(map(str, e['loc'])) or 'configuration'}: {e['msg']}" for e in exc.errors()]
         # `from None`: the ValidationError's own text repeats each input, which may be a secret.

@@ -14,8 +14,8 @@ import base64
 import binascii
 
 from . import crypto, errors, keys, keyspecs, lifecycle, versions
-from .crypto import blob
 from .context import Context
+from .crypto import blob
 from .records import Key
 
 ENCRYPT_DECRYPT = keyspecs.ENCRYPT_DECRYPT
@@ -45,11 +45,13 @@ def encryption_key(ctx: Context, key_id_param: str) -> Key:
     return key
 
 
-def encrypt(ctx: Context, key: Key, plaintext: bytes, context: dict[str, str] | None) -> str:
+def encrypt(ctx: Context, key: Key, plaintext: bytes, context: dict[str, str] | None) -> tuple[str, str]:
+    """(CiphertextBlob, the KeyVersionId that sealed it: the key's primary version)."""
     vid = key.primary_key_version
+    assert vid is not None  # a usable symmetric key has a primary version
     material = versions.material(ctx, key, vid)
     raw = crypto.seal(key.key_spec, material, key.key_id, vid, plaintext, context)
-    return base64.b64encode(raw).decode()
+    return base64.b64encode(raw).decode(), vid
 
 
 def decrypt(ctx: Context, ciphertext_b64: str, context: dict[str, str] | None,

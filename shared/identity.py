@@ -14,6 +14,7 @@ Deleting leaves a tombstone, so the bootstrap key of a local runner cannot come 
 
 from __future__ import annotations
 
+import logging
 import secrets as csprng
 import string
 import time
@@ -29,7 +30,8 @@ ENABLED, DISABLED, DELETED = "Enabled", "Disabled", "Deleted"
 CACHE_SECONDS = 5.0
 # Per store object (a test may run several), per key id: (valid until, the store's access-key change
 # count when read (None: the store keeps none), key or None). A plain dict, emptied when full: a
-# cachetools.TTLCache measured ten times slower per hit, and this is read on every request.
+# cachetools.TTLCache measured many times slower per hit (docs/measurements.md), and this is read on
+# every request.
 _cache: weakref.WeakKeyDictionary[Store, dict[str, tuple[float, int | None, AccessKey | None]]] = (
     weakref.WeakKeyDictionary())
 
@@ -62,7 +64,8 @@ def create(store: Store, cfg: Config, account_id: str, policies: list[dict] | No
         policy.parse(doc)  # refuse a bad policy before anything is stored
     ak_id = ak_id or new_id()
     secret = secret or csprng.token_urlsafe(22)
-    AccessKeyRow(access_key_id=ak_id, account_id=account_id, secret=crypto.wrap(cfg, secret.encode(), secret_aad(ak_id)),
+    AccessKeyRow(access_key_id=ak_id, account_id=account_id,
+                 secret=crypto.wrap(cfg, secret.encode(), secret_aad(ak_id)),
                  status=ENABLED, policies=policies, created=int(now)).insert(store)
     return ak_id, secret
 
@@ -91,13 +94,24 @@ def lookup(store: Store, cfg: Config, ak_id: str) -> AccessKey | None:
         row = AccessKeyRow.get(store, ak_id)
     key = None
     if row is not None and row.status != DELETED:
-        docs = row.policies
         key = AccessKey(ak_id, crypto.unwrap(cfg, row.secret, secret_aad(ak_id)).decode(), row.account_id, row.status,
-                        None if docs is None else tuple(policy.parse(d) for d in docs))
+                        None if row.policies is None else _parsed(ak_id, row.policies))
     if len(cache) >= 10000:
         cache.clear()
     cache[ak_id] = (now + CACHE_SECONDS, changes, key)
     return key
+
+
+def _parsed(ak_id: str, docs: list) -> tuple:
+    """A key's stored policies, parsed. One this version refuses (stored by an older, laxer one, say
+    with a NotResource it ignored) grants nothing: the key is denied everything, never given more
+    than its policy meant, and every call is answered (Forbidden.NoPermission), not failed."""
+    try:
+        return tuple(policy.parse(d) for d in docs)
+    except (policy.PolicyError, ValueError, TypeError) as exc:
+        logging.getLogger("kms.identity").warning("access key %s has a policy that no longer parses: it is denied "
+                                                  "everything until its policy is set again (%s)", ak_id, exc)
+        return ((),)
 
 
 def update(store: Store, ak_id: str, **changes) -> dict:

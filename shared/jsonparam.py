@@ -7,14 +7,14 @@ inside one form field (`kms-api.md` §1.2). Every one of them goes through `deco
   so nothing later fails to encode the value), no NaN or Infinity, and a C parser that cannot blow
   Python's stack (the stdlib parser raises RecursionError on arrays nested a thousand deep),
 * refuses nesting deeper than `MAX_DEPTH` and integers outside 64 bits (what the stores can hold),
-and then validates the parameter's typed shape (`shape`; the shared ones are below), so what reaches an action is exactly the
-Python value its model declares. Any failure is a ValueError, which the request model reports as
-InvalidParameter naming the wire parameter.
-"""
+and then validates the parameter's typed shape (`shape`; the shared ones are below), so what reaches
+an action is exactly the Python value its model declares. Any failure is a ValueError, which the
+request model reports as InvalidParameter naming the wire parameter."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Callable
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any
 
 import orjson
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, TypeAdapter, ValidationError
@@ -30,6 +30,7 @@ def _check_tree(doc: Any) -> None:
     stack = [(doc, 1)]
     while stack:
         node, depth = stack.pop()
+        children: Iterable[Any]
         if isinstance(node, dict):
             children = node.values()
         elif isinstance(node, list):
@@ -98,5 +99,5 @@ class Filter(BaseModel):
     """{"Key": name, "Values": [up to 10 strings]}; which names and values are allowed is the action's."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-    Key: StrictStr  # noqa: N815 - the wire names
-    Values: Annotated[Strings, Field(max_length=10)] = []  # noqa: N815
+    Key: StrictStr
+    Values: Annotated[Strings, Field(max_length=10)] = []

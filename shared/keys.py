@@ -7,11 +7,12 @@ are UUIDs, as in the 2021 documentation era.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from . import errors, keyspecs, lifecycle
 from .context import Context
 from .records import Alias, Key, retrying
-from .wire import iso  # noqa: F401 - the key actions format dates with keys.iso
+from .wire import iso
 
 ARN_PREFIX = "acs:kms:"
 
@@ -70,7 +71,7 @@ def live(ctx: Context, key_id: str) -> bool:
 def metadata(ctx: Context, key: Key, *, describe: bool = False) -> dict:
     """`KeyMetadata` as CreateKey / DescribeKey return it (wire names)."""
     rotation = lifecycle.rotation_status(key)
-    md = {
+    md: dict[str, Any] = {
         "Arn": ctx.arn("key", key.key_id),
         "AutomaticRotation": rotation,
         "CreationDate": iso(key.creation_date),
@@ -91,6 +92,8 @@ def metadata(ctx: Context, key: Key, *, describe: bool = False) -> dict:
     if key.state == lifecycle.PENDING_DELETION:
         md["DeleteDate"] = iso(key.delete_date)
     if rotation != "Disabled":
+        # (a key with automatic rotation has both: CreateKey / UpdateRotationPolicy set them)
+        assert key.last_rotation_date is not None and key.rotation_interval is not None
         md["RotationInterval"] = f"{key.rotation_interval}s"
         md["NextRotationDate"] = iso(key.last_rotation_date + key.rotation_interval)
     if describe:

@@ -23,14 +23,14 @@ _REJECTED = {
     PENDING_DELETION: errors.RejectedPendingDeletion,
     PENDING_IMPORT: errors.RejectedPendingImport,
 }
-_STATE_FAILED = errors.StateModifiedFailed
+_STATE_FAILED: type[errors.KmsError] = errors.StateModifiedFailed
 _USE = {ENABLED: OK, **_REJECTED}  # crypto-style: only Enabled keys may be used
 _TOGGLE = {ENABLED: OK, DISABLED: OK, PENDING_DELETION: _STATE_FAILED, PENDING_IMPORT: _STATE_FAILED}
 
 # operation -> {state: error class or OK}
 RULES: dict[str, dict[str, type[errors.KmsError] | None]] = {
     "use": _USE,  # Encrypt, Decrypt, GenerateDataKey*, ReEncrypt, asymmetric ops, CreateKeyVersion...
-    "describe": {s: OK for s in STATES},
+    "describe": dict.fromkeys(STATES, OK),
     "update_description": {ENABLED: OK, DISABLED: OK, PENDING_DELETION: errors.RejectedPendingDeletion,
                            PENDING_IMPORT: OK},
     "enable": _TOGGLE,

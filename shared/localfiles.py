@@ -1,10 +1,11 @@
 """Files a local instance keeps: created private (0600), opened only if the service made them.
 
-Everything a local instance writes holds key material, secrets, credentials or metadata about
-them: the SQLite database and its -wal/-shm files, credentials.json, root.key, the audit trail's
-files (audit/), the nonce table and its saved copy, the change counter, the runner's metrics files. Another local user must neither read these nor plant
-one in advance for the service to adopt: a nonce table planted in /dev/shm by another user, and
-wiped by them later, would let a captured request be replayed.
+Everything a local instance writes holds key material, secrets, credentials or metadata about them:
+the SQLite database and its -wal/-shm files, credentials.json, root.key, the audit trail's files
+(audit/), the nonce table and its saved copy, the change counter, the runner's metrics files.
+Another local user must neither read these nor plant one in advance for the service to adopt: a
+nonce table planted in /dev/shm by another user, and wiped by them later, would let a captured
+request be replayed.
 
 So every such file is opened here, never through a symbolic link (`O_NOFOLLOW`), and checked on the
 descriptor that was opened (`fstat`), so nothing can be swapped between the check and the use:
@@ -33,6 +34,10 @@ import os
 import secrets
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import mmap
 
 PRIVATE = 0o600
 _OPEN = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK  # O_NONBLOCK: a planted FIFO must not hang us
@@ -105,7 +110,7 @@ def read_private(path: Path | str) -> bytes:
         return f.read()
 
 
-def write_private(path: Path | str, data: bytes | memoryview, replace: bool = False) -> None:
+def write_private(path: Path | str, data: bytes | memoryview | mmap.mmap, replace: bool = False) -> None:
     """Write a whole file, mode 0600, so a reader sees no file, or the old one, or all of the new one:
     written under a unique temporary name (`O_EXCL`: never an existing file or link) and then
     renamed over `path` (`replace`) or linked to it (FileExistsError if another process made it first)."""

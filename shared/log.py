@@ -36,13 +36,14 @@ def safe_traceback(exc: BaseException) -> str:
     """The traceback of `exc` and of its causes, with each exception's type but not its message."""
     parts = []
     seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        frames = "".join(traceback.StackSummary.extract(traceback.walk_tb(exc.__traceback__),
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        frames = "".join(traceback.StackSummary.extract(traceback.walk_tb(cause.__traceback__),
                                                         capture_locals=False).format())
-        kind = type(exc)
+        kind = type(cause)
         parts.append(f"Traceback (most recent call last):\n{frames}{kind.__module__}.{kind.__qualname__}\n")
-        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+        cause = cause.__cause__ or (None if cause.__suppress_context__ else cause.__context__)
     return "\nwhile handling or caused by:\n".join(reversed(parts))
 
 
@@ -67,7 +68,7 @@ class _Stderr(logging.StreamHandler):
         logging.Handler.__init__(self)
 
     @property
-    def stream(self):  # type: ignore[override]
+    def stream(self):
         return sys.stderr
 
 

@@ -145,7 +145,8 @@ _TAG_LIST = jsonparam.shape(Annotated[list[jsonparam.Tag], Field(max_length=tags
 
 def _tags(limit: int) -> Any:
     """A `Tags` parameter of at most `limit` tags -> {key: value}; the tag rules are `shared/tags.py`'s."""
-    return Annotated[dict[str, str], jsonparam.param(_TAG_LIST, MAX_TAGS_CHARS, lambda items: tags.parse_tags(items, limit))]
+    return Annotated[dict[str, str],
+                     jsonparam.param(_TAG_LIST, MAX_TAGS_CHARS, lambda items: tags.parse_tags(items, limit))]
 
 
 CreateTags = _tags(tags.MAX_ON_CREATE)  # CreateKey, CreateSecret: up to 20
@@ -155,7 +156,7 @@ ResourceTags = _tags(tags.MAX_PER_RESOURCE)  # TagResource: up to 10
 _OBJECT = jsonparam.shape(jsonparam.AnyObject)
 
 
-def JsonObject(max_chars: int) -> Any:  # noqa: N802 - a type factory, used where a type goes
+def JsonObject(max_chars: int) -> Any:
     """A JSON object stored as given (ExtendedConfig): bounded size, depth and numbers."""
     return Annotated[dict[str, Any], jsonparam.param(_OBJECT, max_chars, walk=True)]
 
@@ -209,7 +210,7 @@ def _context(value: Any) -> Any:
 EncryptionContext = Annotated[dict[str, str] | None, BeforeValidator(_context)]
 
 
-def Base64Bytes(max_bytes: int) -> Any:  # noqa: N802 - a type factory, used where a type goes
+def Base64Bytes(max_bytes: int) -> Any:
     """Base64 text of 1 to `max_bytes` bytes; the length of the text is checked before decoding."""
     max_chars = (max_bytes + 2) // 3 * 4
 

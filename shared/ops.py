@@ -46,7 +46,7 @@ def timer_finished(ctx: Context, job: str, seconds: float, result: dict | None, 
            "summary": summary(result) if result else {}, "error": type(exc).__name__ if exc else ""}
     try:
         _keep_latest(ctx.store, f"timer/{job}", run)
-    except Exception as err:  # noqa: BLE001 - the run happened; only its record is missing
+    except Exception as err:
         logger.warning("timer run not recorded", exc_info=err, extra={"event": "timer.record_failed", "job": job})
 
 

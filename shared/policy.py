@@ -4,8 +4,11 @@ A policy is `{"Version": "1", "Statement": [{"Effect": "Allow"|"Deny", "Action":
 "Condition": {...}}]}` where Action and Resource are a string or a list of patterns with `*` and `?`
 wildcards (actions match case-insensitively, as RAM does; resources exactly). Conditions supported:
 `IpAddress` / `NotIpAddress` on `acs:SourceIp` (addresses or CIDR blocks), and `StringEquals` /
-`StringNotEquals` / `StringLike` on the same key. Any other operator or key is refused when the
-policy is set, rather than silently ignored.
+`StringNotEquals` / `StringLike` on the same key. Any other operator or key, and any statement element
+but Effect, Action, Resource, Condition and Sid (NotAction, NotResource, Principal, a misspelling), is
+refused when the policy is set rather than silently ignored: ignoring `NotResource` would turn "all but
+this key" into "all keys". An IPv4 caller reaching a dual-stack listener (`::ffff:a.b.c.d`) is matched
+as its IPv4 address.
 
 Decision for one action over a set of resources: an explicit Deny matching any resource wins;
 otherwise every resource needs a matching Allow; otherwise the request is implicitly denied.
@@ -22,6 +25,7 @@ from typing import Any
 ALLOW, EXPLICIT_DENY, IMPLICIT_DENY = "Allow", "ExplicitDeny", "ImplicitDeny"
 _CONDITION_KEYS = {"acs:sourceip"}
 _OPERATORS = {"IpAddress", "NotIpAddress", "StringEquals", "StringNotEquals", "StringLike"}
+_ELEMENTS = {"Effect", "Action", "Resource", "Condition", "Sid"}
 
 
 class PolicyError(ValueError):
@@ -108,10 +112,18 @@ def parse(document: str | dict) -> tuple[Statement, ...]:
     for st in doc["Statement"]:
         if not isinstance(st, dict) or st.get("Effect") not in ("Allow", "Deny"):
             raise PolicyError('each statement needs "Effect": "Allow" or "Deny"')
+        unknown = sorted(set(st) - _ELEMENTS)
+        if unknown:
+            raise PolicyError(f"unsupported statement element {unknown[0]!r} (supported: Effect, Action, Resource, "
+                              "Condition, Sid)")
+        if not isinstance(st.get("Condition") or {}, dict):
+            raise PolicyError("Condition must be an object")
         conditions = []
         for op, block in (st.get("Condition") or {}).items():
             if op not in _OPERATORS or not isinstance(block, dict):
                 raise PolicyError(f"unsupported condition operator {op!r}")
+            if not block:
+                raise PolicyError(f"condition {op!r} names no key")
             for key, values in block.items():
                 if key.lower() not in _CONDITION_KEYS:
                     raise PolicyError(f"unsupported condition key {key!r}")
@@ -137,6 +149,14 @@ def _in_networks(ip: str, values: tuple[str, ...]) -> bool:
     except ValueError:
         return False
     return any(addr in ipaddress.ip_network(v, strict=False) for v in values)
+
+
+def _ipv4_of_mapped(ip: str) -> str:
+    try:
+        mapped = ipaddress.IPv6Address(ip).ipv4_mapped
+    except ValueError:
+        return ip
+    return ip if mapped is None else str(mapped)
 
 
 def _condition_holds(op: str, values: tuple[str, ...], context: dict[str, str]) -> bool:
@@ -167,6 +187,9 @@ def evaluate(policies: list[tuple[Statement, ...]], action: str, resources: list
     """ALLOW, EXPLICIT_DENY or IMPLICIT_DENY for `action` on all of `resources`."""
     if len(action) > MAX_RESOURCE or any(len(r) > MAX_RESOURCE for r in resources):
         return IMPLICIT_DENY
+    ip = context.get("acs:sourceip", "")
+    if ":" in ip:  # IPv6: an IPv4 caller of a dual-stack listener is the IPv4 address it carries
+        context = {**context, "acs:sourceip": _ipv4_of_mapped(ip)}
     statements = [st for policy in policies for st in policy]
     for resource in resources:
         if any(not st.allow and _matches(st, action, resource, context) for st in statements):

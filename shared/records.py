@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from types import MappingProxyType
-from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from . import errors
@@ -80,6 +80,11 @@ class Record:
 
     # Every record class defines `where(self) -> (pk, sk)`, its storage key, and the classmethod
     # `identity_of(item) -> dict`, its identity fields read back from a stored row's key.
+    if TYPE_CHECKING:
+        def where(self) -> tuple[str, str]: ...
+
+        @classmethod
+        def identity_of(cls, item: Item) -> dict: ...
 
     # --- row <-> record ----------------------------------------------------------------------------
 
@@ -386,6 +391,7 @@ class ImportToken(Record):
     algorithm: str
     expires: int
     private: str  # the wrapping private key, wrapped under the root key
+    created: float = 0.0  # when it was made (byok keeps the newest; 0 in rows from before it was kept)
 
     def where(self) -> tuple[str, str]:
         return f"{self.scope}/{self.key_id}", self.token

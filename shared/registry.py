@@ -23,12 +23,18 @@ from functools import cached_property
 class Action:
     name: str
     section: str  # package under functions/
-    resources: tuple[tuple[str, str | None], ...] = ()
+    # (kind, parameter or None for all of a kind[, the RAM action when not the action's own]) of each
+    # resource the action touches (authz reads them)
+    resources: tuple[tuple[str, str | None] | tuple[str, str | None, str], ...] = ()
     # Actions a caller may use before the account has opened KMS.
     before_open: bool = False
     # Whether its KeyId accepts an alias name (the reference lists which actions do); a key id and
     # a key ARN are always accepted.
     key_aliases: bool = False
+    # The RAM action checked on the KMS key that encrypts the named secret's values, where the call
+    # uses that key (kms-api.md §11.0: kms:Decrypt to read a value, kms:GenerateDataKey to write one).
+    # The key is found from the stored secret (`authz`); the service's own secrets key needs no grant.
+    secret_key: str | None = None
 
     @cached_property  # asked on every request by the runner's routing
     def module(self) -> str:
@@ -103,8 +109,8 @@ ACTIONS: tuple[Action, ...] = (
     Action("ListSecrets", "secrets", (("secret", None),)),
     Action("DeleteSecret", "secrets", (SECRET,)),
     Action("DescribeSecret", "secrets", (SECRET,)),
-    Action("GetSecretValue", "secrets", (SECRET,)),
-    Action("PutSecretValue", "secrets", (SECRET,)),
+    Action("GetSecretValue", "secrets", (SECRET,), secret_key="kms:Decrypt"),
+    Action("PutSecretValue", "secrets", (SECRET,), secret_key="kms:GenerateDataKey"),
     Action("UpdateSecret", "secrets", (SECRET,)),
     Action("UpdateSecretVersionStage", "secrets", (SECRET,)),
     Action("RestoreSecret", "secrets", (SECRET,)),

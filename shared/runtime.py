@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from . import accounts, audit, auth, authz, clock, errors, log, ops, registry, telemetry, wire
-from .config import get_config
+from .config import Config, get_config
 from .context import Context
 from .models import ApiModel, Response, parse_request
 from .store import get_store
@@ -45,7 +46,12 @@ def api_handler(module: str, request_model: type[ApiModel], run: Callable[[Any, 
 
     def serve(event: bytes | str | dict | wire.HttpRequest, request_id: str) -> dict:
         """One call. The local runner passes the `HttpRequest` it parsed, sparing a JSON round trip."""
-        host, cfg, caller, req, params, found = "kms.local", None, None, None, {}, ()
+        host = "kms.local"
+        cfg: Config | None = None
+        caller: auth.Caller | None = None
+        req: wire.HttpRequest | None = None
+        params: dict[str, str] = {}
+        found: Sequence[tuple[str, str]] = ()
         code, status, sink = "OK", 200, telemetry.sink
         started = time.perf_counter() if sink.records else 0.0
         try:

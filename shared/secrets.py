@@ -22,9 +22,9 @@ import secrets as csprng
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 from . import crypto, envelope, errors, keys, lifecycle
-from .crypto import _primitives
 from .context import Context
 from .records import Key, Secret, SecretVersion, retrying
 from .store import Conflict
@@ -53,7 +53,7 @@ def in_window(secret: Secret) -> bool:
 
 def is_gone(secret: Secret, now: float) -> bool:
     """Past its recovery window: already deleted as far as any caller can tell."""
-    return in_window(secret) and secret.planned_delete_time <= now
+    return secret.planned_delete_time is not None and secret.planned_delete_time <= now
 
 
 def get(ctx: Context, name_param: str) -> Secret:
@@ -122,8 +122,11 @@ def service_key(ctx: Context) -> Key:
     key.primary_key_version = versions.create(ctx, key, 1, crypto.new_symmetric_material("Aliyun_AES_256"), now)
     try:
         key.insert(ctx.store)
-    except Conflict:
-        return Key.get(ctx.store, ctx.scope, key_id)
+    except Conflict:  # made by a call at the same moment: that one
+        existing = Key.get(ctx.store, ctx.scope, key_id)
+        if existing is None:  # (the service's default key is never deleted)
+            raise
+        return existing
     return key
 
 
@@ -144,9 +147,8 @@ def _value_context(name: str, vid: str) -> dict[str, str]:
 
 def seal_value(ctx: Context, key: Key, name: str, vid: str, data: str) -> dict:
     data_key = crypto.random_bytes(32)
-    iv = crypto.random_bytes(_primitives.NONCE_SIZE)
-    sealed = _primitives.aes_gcm_seal(data_key, iv, data.encode(), f"secret/{name}/{vid}".encode())
-    return {"key_id": key.key_id, "data_key": envelope.encrypt(ctx, key, data_key, _value_context(name, vid)),
+    iv, sealed = crypto.aead_seal(data_key, data.encode(), f"secret/{name}/{vid}".encode())
+    return {"key_id": key.key_id, "data_key": envelope.encrypt(ctx, key, data_key, _value_context(name, vid))[0],
             "iv": base64.b64encode(iv).decode(), "value": base64.b64encode(sealed).decode()}
 
 
@@ -196,9 +198,9 @@ def open_value(ctx: Context, secret: Secret, value: SecretVersion, key: Key | No
     vid = value.version_id
     try:
         _, _, data_key = envelope.decrypt(ctx, value.data_key, _value_context(secret.name, vid), key)
-        plain = _primitives.aes_gcm_open(data_key, base64.b64decode(value.iv), base64.b64decode(value.value),
-                                         f"secret/{secret.name}/{vid}".encode())
-    except (errors.InvalidParameter, _primitives.InvalidTag):
+        plain = crypto.aead_open(data_key, base64.b64decode(value.iv), base64.b64decode(value.value),
+                                 f"secret/{secret.name}/{vid}".encode())
+    except (errors.InvalidParameter, crypto.DecryptError):
         raise errors.InternalFailure() from None  # a stored value that no longer opens is our fault
     return plain.decode()
 
@@ -279,7 +281,7 @@ def version_row(ctx: Context, secret: Secret, vid: str) -> SecretVersion:
 
 def public(ctx: Context, secret: Secret, fetch_tags: bool) -> dict:
     """Fields DescribeSecret and ListSecrets share (wire names)."""
-    out = {"SecretName": secret.name, "SecretType": secret.secret_type,
+    out: dict[str, Any] = {"SecretName": secret.name, "SecretType": secret.secret_type,
            "CreateTime": keys.iso(secret.create_time), "UpdateTime": keys.iso(secret.update_time)}
     if in_window(secret):
         out["PlannedDeleteTime"] = keys.iso(secret.planned_delete_time)

@@ -164,6 +164,7 @@ def _call(ctx: Context, action: str, params: dict[str, str]) -> None:
     import importlib
 
     spec = registry.action(action)
+    assert spec is not None, action  # the seed runs actions of the registry, named here
     handler = importlib.import_module(spec.module).handler
     handler.run(parse_request(handler.request_model, params), dataclasses.replace(ctx, action=spec))
 

@@ -78,3 +78,19 @@ def acs3_signature(secret: str, string_to_sign: str) -> str:
     # Unlike v1, the key is the bare secret and the output is hex. (One-shot hmac.digest runs in
     # OpenSSL alone: half the cost of an hmac.new object.)
     return hmac.digest(secret.encode(), string_to_sign.encode(), "sha256").hex()
+
+
+def acs3_authorization(access_key_id: str, secret: str, method: str, path: str, query: dict[str, str],
+                       headers: dict[str, str], signed_headers: list[str], payload_hash: str) -> str:
+    """The `Authorization` header a client sends with an ACS3-HMAC-SHA256 request: the same
+    computation as the check in `auth`, from the client's side (the test suite and the benchmark
+    sign with it, so that there is one signer)."""
+    canonical = acs3_canonical_request(method, path, query, headers, signed_headers, payload_hash)
+    signature = acs3_signature(secret, acs3_string_to_sign(canonical))
+    return (f"ACS3-HMAC-SHA256 Credential={access_key_id},SignedHeaders={';'.join(signed_headers)},"
+            f"Signature={signature}")
+
+
+def rpc_v1_sign(secret: str, method: str, params: dict[str, str]) -> str:
+    """The `Signature` parameter a client sends with an RPC v1 request over `params` (query and form)."""
+    return rpc_v1_signature(secret, rpc_v1_string_to_sign(method, params))

@@ -11,13 +11,13 @@ from .context import Context
 from .records import Key, Secret
 
 
-def one_resource(key_id: str | None, secret_name: str | None, certificate_id: str | None) -> str:
-    """Exactly one of KeyId / SecretName / CertificateId; returns which."""
-    given = [n for n, v in (("KeyId", key_id), ("SecretName", secret_name), ("CertificateId", certificate_id))
+def one_resource(key_id: str | None, secret_name: str | None, certificate_id: str | None) -> tuple[str, str]:
+    """Exactly one of KeyId / SecretName / CertificateId; returns which, and its value."""
+    given = [(n, v) for n, v in (("KeyId", key_id), ("SecretName", secret_name), ("CertificateId", certificate_id))
              if v is not None]
     if len(given) != 1:
         raise errors.InvalidParameter(name="KeyId")
-    if given[0] == "CertificateId":  # certificates are not part of this service: none can exist
+    if given[0][0] == "CertificateId":  # certificates are not part of this service: none can exist
         raise errors.ResourceNotFound()
     return given[0]
 

@@ -29,7 +29,7 @@ _NAMESPACE = uuid.UUID("6f1c3c59-3e8b-4c1e-9d55-9d7a2f6c1b10")
 _CACHE_SIZE = 4096
 # Unwrapped material of versions this warm instance has used. Versions never change, so entries
 # never go stale; the key row (state) is still read on every call. Hand-written LRUs (OrderedDict)
-# rather than cachetools.LRUCache, which measured over twice as slow per hit; functools.lru_cache
+# rather than cachetools.LRUCache, which measured slower per hit (docs/measurements.md); functools.lru_cache
 # cannot serve here: a miss needs the request's context, and `delete_all` forgets single entries.
 _material: OrderedDict[tuple[str, str, str], bytes] = OrderedDict()
 _loaded: OrderedDict[tuple[str, str, str], object] = OrderedDict()
@@ -157,9 +157,9 @@ def private_key(ctx: Context, key: Key, vid: str):
     cache_key = (ctx.scope, key.key_id, vid)
     found = _loaded.get(cache_key)
     if found is None:
-        from .crypto import _asymmetric
+        from .crypto import keypairs
 
-        found = _loaded[cache_key] = _asymmetric.load_private(key.key_spec, material(ctx, key, vid))
+        found = _loaded[cache_key] = keypairs.load_private(key.key_spec, material(ctx, key, vid))
         if len(_loaded) > _CACHE_SIZE:
             _loaded.popitem(last=False)
     else:
@@ -179,7 +179,7 @@ def forget(ctx: Context, key_id: str, vid: str) -> None:
 def rotation_due(key: Key, now: float) -> bool:
     return (
         key.automatic_rotation and key.state == lifecycle.ENABLED
-        and key.last_rotation_date is not None
+        and key.last_rotation_date is not None and key.rotation_interval is not None
         and key.last_rotation_date + key.rotation_interval <= now
     )
 

@@ -19,6 +19,7 @@ import binascii
 import re
 import time
 from dataclasses import dataclass
+from typing import overload
 from urllib.parse import unquote
 
 import orjson
@@ -97,11 +98,15 @@ def decode_event(event: bytes | str | dict) -> HttpRequest:
 
 
 # A dict emptied when full rather than functools.lru_cache: the library cache keyed by the whole
-# second measured slower per call (an extra call to turn a float into its key), and this runs several
-# times per request.
+# second measured slower per call (an extra call to turn a float into its key; docs/measurements.md),
+# and this runs several times per request.
 _iso: dict[int, str] = {}
 
 
+@overload
+def iso(ts: float) -> str: ...
+@overload
+def iso(ts: float | None) -> str | None: ...
 def iso(ts: float | None) -> str | None:
     """Epoch seconds as the API's `2024-03-25T10:42:40Z` (UTC, whole seconds)."""
     if ts is None:
@@ -128,7 +133,7 @@ def parse_form(raw: str | bytes) -> list[tuple[str, str]]:
     (a test holds the two equal), minus its per-field overhead: every request parses a query and
     most fields need no decoding at all. The number of fields is bounded before any is decoded; the
     caller bounds the size (`MAX_QUERY_BYTES`, the body limit)."""
-    if raw.count(b"&" if isinstance(raw, bytes) else "&") >= MAX_PARAMS:
+    if (raw.count(b"&") if isinstance(raw, bytes) else raw.count("&")) >= MAX_PARAMS:
         raise errors.ParseRequestParameterException("The request has too many parameters.")
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw

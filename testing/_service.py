@@ -32,6 +32,7 @@ from alikms.shared import accounts, auth, clock, errors, runtime, versions, wire
 from alikms.shared import secrets as secret_values
 from alikms.shared import seed as seeds
 from alikms.shared.config import Config
+from alikms.shared.store import Store
 
 from . import _timers, _transport
 
@@ -102,6 +103,7 @@ class State:
         self.default = self.config(options["region"])
         self.calls: list[Call] = []
         self.tmp: str | None = None
+        self.store: Store
         if options["store"] == "sqlite":
             from alikms.shared.store.sqlite import SqliteStore
 
@@ -114,7 +116,7 @@ class State:
         else:
             raise ValueError("store: 'memory' or 'sqlite'")
         start = int(self.clock.now())
-        self.fired_until = {name: start for name in _timers.JOBS}
+        self.fired_until = dict.fromkeys(_timers.JOBS, start)
         if seed is not None:
             seeds.apply(seed, self.store, self.default, self.clock.now())
 

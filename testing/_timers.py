@@ -13,7 +13,7 @@ The deadlines mirror the predicates of the jobs (functions/jobs/): a change ther
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from alikms.runner.cron import Schedule
 from alikms.shared import lifecycle, registry
@@ -28,7 +28,8 @@ def deadlines(store: Store) -> dict[str, float]:
     due: dict[str, list[float]] = {name: [] for name in JOBS}
     for key in Key.scan(store):
         # RotateKeys: versions.rotation_due
-        if key.automatic_rotation and key.state == lifecycle.ENABLED and key.last_rotation_date is not None:
+        if key.automatic_rotation and key.state == lifecycle.ENABLED and key.last_rotation_date is not None \
+                and key.rotation_interval is not None:
             due["RotateKeys"].append(key.last_rotation_date + key.rotation_interval)
         # DeleteExpiredKeys: lifecycle.is_gone
         if key.state == lifecycle.PENDING_DELETION and key.delete_date is not None:

@@ -24,8 +24,8 @@ import importlib
 import inspect
 import io
 import json
+from collections.abc import Callable
 from http import HTTPStatus
-from typing import Callable
 from urllib.parse import urlencode
 
 Answer = tuple[int, dict[str, str], bytes]

@@ -103,7 +103,7 @@ class MockKms:
 
     def _use_default_credentials(self) -> None:
         values = (ACCESS_KEY_ID, self._live.secret, None)
-        for name, value in zip(_CREDENTIAL_ENV, values):
+        for name, value in zip(_CREDENTIAL_ENV, values, strict=True):
             if value is None:
                 os.environ.pop(name, None)
             else:
@@ -112,7 +112,7 @@ class MockKms:
         # chain would otherwise go on to the ECS metadata service.
         module = _credential_module()
         if module is not None:
-            for attribute, value in zip(_CREDENTIAL_ATTRIBUTES, values):
+            for attribute, value in zip(_CREDENTIAL_ATTRIBUTES, values, strict=True):
                 setattr(module, attribute, value)
 
     def __exit__(self, *exc_info) -> None:
@@ -124,9 +124,9 @@ class MockKms:
                     os.environ[name] = value
             module = _credential_module()
             if module is not None and self._saved_chain is not None:
-                for attribute, value in zip(_CREDENTIAL_ATTRIBUTES, self._saved_chain):
+                for attribute, value in zip(_CREDENTIAL_ATTRIBUTES, self._saved_chain, strict=True):
                     setattr(module, attribute, value)
-            if self in _active:
+            if self in _active and self._state is not None:  # (an active double has a state)
                 _service.stack.remove(self._state)
                 _active.remove(self)
             if not _active:
@@ -240,8 +240,8 @@ class MockKms:
                 accounts.open_service(state.store, state.default, account, state.clock.now())
             except errors.ForbiddenOpened:
                 pass
-        docs = None if policy is None else policy if isinstance(policy, list) else [policy]
-        docs = None if docs is None else [json.loads(d) if isinstance(d, str) else d for d in docs]
+        given = None if policy is None else policy if isinstance(policy, list) else [policy]
+        docs = None if given is None else [json.loads(d) if isinstance(d, str) else d for d in given]
         return AccessKey(*identity.create(state.store, state.default, account, docs, state.clock.now()))
 
     def seed(self, source) -> dict:
@@ -252,7 +252,7 @@ class MockKms:
     def reset(self) -> None:
         """Throw the state away and start again (with the seed), as a fresh entry would."""
         fresh = _service.State(self._options, self._seed)
-        if self in _active:
+        if self in _active and self._state is not None:
             stack = _service.stack
             stack[stack.index(self._state)] = fresh
         if self._state is not None:

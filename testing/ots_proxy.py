@@ -12,8 +12,8 @@ one request, not a random byte of a stream. What it can do to a request, per the
 
 `latency` is added to every request on top of the rules. Rules match an action ("PutRow", taken from
 the request path) or every request, may let the first `skip` matching requests pass, fire with a
-probability drawn from one seeded generator and at most `count` times, and the first rule that fires decides the request's fault. Everything can be
-changed while traffic flows. Typical use, with the `ots_proxy` fixture of
+probability drawn from one seeded generator and at most `count` times, and the first rule that fires
+decides the request's fault. Everything can be changed while traffic flows. Typical use, with the `ots_proxy` fixture of
 tests/fakes/tablestore_fixtures.py:
 
     proxy.latency = 0.010                                # 10 ms per request
@@ -220,9 +220,11 @@ class OtsProxy:
         self.stop()
 
     def _accept(self) -> None:
+        listener = self._listener
+        assert listener is not None  # started before this thread
         while not self._stopping.is_set():
             try:
-                client, _ = self._listener.accept()
+                client, _ = listener.accept()
             except OSError:
                 return
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

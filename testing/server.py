@@ -78,7 +78,7 @@ def start_server(data_dir: str | Path | None = None, *, seed: str | Path | None 
     """Start the runner and wait until it accepts connections. A port taken by someone else between
     choosing and binding it is retried with another."""
     owns = data_dir is None
-    path = Path(tempfile.mkdtemp(prefix="alikms-server-") if owns else data_dir).resolve()
+    path = Path(tempfile.mkdtemp(prefix="alikms-server-") if data_dir is None else data_dir).resolve()
     path.mkdir(parents=True, exist_ok=True)
     creds = {"KMS_ACCESS_KEY_ID": "LTAI" + secrets.token_hex(10), "KMS_ACCESS_KEY_SECRET": secrets.token_urlsafe(24),
              "KMS_ACCOUNT_ID": str(10**15 + secrets.randbelow(9 * 10**15)), "KMS_REGION": region}

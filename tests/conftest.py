@@ -130,7 +130,7 @@ def invoke(local_env):
     return call
 
 
-from tests.fakes.tablestore_fixtures import *  # noqa: E402,F401,F403 - ots_backend, tablestore_store, ots_http
+from tests.fakes.tablestore_fixtures import *  # noqa: E402, F403 - ots_backend, tablestore_store, ots_http
 
 
 class Kms:

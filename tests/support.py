@@ -1,7 +1,10 @@
-"""Test helpers: start the local runner on a free port, sign raw requests, build SDK clients."""
+"""Test helpers shared by every area: start the local runner on a free port, sign raw requests, build
+SDK clients, checked calls, and the small conversions every area's tests use."""
 
 from __future__ import annotations
 
+import base64
+import calendar
 import hashlib
 import http.client
 import json
@@ -11,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlencode
@@ -22,6 +26,27 @@ EVENTS = Path(__file__).resolve().parent / "events"
 TEST_AK = "LTAItestAccessKey0001"
 TEST_SECRET = "TestAccessKeySecret0123456789"
 TEST_ACCOUNT = "1234567890123456"
+REGION = "cn-hangzhou"
+SCOPE = f"{TEST_ACCOUNT}/{REGION}"  # the store's partition of the test account's region
+DAY = 86400
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def unb64(text: str) -> bytes:
+    return base64.b64decode(text)
+
+
+def unique(prefix: str = "s") -> str:
+    """A name no other test uses (tests share runners and stores)."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def epoch(text: str) -> int:
+    """The epoch second of an API time (`2024-01-01T00:00:00Z`); `timestamp` is the inverse."""
+    return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
 
 
 def event(name: str, **fields) -> dict:
@@ -113,8 +138,7 @@ def sign_v1_params(action: str, params: dict, ak: str, secret: str, method: str 
     full = {"Action": action, "Version": "2016-01-20", "Format": "JSON", "AccessKeyId": ak,
             "SignatureMethod": "HMAC-SHA1", "SignatureVersion": "1.0",
             "SignatureNonce": nonce or secrets.token_hex(16), "Timestamp": ts or timestamp(), **params}
-    sts = signing.rpc_v1_string_to_sign(method, {**full, **(body or {})})
-    full["Signature"] = signing.rpc_v1_signature(secret, sts)
+    full["Signature"] = signing.rpc_v1_sign(secret, method, {**full, **(body or {})})
     return full
 
 
@@ -137,10 +161,8 @@ def call(server: Server, action: str, params: dict | None = None, *, scheme: str
         hdrs.update({"x-acs-date": ts or timestamp(), "x-acs-signature-nonce": nonce or secrets.token_hex(16),
                      "x-acs-content-sha256": hashlib.sha256(payload).hexdigest()})
         signed = sorted(h for h in hdrs if h.startswith("x-acs-") or h in ("host", "content-type"))
-        canonical = signing.acs3_canonical_request(method, "/", query, hdrs, signed,
-                                                   hdrs["x-acs-content-sha256"])
-        sig = signing.acs3_signature(secret, signing.acs3_string_to_sign(canonical))
-        hdrs["Authorization"] = f"ACS3-HMAC-SHA256 Credential={ak},SignedHeaders={';'.join(signed)},Signature={sig}"
+        hdrs["Authorization"] = signing.acs3_authorization(ak, secret, method, "/", query, hdrs, signed,
+                                                           hdrs["x-acs-content-sha256"])
     hdrs.update(headers or {})
     qs = raw_query if raw_query is not None else "&".join(f"{quote(k, safe='')}={quote(v, safe='')}"
                                                           for k, v in query.items())
@@ -177,6 +199,15 @@ def classic_do(server: Server, client, request) -> dict:
     request.set_endpoint(server.endpoint)
     request.set_protocol_type("http")
     return json.loads(client.do_action_with_exception(request))
+
+
+def until(condition, seconds: float = 10.0, what: str = "timed out") -> None:
+    """Wait for `condition()` to hold, polling, failing the test after `seconds`: for what a test
+    waits on (a worker noticing a change, a record written after its answer), never a fixed sleep."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
 
 
 def run_together(functions, timeout: float = 30) -> list:
@@ -222,6 +253,22 @@ def ok(kms, action: str, params: dict | None = None) -> dict:
     assert status == 200, (action, params, body)
     assert body["RequestId"]
     return body
+
+
+def create_key(kms, **params) -> str:
+    """CreateKey (checked); the new key's id."""
+    return ok(kms, "CreateKey", params)["KeyMetadata"]["KeyId"]
+
+
+def describe_key(kms, key_id: str) -> dict:
+    """DescribeKey (checked); the key's KeyMetadata."""
+    return ok(kms, "DescribeKey", {"KeyId": key_id})["KeyMetadata"]
+
+
+def edit_key(store, key_id: str, **fields) -> None:
+    """Rewrite fields of a key row of the test account directly (white box: moves a key in time)."""
+    item = store.get("keys", SCOPE, key_id)
+    store.update("keys", SCOPE, key_id, {**item.data, **fields}, item.rev)
 
 
 def err(kms, action: str, params: dict | None, code: str, status: int, param: str | None = None) -> dict:

@@ -22,7 +22,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from alikms.deploy import entrypoints, tables as create_tables, templates as gen_template
+from alikms.deploy import entrypoints
+from alikms.deploy import tables as create_tables
+from alikms.deploy import templates as gen_template
 from alikms.runner.cron import Schedule
 from alikms.shared.registry import ACTIONS, JOBS, snake
 from alikms.shared.store.base import TABLES
@@ -190,7 +192,7 @@ def test_template_declares_every_table():
 def test_routing_has_one_route_per_action():
     routes = load(gen_template.ROUTING)["routes"]
     assert [r["name"] for r in routes] == [a.name for a in ACTIONS]
-    for route, action in zip(routes, ACTIONS):
+    for route, action in zip(routes, ACTIONS, strict=True):
         assert route["name"].isalnum()  # the plug-in allows letters and digits only
         assert route["backend"] == {"functionName": action.name}
         assert f"'{action.name}'" in route["condition"]

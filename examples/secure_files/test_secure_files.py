@@ -7,9 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from Tea.exceptions import TeaException
-
 import secure_files
+from Tea.exceptions import TeaException
 
 HERE = Path(__file__).parent
 pytestmark = pytest.mark.mock_kms(seed=HERE / "seed.yaml")

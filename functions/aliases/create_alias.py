@@ -12,8 +12,8 @@ from __future__ import annotations
 from pydantic import field_validator
 
 from alikms.shared import aliases, errors, keys, lifecycle
-from alikms.shared.models import AliasName, ApiModel, KeyIdParam, Response
 from alikms.shared.context import Context
+from alikms.shared.models import AliasName, ApiModel, KeyIdParam, Response
 from alikms.shared.records import Alias
 from alikms.shared.runtime import api_handler
 from alikms.shared.store import Conflict

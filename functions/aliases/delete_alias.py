@@ -6,8 +6,8 @@ Errors: MissingParameter, InvalidParameter, Forbidden.AliasNotFound.
 from __future__ import annotations
 
 from alikms.shared import errors
-from alikms.shared.models import AliasName, ApiModel, Response
 from alikms.shared.context import Context
+from alikms.shared.models import AliasName, ApiModel, Response
 from alikms.shared.records import Alias
 from alikms.shared.runtime import api_handler
 from alikms.shared.store import Conflict

@@ -7,8 +7,8 @@ Errors: InvalidParameter.
 from __future__ import annotations
 
 from alikms.shared import aliases
-from alikms.shared.models import ApiModel, PageNumber, PageSize100, Response, page
 from alikms.shared.context import Context
+from alikms.shared.models import ApiModel, PageNumber, PageSize100, Response, page
 from alikms.shared.runtime import api_handler
 
 

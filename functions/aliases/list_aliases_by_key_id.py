@@ -6,8 +6,8 @@ KeyId is a key id or key ARN. Errors: MissingParameter, InvalidParameter, Forbid
 from __future__ import annotations
 
 from alikms.shared import aliases, keys
-from alikms.shared.models import ApiModel, KeyIdParam, PageNumber, PageSize101, Response, page
 from alikms.shared.context import Context
+from alikms.shared.models import ApiModel, KeyIdParam, PageNumber, PageSize101, Response, page
 from alikms.shared.runtime import api_handler
 
 

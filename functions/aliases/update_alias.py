@@ -7,8 +7,8 @@ Rejected.PendingDeletion (new target PendingDeletion).
 from __future__ import annotations
 
 from alikms.shared import errors, keys, lifecycle
-from alikms.shared.models import AliasName, ApiModel, KeyIdParam, Response
 from alikms.shared.context import Context
+from alikms.shared.models import AliasName, ApiModel, KeyIdParam, Response
 from alikms.shared.records import Alias, retrying
 from alikms.shared.runtime import api_handler
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import base64
 
 from alikms.shared import asymmetric, keyspecs
-from alikms.shared.models import ApiModel, Digest, Flag, KeyIdParam, KeyVersionIdParam, Name, Response
 from alikms.shared.context import Context
+from alikms.shared.models import ApiModel, Digest, Flag, KeyIdParam, KeyVersionIdParam, Name, Response
 from alikms.shared.runtime import api_handler
 
 

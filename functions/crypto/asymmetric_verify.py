@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-
-from alikms.shared import asymmetric, errors, keyspecs
 from typing import Annotated
 
 from pydantic import Field
 
-from alikms.shared.models import ApiModel, Digest, Flag, KeyIdParam, KeyVersionIdParam, Name, Response
+from alikms.shared import asymmetric, errors, keyspecs
 from alikms.shared.context import Context
+from alikms.shared.models import ApiModel, Digest, Flag, KeyIdParam, KeyVersionIdParam, Name, Response
 from alikms.shared.runtime import api_handler
 
 

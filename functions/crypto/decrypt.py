@@ -15,8 +15,8 @@ from typing import Annotated
 from pydantic import Field
 
 from alikms.shared import envelope, errors
-from alikms.shared.models import ApiModel, EncryptionContext, Flag, Recipient, Response
 from alikms.shared.context import Context
+from alikms.shared.models import ApiModel, EncryptionContext, Flag, Recipient, Response
 from alikms.shared.runtime import api_handler
 
 

@@ -9,8 +9,8 @@ Rejected.Disabled / PendingDeletion / PendingImport, DryRunOperationError.
 from __future__ import annotations
 
 from alikms.shared import envelope
-from alikms.shared.models import ApiModel, Base64Bytes, EncryptionContext, Flag, KeyIdParam, Response
 from alikms.shared.context import Context
+from alikms.shared.models import ApiModel, Base64Bytes, EncryptionContext, Flag, KeyIdParam, Response
 from alikms.shared.runtime import api_handler
 
 MAX_PLAINTEXT = 6144
@@ -18,7 +18,7 @@ MAX_PLAINTEXT = 6144
 
 class EncryptRequest(ApiModel):
     key_id: KeyIdParam
-    plaintext: Base64Bytes(MAX_PLAINTEXT)
+    plaintext: Base64Bytes(MAX_PLAINTEXT)  # type: ignore[valid-type]  # (a type made per action: models.py)
     encryption_context: EncryptionContext = None
     dry_run: Flag = False
 
@@ -31,8 +31,8 @@ class EncryptResponse(Response):
 
 def encrypt(req: EncryptRequest, ctx: Context) -> EncryptResponse:
     key = envelope.encryption_key(ctx, req.key_id)
-    blob = envelope.encrypt(ctx, key, req.plaintext, req.encryption_context)
-    return EncryptResponse(ciphertext_blob=blob, key_id=key.key_id, key_version_id=key.primary_key_version)
+    blob, vid = envelope.encrypt(ctx, key, req.plaintext, req.encryption_context)
+    return EncryptResponse(ciphertext_blob=blob, key_id=key.key_id, key_version_id=vid)
 
 
 handler = api_handler(__name__, EncryptRequest, encrypt)

@@ -16,8 +16,8 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from alikms.shared import asymmetric, envelope
-from alikms.shared.models import ApiModel, EncryptionContext, Flag, Response
 from alikms.shared.context import Context
+from alikms.shared.models import ApiModel, EncryptionContext, Flag, Response
 from alikms.shared.runtime import api_handler
 
 

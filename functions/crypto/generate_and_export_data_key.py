@@ -15,8 +15,8 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from alikms.shared import asymmetric, crypto, envelope
-from alikms.shared.models import ApiModel, DataKeyBytes, DataKeySpec, EncryptionContext, Flag, KeyIdParam, Response
 from alikms.shared.context import Context
+from alikms.shared.models import ApiModel, DataKeyBytes, DataKeySpec, EncryptionContext, Flag, KeyIdParam, Response
 from alikms.shared.runtime import api_handler
 
 
@@ -44,9 +44,9 @@ def generate_and_export_data_key(req: GenerateAndExportDataKeyRequest,
     data_key = crypto.random_bytes(envelope.data_key_size(req.number_of_bytes, req.key_spec))
     exported = asymmetric.export(req.public_key_blob, req.wrapping_key_spec, req.wrapping_algorithm, data_key,
                                  "NumberOfBytes")
-    blob = envelope.encrypt(ctx, key, data_key, req.encryption_context)
+    blob, vid = envelope.encrypt(ctx, key, data_key, req.encryption_context)
     return GenerateAndExportDataKeyResponse(ciphertext_blob=blob, exported_data_key=exported, key_id=key.key_id,
-                                            key_version_id=key.primary_key_version)
+                                            key_version_id=vid)
 
 
 handler = api_handler(__name__, GenerateAndExportDataKeyRequest, generate_and_export_data_key)

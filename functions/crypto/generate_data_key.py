@@ -11,9 +11,17 @@ from __future__ import annotations
 import base64
 
 from alikms.shared import crypto, envelope, errors
-from alikms.shared.models import (ApiModel, DataKeyBytes, DataKeySpec, EncryptionContext, Flag, KeyIdParam, Recipient,
-                                  Response)
 from alikms.shared.context import Context
+from alikms.shared.models import (
+    ApiModel,
+    DataKeyBytes,
+    DataKeySpec,
+    EncryptionContext,
+    Flag,
+    KeyIdParam,
+    Recipient,
+    Response,
+)
 from alikms.shared.runtime import api_handler
 
 
@@ -38,9 +46,9 @@ def generate_data_key(req: GenerateDataKeyRequest, ctx: Context) -> GenerateData
         raise errors.UnsupportedOperation()
     key = envelope.encryption_key(ctx, req.key_id)
     data_key = crypto.random_bytes(envelope.data_key_size(req.number_of_bytes, req.key_spec))
-    blob = envelope.encrypt(ctx, key, data_key, req.encryption_context)
+    blob, vid = envelope.encrypt(ctx, key, data_key, req.encryption_context)
     return GenerateDataKeyResponse(ciphertext_blob=blob, key_id=key.key_id,
-                                   key_version_id=key.primary_key_version,
+                                   key_version_id=vid,
                                    plaintext=base64.b64encode(data_key).decode())
 
 

@@ -8,8 +8,8 @@ DryRunOperationError.
 from __future__ import annotations
 
 from alikms.shared import asymmetric
-from alikms.shared.models import ApiModel, Flag, KeyIdParam, KeyVersionIdParam, Response
 from alikms.shared.context import Context
+from alikms.shared.models import ApiModel, Flag, KeyIdParam, KeyVersionIdParam, Response
 from alikms.shared.runtime import api_handler
 
 

@@ -21,8 +21,8 @@ from typing import Annotated
 from pydantic import Field
 
 from alikms.shared import asymmetric, envelope, errors, keyspecs
-from alikms.shared.models import ApiModel, EncryptionContext, Flag, KeyIdParam, KeyVersionIdParam, Name, Response
 from alikms.shared.context import Context
+from alikms.shared.models import ApiModel, EncryptionContext, Flag, KeyIdParam, KeyVersionIdParam, Name, Response
 from alikms.shared.runtime import api_handler
 
 
@@ -47,22 +47,21 @@ def re_encrypt(req: ReEncryptRequest, ctx: Context) -> ReEncryptResponse:
     destination = envelope.encryption_key(ctx, req.destination_key_id)
     source = (req.source_key_id, req.source_key_version_id, req.source_encryption_algorithm)
     if any(v is not None for v in source):
-        if any(v is None for v in source):
+        key_id, version_id, algorithm = source
+        if key_id is None or version_id is None or algorithm is None:
             raise errors.MissingParameter(name=("SourceKeyId", "SourceKeyVersionId", "SourceEncryptionAlgorithm")
                                           [source.index(None)])
-        _, private = asymmetric.usable(ctx, req.source_key_id, req.source_key_version_id,
-                                       keyspecs.ENCRYPT_DECRYPT, req.source_encryption_algorithm,
+        _, private = asymmetric.usable(ctx, key_id, version_id, keyspecs.ENCRYPT_DECRYPT, algorithm,
                                        "SourceEncryptionAlgorithm")
         try:
             raw = base64.b64decode(req.ciphertext_blob, validate=True)
         except (binascii.Error, ValueError):
             raise envelope.bad_ciphertext() from None
-        plaintext = asymmetric.decrypt(private, req.source_encryption_algorithm, raw)
+        plaintext = asymmetric.decrypt(private, algorithm, raw)
     else:
         _, _, plaintext = envelope.decrypt(ctx, req.ciphertext_blob, req.source_encryption_context)
-    blob = envelope.encrypt(ctx, destination, plaintext, req.destination_encryption_context)
-    return ReEncryptResponse(ciphertext_blob=blob, key_id=destination.key_id,
-                             key_version_id=destination.primary_key_version)
+    blob, vid = envelope.encrypt(ctx, destination, plaintext, req.destination_encryption_context)
+    return ReEncryptResponse(ciphertext_blob=blob, key_id=destination.key_id, key_version_id=vid)
 
 
 handler = api_handler(__name__, ReEncryptRequest, re_encrypt)

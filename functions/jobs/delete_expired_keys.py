@@ -51,7 +51,8 @@ def _orphans(ctx: Context) -> int:
     for version in KeyVersion.scan(ctx.store):
         slot = (version.scope, version.key_id)
         if slot not in known:
-            known[slot] = Key.get(ctx.store, *slot) is not None or version.key_id == secrets.service_key_id(version.scope)
+            known[slot] = (Key.get(ctx.store, *slot) is not None
+                           or version.key_id == secrets.service_key_id(version.scope))
         if known[slot] or version.creation_date + ORPHAN_AGE > ctx.now:
             continue
         try:

@@ -19,7 +19,11 @@ ORPHAN_AGE = 3600
 
 def delete_expired_secrets(ctx: Context, payload: dict) -> dict:
     deleted, failed, seen = [], [], 0
-    for secret in Secret.scan(ctx.store, lambda item, exc: failed.append({"SecretName": item.sk, "Error": type(exc).__name__})):
+
+    def unreadable(item, exc: Exception) -> None:
+        failed.append({"SecretName": item.sk, "Error": type(exc).__name__})
+
+    for secret in Secret.scan(ctx.store, unreadable):
         seen += 1
         if not secrets.is_gone(secret, ctx.now):
             continue

@@ -20,13 +20,24 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 
 from alikms.shared import crypto, errors, keys, keyspecs, lifecycle, versions
-from alikms.shared.models import ApiModel, Description, Flag, KeyRotationInterval, Name, PolicyText, Response, CreateTags
 from alikms.shared.context import Context
+from alikms.shared.models import (
+    ApiModel,
+    CreateTags,
+    Description,
+    Flag,
+    KeyRotationInterval,
+    Name,
+    PolicyText,
+    Response,
+)
 from alikms.shared.records import Key
 from alikms.shared.runtime import api_handler
 
+
 class CreateKeyRequest(ApiModel):
     description: Description = ""
+    # (a Literal of the registry's key specs: built from tuples, which pydantic reads and mypy cannot)
     key_spec: Literal[keyspecs.SYMMETRIC + keyspecs.ASYMMETRIC] = "Aliyun_AES_256"  # type: ignore[valid-type]
     key_usage: Literal["ENCRYPT/DECRYPT", "SIGN/VERIFY"] | None = None
     origin: Literal["Aliyun_KMS", "EXTERNAL"] = "Aliyun_KMS"

@@ -7,8 +7,8 @@ Errors: MissingParameter, Unsupported.Origin, Forbidden.KeyNotFound.
 from __future__ import annotations
 
 from alikms.shared import errors, keys, versions
-from alikms.shared.models import ApiModel, KeyIdParam, Response
 from alikms.shared.context import Context
+from alikms.shared.models import ApiModel, KeyIdParam, Response
 from alikms.shared.runtime import api_handler
 
 

@@ -6,8 +6,8 @@ Errors: MissingParameter, InvalidParameter, Forbidden.KeyNotFound.
 from __future__ import annotations
 
 from alikms.shared import keys
-from alikms.shared.models import ApiModel, KeyIdParam, Response
 from alikms.shared.context import Context
+from alikms.shared.models import ApiModel, KeyIdParam, Response
 from alikms.shared.runtime import api_handler
 
 

@@ -8,8 +8,8 @@ PendingImport), Rejected.UnsupportedOperation (the secrets service's own key).
 from __future__ import annotations
 
 from alikms.shared import keys, lifecycle
-from alikms.shared.models import ApiModel, KeyIdParam, Response
 from alikms.shared.context import Context
+from alikms.shared.models import ApiModel, KeyIdParam, Response
 from alikms.shared.runtime import api_handler
 
 

@@ -12,8 +12,8 @@ import base64
 from typing import Literal
 
 from alikms.shared import byok, errors, keys
-from alikms.shared.models import ApiModel, KeyIdParam, Response
 from alikms.shared.context import Context
+from alikms.shared.models import ApiModel, KeyIdParam, Response
 from alikms.shared.runtime import api_handler
 
 

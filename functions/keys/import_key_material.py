@@ -18,8 +18,8 @@ from typing import Annotated
 from pydantic import Field
 
 from alikms.shared import byok, errors, keys, lifecycle, versions
-from alikms.shared.models import ApiModel, KeyIdParam, Response, UnixTime
 from alikms.shared.context import Context
+from alikms.shared.models import ApiModel, KeyIdParam, Response, UnixTime
 from alikms.shared.records import Key
 from alikms.shared.runtime import api_handler
 

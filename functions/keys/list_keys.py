@@ -14,8 +14,8 @@ from typing import Annotated
 from pydantic import BeforeValidator
 
 from alikms.shared import lifecycle
-from alikms.shared.models import ApiModel, PageNumber, PageSize101, Response, page, parse_filters
 from alikms.shared.context import Context
+from alikms.shared.models import ApiModel, PageNumber, PageSize101, Response, page, parse_filters
 from alikms.shared.records import Alias, Key
 from alikms.shared.runtime import api_handler
 

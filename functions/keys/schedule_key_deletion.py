@@ -15,8 +15,8 @@ from typing import Annotated
 from pydantic import Field
 
 from alikms.shared import keys, lifecycle
-from alikms.shared.models import ApiModel, KeyIdParam, Response
 from alikms.shared.context import Context
+from alikms.shared.models import ApiModel, KeyIdParam, Response
 from alikms.shared.records import Key
 from alikms.shared.runtime import api_handler
 

@@ -7,8 +7,8 @@ Rejected.PendingDeletion.
 from __future__ import annotations
 
 from alikms.shared import keys
-from alikms.shared.models import ApiModel, Description, KeyIdParam, Response
 from alikms.shared.context import Context
+from alikms.shared.models import ApiModel, Description, KeyIdParam, Response
 from alikms.shared.records import Key
 from alikms.shared.runtime import api_handler
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from alikms.shared import accounts
-from alikms.shared.models import ApiModel, Response
 from alikms.shared.context import Context
+from alikms.shared.models import ApiModel, Response
 from alikms.shared.runtime import api_handler
 
 

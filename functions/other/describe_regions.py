@@ -6,8 +6,8 @@ regions would point clients at endpoints this deployment does not have.
 
 from __future__ import annotations
 
-from alikms.shared.models import ApiModel, Response
 from alikms.shared.context import Context
+from alikms.shared.models import ApiModel, Response
 from alikms.shared.runtime import api_handler
 
 

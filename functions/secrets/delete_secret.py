@@ -14,8 +14,8 @@ from typing import Annotated
 from pydantic import Field
 
 from alikms.shared import errors, keys, secrets
-from alikms.shared.models import ApiModel, Flag, Response, SecretName
 from alikms.shared.context import Context
+from alikms.shared.models import ApiModel, Flag, Response, SecretName
 from alikms.shared.records import Secret, retrying
 from alikms.shared.runtime import api_handler
 

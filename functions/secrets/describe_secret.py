@@ -6,8 +6,8 @@ Errors: MissingParameter, InvalidParameter, Forbidden.ResourceNotFound.
 from __future__ import annotations
 
 from alikms.shared import secrets
-from alikms.shared.models import ApiModel, Flag, Response, SecretName
 from alikms.shared.context import Context
+from alikms.shared.models import ApiModel, Flag, Response, SecretName
 from alikms.shared.runtime import api_handler
 
 

@@ -17,8 +17,8 @@ from typing import Annotated
 from pydantic import Field
 
 from alikms.shared import errors
-from alikms.shared.models import ApiModel, Flag, Response
 from alikms.shared.context import Context
+from alikms.shared.models import ApiModel, Flag, Response
 from alikms.shared.runtime import api_handler
 
 PUNCTUATION = "!\"#$%&'()*+,-./:;<=>?@[\\]^_{|}~"

@@ -10,8 +10,8 @@ Rejected.ResourceInDeleteWindow, Forbidden.KeyNotFound / Rejected.Disabled / Rej
 from __future__ import annotations
 
 from alikms.shared import errors, keys, secrets
-from alikms.shared.models import ApiModel, Flag, Recipient, Response, SecretName, SecretVersionId, StageLabel
 from alikms.shared.context import Context
+from alikms.shared.models import ApiModel, Flag, Recipient, Response, SecretName, SecretVersionId, StageLabel
 from alikms.shared.runtime import api_handler
 
 
@@ -43,9 +43,10 @@ def get_secret_value(req: GetSecretValueRequest, ctx: Context) -> GetSecretValue
         if req.version_stage is not None and secret.stages.get(req.version_stage) != vid:
             raise errors.ResourceNotFound()
     else:
-        vid = secret.stages.get(req.version_stage or secrets.CURRENT)
-        if vid is None:
+        staged = secret.stages.get(req.version_stage or secrets.CURRENT)
+        if staged is None:
             raise errors.ResourceNotFound()
+        vid = staged
     data, data_type = secrets.read_value(ctx, secret, vid)
     return GetSecretValueResponse(
         secret_name=secret.name, secret_type=secret.secret_type,

@@ -7,8 +7,8 @@ Errors: MissingParameter, InvalidParameter, Forbidden.ResourceNotFound.
 from __future__ import annotations
 
 from alikms.shared import keys, secrets
-from alikms.shared.models import ApiModel, Flag, PageNumber, PageSize100, Response, SecretName, page
 from alikms.shared.context import Context
+from alikms.shared.models import ApiModel, Flag, PageNumber, PageSize100, Response, SecretName, page
 from alikms.shared.runtime import api_handler
 
 

@@ -14,8 +14,8 @@ from typing import Annotated
 from pydantic import BeforeValidator
 
 from alikms.shared import secrets
-from alikms.shared.models import ApiModel, Flag, PageNumber, PageSize100, Response, page, parse_filters
 from alikms.shared.context import Context
+from alikms.shared.models import ApiModel, Flag, PageNumber, PageSize100, Response, page, parse_filters
 from alikms.shared.records import Secret
 from alikms.shared.runtime import api_handler
 

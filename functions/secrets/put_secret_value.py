@@ -16,19 +16,18 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from alikms.shared import errors, jsonparam, secrets
-from alikms.shared.models import ApiModel, Response, SecretData, SecretName, SecretVersionId, StageLabel
 from alikms.shared.context import Context
+from alikms.shared.models import ApiModel, Response, SecretData, SecretName, SecretVersionId, StageLabel
 from alikms.shared.records import Secret
 from alikms.shared.runtime import api_handler
 from alikms.shared.store import StoreUnavailable
-
 
 Stages = Annotated[list[StageLabel], Field(min_length=1, max_length=32)]
 
 
 class _Wrapped(BaseModel):  # the 2021 example's form
     model_config = ConfigDict(extra="forbid", strict=True)
-    VersionStage: Stages  # noqa: N815 - the wire name
+    VersionStage: Stages
 
 
 def _unique(doc: list[str] | _Wrapped) -> list[str]:
@@ -43,7 +42,8 @@ class PutSecretValueRequest(ApiModel):
     version_id: SecretVersionId
     secret_data: SecretData
     secret_data_type: Literal["text", "binary"] = "text"
-    version_stages: Annotated[list[str] | None, jsonparam.param(jsonparam.shape(Stages | _Wrapped), 16384, _unique)] = None
+    version_stages: Annotated[list[str] | None,
+                              jsonparam.param(jsonparam.shape(Stages | _Wrapped), 16384, _unique)] = None
 
 
 class PutSecretValueResponse(Response):

@@ -7,8 +7,8 @@ Rejected.ResourceInUse (not scheduled for deletion).
 from __future__ import annotations
 
 from alikms.shared import errors, secrets
-from alikms.shared.models import ApiModel, Response, SecretName
 from alikms.shared.context import Context
+from alikms.shared.models import ApiModel, Response, SecretName
 from alikms.shared.records import Secret
 from alikms.shared.runtime import api_handler
 

@@ -11,8 +11,8 @@ from typing import Annotated, Any
 from pydantic import Field, model_validator
 
 from alikms.shared import errors, secrets
-from alikms.shared.models import ApiModel, Response, SecretName
 from alikms.shared.context import Context
+from alikms.shared.models import ApiModel, Response, SecretName
 from alikms.shared.records import Secret
 from alikms.shared.runtime import api_handler
 
@@ -21,7 +21,8 @@ class UpdateSecretRequest(ApiModel):
     secret_name: SecretName
     description: Annotated[str, Field(max_length=8192)] | None = None
     # Tea flattens the model to ExtendedConfig.CustomData.<k>; the classic SDK sends one JSON field.
-    extended_config_custom_data: Annotated[str, Field(max_length=1024)] | None = Field(None, alias="ExtendedConfig.CustomData")
+    extended_config_custom_data: Annotated[str, Field(max_length=1024)] | None = Field(
+        None, alias="ExtendedConfig.CustomData")
 
     @model_validator(mode="before")
     @classmethod

@@ -12,8 +12,8 @@ Rejected.ResourceInDeleteWindow.
 from __future__ import annotations
 
 from alikms.shared import errors, secrets
-from alikms.shared.models import ApiModel, Response, SecretName, SecretVersionId, StageLabel
 from alikms.shared.context import Context
+from alikms.shared.models import ApiModel, Response, SecretName, SecretVersionId, StageLabel
 from alikms.shared.records import Secret
 from alikms.shared.runtime import api_handler
 

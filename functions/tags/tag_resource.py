@@ -14,8 +14,8 @@ from typing import Annotated
 from pydantic import Field
 
 from alikms.shared import tagging, tags
-from alikms.shared.models import ApiModel, KeyIdParam, ResourceTags, Response, SecretName
 from alikms.shared.context import Context
+from alikms.shared.models import ApiModel, KeyIdParam, ResourceTags, Response, SecretName
 from alikms.shared.runtime import api_handler
 
 
@@ -31,12 +31,12 @@ class TagResourceResponse(Response):
 
 
 def tag_resource(req: TagResourceRequest, ctx: Context) -> TagResourceResponse:
-    kind = tagging.one_resource(req.key_id, req.secret_name, req.certificate_id)
+    kind, name = tagging.one_resource(req.key_id, req.secret_name, req.certificate_id)
     change = tagging.merge(tags.MAX_PER_RESOURCE, req.tags)
     if kind == "KeyId":
-        tagging.change_key_tags(ctx, req.key_id, change)
+        tagging.change_key_tags(ctx, name, change)
     else:
-        tagging.change_secret_tags(ctx, req.secret_name, change)
+        tagging.change_secret_tags(ctx, name, change)
     return TagResourceResponse()
 
 

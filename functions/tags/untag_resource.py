@@ -13,10 +13,9 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field
 
 from alikms.shared import jsonparam, tagging
-from alikms.shared.models import ApiModel, KeyIdParam, Response, SecretName
 from alikms.shared.context import Context
+from alikms.shared.models import ApiModel, KeyIdParam, Response, SecretName
 from alikms.shared.runtime import api_handler
-
 
 # Up to 50 keys of 1-128 characters: more than a resource can hold (20), fewer than costs anything.
 _TAG_KEYS = jsonparam.shape(Annotated[list[Annotated[str, Field(min_length=1, max_length=128)]],
@@ -47,11 +46,11 @@ class UntagResourceResponse(Response):
 
 
 def untag_resource(req: UntagResourceRequest, ctx: Context) -> UntagResourceResponse:
-    kind = tagging.one_resource(req.key_id, req.secret_name, req.certificate_id)
+    kind, name = tagging.one_resource(req.key_id, req.secret_name, req.certificate_id)
     if kind == "KeyId":
-        tagging.change_key_tags(ctx, req.key_id, tagging.remove(req.tag_keys))
+        tagging.change_key_tags(ctx, name, tagging.remove(req.tag_keys))
     else:
-        tagging.change_secret_tags(ctx, req.secret_name, tagging.remove(req.tag_keys))
+        tagging.change_secret_tags(ctx, name, tagging.remove(req.tag_keys))
     return UntagResourceResponse()
 
 

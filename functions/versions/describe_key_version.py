@@ -10,8 +10,8 @@ from typing import Annotated
 from pydantic import Field
 
 from alikms.shared import keys, versions
-from alikms.shared.models import ApiModel, KeyIdParam, Response
 from alikms.shared.context import Context
+from alikms.shared.models import ApiModel, KeyIdParam, Response
 from alikms.shared.runtime import api_handler
 
 

@@ -6,8 +6,8 @@ Errors: MissingParameter, InvalidParameter, Forbidden.KeyNotFound.
 from __future__ import annotations
 
 from alikms.shared import keys, versions
-from alikms.shared.models import ApiModel, KeyIdParam, PageNumber, PageSize101, Response, page
 from alikms.shared.context import Context
+from alikms.shared.models import ApiModel, KeyIdParam, PageNumber, PageSize101, Response, page
 from alikms.shared.runtime import api_handler
 
 

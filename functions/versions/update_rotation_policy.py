@@ -10,8 +10,8 @@ keys), Rejected.Disabled / PendingDeletion / PendingImport.
 from __future__ import annotations
 
 from alikms.shared import errors, keys, keyspecs, versions
-from alikms.shared.models import ApiModel, Flag, KeyIdParam, KeyRotationInterval, Response
 from alikms.shared.context import Context
+from alikms.shared.models import ApiModel, Flag, KeyIdParam, KeyRotationInterval, Response
 from alikms.shared.records import Key
 from alikms.shared.runtime import api_handler
 

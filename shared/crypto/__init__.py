@@ -1,4 +1,7 @@
-"""The crypto layer the actions use. Primitives live in `_primitives` (the only hazmat importer).
+"""The crypto layer the actions use. Primitives live in the private modules `_primitives` and
+`_asymmetric` (the only importers of `cryptography.hazmat`) and `_libcrypto` (OpenSSL's SM2), reached
+from outside this package only through its public functions and modules: this one (symmetric),
+`keypairs` (asymmetric keys), `blob`, `root`, `sm2` and `derive` (tests/test_layering.py checks it).
 
 Decryption failures of any kind surface as `DecryptError`, which carries no detail; the action
 layer turns it into the one documented error for a bad ciphertext.
@@ -10,8 +13,10 @@ from . import _primitives as _p
 from . import blob
 from .root import UnwrapError, root_key_id_of, unwrap, wrap
 
-__all__ = ["DecryptError", "UnwrapError", "wrap", "unwrap", "root_key_id_of", "new_symmetric_material", "new_key_material",
-           "random_bytes", "seal", "open_blob", "blob", "spec_supported"]
+__all__ = ["DecryptError", "UnwrapError", "wrap", "unwrap", "root_key_id_of", "new_symmetric_material",
+           "new_key_material",
+           "random_bytes", "seal", "open_blob", "blob", "spec_supported", "aead_seal", "aead_open", "derive_key",
+           "hmac_sha256", "hmac_sha256_ok"]
 
 # Key material length per symmetric KeySpec.
 SYMMETRIC_SIZES = {"Aliyun_AES_256": 32, "Aliyun_AES_192": 24, "Aliyun_AES_128": 16, "Aliyun_SM4": 16}
@@ -68,3 +73,31 @@ def open_blob(key_spec: str, material: bytes, parsed: blob.Blob, context: dict[s
         return _p.aes_gcm_open(material, parsed.iv, parsed.sealed, aad)
     except _p.InvalidTag as exc:
         raise DecryptError() from exc
+
+
+def aead_seal(key: bytes, plaintext: bytes, aad: bytes) -> tuple[bytes, bytes]:
+    """AES-GCM under `key` with a fresh IV: (IV, ciphertext followed by the tag)."""
+    iv = _p.random_bytes(_p.NONCE_SIZE)
+    return iv, _p.aes_gcm_seal(key, iv, plaintext, aad)
+
+
+def aead_open(key: bytes, iv: bytes, sealed: bytes, aad: bytes) -> bytes:
+    """The plaintext `aead_seal` sealed; DecryptError if anything does not match."""
+    try:
+        return _p.aes_gcm_open(key, iv, sealed, aad)
+    except _p.InvalidTag as exc:
+        raise DecryptError() from exc
+
+
+def derive_key(key: bytes, info: bytes, length: int = 32) -> bytes:
+    """A subkey of `key` for one purpose, named by `info` (HKDF-SHA256, no salt: `key` is uniform)."""
+    return _p.hkdf_sha256(key, info, length)
+
+
+def hmac_sha256(key: bytes, data: bytes) -> bytes:
+    return _p.hmac_sha256(key, data)
+
+
+def hmac_sha256_ok(key: bytes, data: bytes, tag: bytes) -> bool:
+    """Whether `tag` is the HMAC-SHA256 of `data` under `key` (compared in constant time)."""
+    return _p.hmac_sha256_ok(key, data, tag)

@@ -1,4 +1,4 @@
-"""RSA and EC (through `cryptography`) and SM2 (through `sm2`, OpenSSL's own implementation):
+"""RSA and EC (through `cryptography.hazmat`) and SM2 (through `sm2`, OpenSSL's own implementation):
 key generation, loading, signing a digest, public-key encryption. No policy, no API names beyond
 the algorithm identifiers; callers choose which algorithm a key spec allows.
 """
@@ -27,6 +27,7 @@ def generate(spec: str) -> bytes:
     """A new private key of `spec` as PKCS#8 DER."""
     if spec == "EC_SM2":
         return sm2.generate().to_der()
+    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
     if spec in RSA_BITS:
         key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS[spec])
     else:
@@ -35,11 +36,35 @@ def generate(spec: str) -> bytes:
                              serialization.NoEncryption())
 
 
+def ec_private_from_scalar(spec: str, scalar: int) -> bytes:
+    """The EC private key of `spec` with the given scalar, as PKCS#8 DER."""
+    key = ec.derive_private_key(scalar, EC_CURVES[spec]())
+    return key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def private_der_from_pem(spec: str, pem: str) -> bytes:
+    """PKCS#8 DER of an unencrypted PEM RSA or EC private key, which must be a key of `spec`;
+    ValueError if not."""
+    try:
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise ValueError("not an unencrypted PEM private key") from exc
+    if spec in RSA_BITS:
+        ok = isinstance(key, rsa.RSAPrivateKey) and key.key_size == RSA_BITS[spec]
+    else:
+        ok = isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, EC_CURVES[spec])
+    if not ok:
+        raise ValueError(f"the private key is not a {spec} key")
+    return key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
 def load_private(spec: str, der: bytes):
     if spec == "EC_SM2":
         return sm2.PrivateKey.from_der(der)
-    # The material was generated here and is authenticated by the root-key wrap, so the slow RSA
-    # consistency check (29-90 ms per load) buys nothing.
+    # The material was generated here and is authenticated by the root-key wrap, so the RSA
+    # consistency check (tens of milliseconds per load: docs/measurements.md) buys nothing.
     return serialization.load_der_private_key(der, password=None, unsafe_skip_rsa_key_validation=True)
 
 
@@ -82,7 +107,8 @@ def _encryption_padding(algorithm: str):
     return padding.PKCS1v15() if algorithm == "RSAES_PKCS1_V1_5" else _oaep(algorithm)
 
 
-# Padding and hash parameter objects are immutable: built once, not on every call (~1 us each).
+# Padding and hash parameter objects are immutable: built once, not on every call (each costs about
+# as much as a small call's own work: docs/measurements.md).
 _PREHASHED = utils.Prehashed(hashes.SHA256())
 _ECDSA = ec.ECDSA(_PREHASHED)
 _PKCS1 = padding.PKCS1v15()

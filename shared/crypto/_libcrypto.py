@@ -20,6 +20,7 @@ import ctypes.util
 import os
 import sys
 import threading
+from typing import TYPE_CHECKING, Any
 
 DIGEST_SIZE = 32
 
@@ -85,6 +86,9 @@ class _Lib:
             fn.restype = restype
             fn.argtypes = argtypes
             setattr(self, name, fn)
+
+    if TYPE_CHECKING:  # the functions of _PROTOTYPES, set above: ctypes function pointers
+        def __getattr__(self, name: str) -> Any: ...
 
 
 _lib: _Lib | None = None
@@ -244,7 +248,7 @@ def _d2i(lib: _Lib, fn, der: bytes, what: str, secret: bool = False) -> tuple[in
         obj = fn(None, ctypes.byref(cursor), len(der))
         if not obj:
             raise _fail(lib, f"{what}: not valid DER")
-        return obj, cursor.value - start
+        return obj, (cursor.value or 0) - start  # (c_void_p reads a null pointer as None)
     finally:
         if secret:
             ctypes.memset(buf, 0, len(der))

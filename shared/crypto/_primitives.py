@@ -1,16 +1,16 @@
-"""The only module that imports `cryptography.hazmat`. Thin, named operations; no policy."""
+"""Symmetric primitives from `cryptography.hazmat` (with `_asymmetric`, the only modules that import it).
+Thin, named operations; no policy. Outside the crypto package, use its public functions."""
 
 from __future__ import annotations
 
 import os
 from functools import lru_cache
 
-from cryptography.exceptions import InvalidTag
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 NONCE_SIZE = 12
 TAG_SIZE = 16
@@ -55,9 +55,9 @@ def sm4_gcm_open(key: bytes, nonce: bytes, sealed: bytes, aad: bytes) -> bytes:
     return dec.update(sealed[:-TAG_SIZE]) + dec.finalize()
 
 
-def hkdf_sha256(key: bytes, info: bytes, length: int = 32) -> bytes:
-    """A subkey of `key` for one purpose, named by `info` (HKDF-SHA256, no salt: `key` is uniform)."""
-    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=info).derive(key)
+def hkdf_sha256(key: bytes, info: bytes, length: int = 32, salt: bytes | None = None) -> bytes:
+    """A subkey of `key` for one purpose, named by `info` (HKDF-SHA256)."""
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=info).derive(key)
 
 
 def hmac_sha256(key: bytes, data: bytes) -> bytes:

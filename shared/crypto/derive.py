@@ -12,12 +12,8 @@ from __future__ import annotations
 import base64
 import binascii
 
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
-from . import SYMMETRIC_SIZES, sm2
-from ._asymmetric import EC_CURVES, RSA_BITS
+from . import SYMMETRIC_SIZES, _asymmetric, sm2
+from ._primitives import hkdf_sha256
 
 _SALT = b"alikms seed material v1"
 _ORDERS = {
@@ -28,7 +24,7 @@ DERIVABLE = tuple(SYMMETRIC_SIZES) + tuple(_ORDERS)
 
 
 def _hkdf(seed: bytes, label: str, size: int) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=size, salt=_SALT, info=label.encode()).derive(seed)
+    return hkdf_sha256(seed, label.encode(), size, salt=_SALT)
 
 
 def material(spec: str, seed: bytes, label: str) -> bytes:
@@ -40,9 +36,7 @@ def material(spec: str, seed: bytes, label: str) -> bytes:
         raise ValueError(f"{spec} material cannot be derived from a seed; give the private key as PEM")
     order = _ORDERS[spec]
     scalar = int.from_bytes(_hkdf(seed, label, 48), "big") % (order - 1) + 1
-    key = ec.derive_private_key(scalar, EC_CURVES[spec]())
-    return key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return _asymmetric.ec_private_from_scalar(spec, scalar)
 
 
 def private_key_from_pem(spec: str, pem: str) -> bytes:
@@ -53,18 +47,7 @@ def private_key_from_pem(spec: str, pem: str) -> bytes:
             return sm2.PrivateKey.from_der(der).to_der()
         except sm2.SM2Error as exc:
             raise ValueError("not an SM2 private key (PKCS#8 PEM)") from exc
-    try:
-        key = serialization.load_pem_private_key(pem.encode(), password=None)
-    except (ValueError, TypeError) as exc:
-        raise ValueError("not an unencrypted PEM private key") from exc
-    if spec in RSA_BITS:
-        ok = isinstance(key, rsa.RSAPrivateKey) and key.key_size == RSA_BITS[spec]
-    else:
-        ok = isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, EC_CURVES[spec])
-    if not ok:
-        raise ValueError(f"the private key is not a {spec} key")
-    return key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return _asymmetric.private_der_from_pem(spec, pem)
 
 
 def _pem_body(pem: str) -> bytes:

@@ -22,9 +22,11 @@ class UnwrapError(Exception):
     """A stored blob did not unwrap: wrong root key, corrupted row, or moved between rows."""
 
 
-# A local instance re-reads its root key file when it changes (checked at most once a second), so
-# a root-key rotation run by `scripts/admin rotate-root-key` reaches running workers: they read
-# under both keys and wrap new data under the new one. A deployment rolls KMS_ROOT_KEY instead.
+# A local instance re-reads its root key file when it changes (checked at most every RECHECK_SECONDS,
+# a stat() call), so a root-key rotation run by `scripts/admin rotate-root-key` reaches running
+# workers: they read under both keys and wrap new data under the new one. A deployment rolls
+# KMS_ROOT_KEY instead.
+RECHECK_SECONDS = 1.0
 _file_state: dict[str, tuple[float, int, dict[str, bytes]]] = {}
 
 
@@ -34,7 +36,7 @@ def keys(cfg: Config, force: bool = False) -> dict[str, bytes]:
         return cfg.root_keys
     checked, mtime, found = _file_state.get(str(path), (0.0, -1, cfg.root_keys))
     now = time.monotonic()
-    if force or now - checked >= 1.0:
+    if force or now - checked >= RECHECK_SECONDS:
         current = os.stat(path).st_mtime_ns
         if current != mtime:
             found = read_root_key_file(path)

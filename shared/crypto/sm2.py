@@ -98,7 +98,7 @@ class _Key:
     def __del__(self) -> None:
         try:
             self.close()
-        except Exception:  # interpreter shutdown: nothing sensible left to do
+        except Exception:  # noqa: BLE001 - interpreter shutdown: nothing sensible left to do
             pass
 
     def __enter__(self):

@@ -15,15 +15,35 @@ when tried. When tablestore is already imported (the tests' Tablestore fake impo
 happens. The deployment layer leaves aiohttp out altogether (alikms.deploy.package.EXCLUDED), and the
 loader test runs every function from it.
 
+Three more things the SDK's import does on every cold start are held off the same way, each only
+while `import tablestore` runs:
+
+* `platform.architecture()`: tablestore.plainbuffer sizes its length fields by its bits, and it runs
+  the `file` command on the interpreter (a subprocess) to learn what the pointer size already says.
+  Asked about this interpreter, it answers as platform itself does when `file` says nothing: the
+  bits of a C pointer (the linkage part, which the SDK ignores, is left empty).
+* `platform.platform()`: the SDK only puts it into the text of an ImportWarning (ignored by default)
+  when its C++ extension does not load, and it runs `uname -p` (a subprocess) to name the processor.
+  It answers system, release and machine from os.uname(), without the processor.
+* `tablestore.ots_sdk.ots_sdk`, the SDK's optional C++ extension (13 MB): 6.4 ships it built for
+  CPython 3.12 alone, and on any other Python loading it fails ("Python version mismatch") after
+  mapping it and running its static initialisers. There it is marked absent in sys.modules (None:
+  the import raises ImportError at once), so the SDK takes the same fallback it would take after
+  the failed load: its pure-Python encoder and decoder, the same bytes on the wire. On 3.12 it loads.
+
 This is the only module that imports the SDK; alikms.shared.store.tablestore takes its names from here.
 """
 
 from __future__ import annotations
 
+import os
+import platform
 import sys
 import types
 
 ASYNC_ONLY = ("aiohttp", "asyncio")  # what the SDK imports for AsyncOTSClient alone
+NATIVE = "tablestore.ots_sdk.ots_sdk"  # the C++ extension, and the one Python it is built for
+NATIVE_PYTHON = (3, 12)
 
 
 class _Unavailable:
@@ -54,16 +74,39 @@ def _standin(name: str) -> types.ModuleType:
     return module
 
 
+def _architecture_without_file(real):
+    """platform.architecture as the SDK's import sees it: for this interpreter, without running `file`."""
+
+    def architecture(executable: str = sys.executable, bits: str = "", linkage: str = "") -> tuple[str, str]:
+        # An empty executable is platform's own way to skip `file`: bits from struct.calcsize("P").
+        return real("" if executable == sys.executable else executable, bits, linkage)
+
+    return architecture
+
+
+def _platform_without_processor(aliased: bool = False, terse: bool = False) -> str:
+    """platform.platform as the SDK's import sees it: without `uname -p`."""
+    name = os.uname()
+    return f"{name.sysname}-{name.release}-{name.machine}"
+
+
 def _import_sdk() -> None:
     if "tablestore" in sys.modules:
         return
-    standins = {name: _standin(name) for name in ASYNC_ONLY if name not in sys.modules}
-    sys.modules.update(standins)
+    held: dict[str, types.ModuleType | None] = {name: _standin(name) for name in ASYNC_ONLY if name not in sys.modules}
+    if sys.version_info[:2] != NATIVE_PYTHON and NATIVE not in sys.modules:
+        held[NATIVE] = None
+    # (None in sys.modules makes an import of that name fail at once: the import system's own way)
+    sys.modules.update(held)  # type: ignore[arg-type]
+    real = platform.architecture, platform.platform
+    platform.architecture = _architecture_without_file(platform.architecture)
+    platform.platform = _platform_without_processor
     try:
         import tablestore  # noqa: F401 - the whole SDK, with the stand-ins in place
     finally:
-        for name, standin in standins.items():
-            if sys.modules.get(name) is standin:
+        platform.architecture, platform.platform = real
+        for name, standin in held.items():
+            if name in sys.modules and sys.modules[name] is standin:
                 del sys.modules[name]
 
 

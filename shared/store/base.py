@@ -140,5 +140,21 @@ class Store(ABC):
             except Conflict:
                 return False
 
-    def close(self) -> None:
+    # Seams for a process that keeps the store open across calls (the local runner). Each is a no-op
+    # where the backend keeps nothing of the kind; the SQLite store overrides them.
+
+    def release(self) -> None:  # noqa: B027 - a no-op unless the backend holds something (SQLite)
+        """End whatever this thread holds open between calls (SQLite: its read snapshot), before the
+        thread goes idle. Called by the runner after each call in a call thread and when idle."""
+
+    def nonce_usage(self, now: int) -> tuple[int, int] | None:
+        """(live nonces, slots) of a nonce table kept in this host's memory, or None where nonces are
+        rows of the store (Tablestore: the service bounds them)."""
+        return None
+
+    def save_nonces(self) -> None:  # noqa: B027 - a no-op unless the backend keeps a local table (SQLite)
+        """Copy a nonce table kept outside the store's files into them (at shutdown), so that replay
+        protection survives a reboot; nothing to do where nonces are rows of the store."""
+
+    def close(self) -> None:  # noqa: B027 - optional: only some backends hold connections
         """Release connections (optional)."""

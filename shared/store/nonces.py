@@ -2,9 +2,9 @@
 worker process (and every runner) on the data directory.
 
 Every signed request records its nonce, so this is on the hot path of every call. A SQLite write
-costs ~10 us of commit overhead plus lock waits when two workers write at once (`scripts/bench`
-measured a third of the signed-request rate going to it); here a check-and-insert is a hash, a
-lock and a few bytes of shared memory, a few microseconds.
+costs a commit plus lock waits when two workers write at once (a large share of the signed-request
+rate went to it: docs/measurements.md); here a check-and-insert is a hash, a lock and a few bytes
+of shared memory.
 
 Layout: `SLOTS` slots of 16 bytes: a 12-byte fingerprint of the nonce key (BLAKE2b) and a 4-byte
 little-endian expiry (epoch seconds; 0 or past = free). A key hashes to a window of `WINDOW`
@@ -12,12 +12,12 @@ consecutive slots; it is a replay if its fingerprint sits unexpired in the windo
 first free slot. A byte-range lock on just that window (an open-file-description lock, so it is
 per store object, plus a thread lock for threads sharing one object) makes the check-and-insert
 atomic across processes, while two requests contend only if their windows overlap (a whole-file
-lock measured 4x slower per call with two busy workers). A window full of live nonces means more requests
+lock measured several times slower per call with two busy workers). A window full of live nonces means more requests
 within the replay window than the table holds: the caller refuses the request (throttling) rather
 than forget a nonce. Expired slots are reused in place, so the table never needs sweeping.
 Where it lives (`table_path`): in shared memory (tmpfs, /dev/shm) by default. A file on disk is
 written back every half minute, and each page written back takes a write fault at its next write:
-that measured about 4% of a call and most of the run-to-run spread of `scripts/bench`. The table
+a measurable part of a call and most of the run-to-run spread of `scripts/bench`. The table
 survives runner restarts there, and a clean shutdown also saves it beside the database
 (`save`), from where a new table is seeded, so a reboot forgets no nonce either; only a crash of
 the whole host loses the last 15 minutes of nonces. Tables whose data directory is gone are removed
@@ -48,8 +48,8 @@ SLOT = 16
 WINDOW = 32
 # Default size: 2M nonces, 32 MB (KMS_NONCE_SLOTS): ~1,400 signed requests/s sustained over the
 # 15-minute window and a burst of about a million, and it fits a container's default 64 MB /dev/shm.
-# Size costs nothing per call once the pages are mapped (8M slots had measured 15 us slower per
-# request through write faults); it is memory.
+# Size costs nothing per call once the pages are mapped (before that, a larger table measured slower
+# per request through write faults: docs/measurements.md); it is memory.
 SLOTS = 1 << 21
 SHM = "/dev/shm"
 _FP = 12
@@ -135,7 +135,8 @@ class SharedNonces:
         self._mm = mmap.mmap(self._fd, size, flags=flags)
         if sys.platform == "linux":
             # MAP_POPULATE maps a shared file's pages read-only: each page's first write in each
-            # process still took a fault (ext4 page_mkwrite, ~5% of a worker's CPU early in a run).
+            # process still took a fault (ext4 page_mkwrite: a visible share of a worker's CPU early in
+            # a run, docs/measurements.md).
             # MADV_POPULATE_WRITE (Linux 5.14; the constant is missing from Python 3.11) maps them
             # writable up front without changing a byte, so it is safe beside running writers.
             with contextlib.suppress(OSError):

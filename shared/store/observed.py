@@ -24,18 +24,14 @@ _TIMED = frozenset({"get", "put_new", "update", "delete", "query", "scan", "coun
 class ObservedStore(Store):
     def __init__(self, inner: Store) -> None:
         self.inner = inner
-        # What the backend does its own way and is not timed here (`changes`, `close`, a local nonce
-        # table...) is called on it straight: inheriting Store's default would hide the backend's.
+        # What the backend does its own way and is not timed here (`changes`, `release`, `close`, a local
+        # nonce table...) is called on it straight: inheriting Store's default would hide the backend's.
         for name, default in vars(Store).items():
             if callable(default) and not name.startswith("_") and name not in _TIMED \
                     and getattr(type(inner), name, default) is not default:
                 setattr(self, name, getattr(inner, name))
         if type(inner).remember_nonce is not Store.remember_nonce:  # a local table: called straight
             self.remember_nonce = inner.remember_nonce  # type: ignore[method-assign]
-
-    def __getattr__(self, name: str):
-        # Backend extras (`release`, `save_nonces`, `nonce_usage`...) pass through untouched.
-        return getattr(self.inner, name)
 
     def _failed(self, op: str, table: str, exc: Exception) -> None:
         if isinstance(exc, Conflict):

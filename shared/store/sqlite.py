@@ -47,8 +47,8 @@ def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
     # Keep the WAL from growing without bound under a steady write load.
     conn.execute("PRAGMA journal_size_limit=67108864")
     # Read the first 256 MB through a memory map: with 100,000 keys the rows outgrow SQLite's 2 MB page
-    # cache and each lookup read its page from the OS again, a system call (a random lookup in an
-    # 80 MB table measured 7.0 us against 5.7 mapped; the OS page cache is shared by all workers).
+    # cache and each lookup read its page from the OS again, a system call (a random lookup measured
+    # cheaper mapped: docs/measurements.md; the OS page cache is shared by all workers).
     conn.execute("PRAGMA mmap_size=268435456")
     return conn
 
@@ -105,7 +105,7 @@ def _private_database(path: Path) -> None:
 
 class SqliteStore(Store):
     def __init__(self, path: str | Path, nonce_path: str | Path | None = None, nonce_slots: int | None = None,
-                 nonce_dir: str = "data") -> None:
+                 nonce_dir: str | None = "data") -> None:
         """`nonce_dir`: where the nonce table lives (`nonces.table_path`); "data" is beside the
         database, None the default (/dev/shm where the host has it)."""
         self._path = Path(path)
@@ -120,9 +120,9 @@ class SqliteStore(Store):
         _private_database(self._path)
         self._get_sql = {t: f"SELECT rev, data FROM {name} WHERE pk = ? AND sk = ?" for t, name in TABLES.items()}
         conn = self._conn()
-        for table in TABLES.values():
+        for physical in TABLES.values():
             conn.execute(
-                f"CREATE TABLE IF NOT EXISTS {table} (pk TEXT NOT NULL, sk TEXT NOT NULL, rev INTEGER NOT NULL,"
+                f"CREATE TABLE IF NOT EXISTS {physical} (pk TEXT NOT NULL, sk TEXT NOT NULL, rev INTEGER NOT NULL,"
                 " data TEXT NOT NULL, PRIMARY KEY (pk, sk)) WITHOUT ROWID"
             )
 
@@ -170,7 +170,8 @@ class SqliteStore(Store):
     def put_new(self, table: str, pk: str, sk: str, data: dict) -> Item:
         try:
             self._conn().execute(
-                f"INSERT INTO {TABLES[table]} (pk, sk, rev, data) VALUES (?, ?, 1, ?)", (pk, sk, orjson.dumps(data).decode())
+                f"INSERT INTO {TABLES[table]} (pk, sk, rev, data) VALUES (?, ?, 1, ?)",
+                (pk, sk, orjson.dumps(data).decode()),
             )
         except sqlite3.IntegrityError as exc:
             raise Conflict(f"{table} row exists") from exc
@@ -213,6 +214,7 @@ class SqliteStore(Store):
         return Page(items, items[-1].sk if len(rows) > limit else None)
 
     def scan(self, table: str, start_after: tuple[str, str] | None = None, limit: int = 100) -> list[Item]:
+        args: tuple
         if start_after is None:
             sql, args = f"SELECT pk, sk, rev, data FROM {TABLES[table]} ORDER BY pk, sk LIMIT ?", (limit,)
         else:

@@ -91,7 +91,8 @@ class EnvCredentialsProvider(CredentialsProvider):
         if not (akid and secret):
             raise RuntimeError("no Tablestore credentials: set OTS_ACCESS_KEY_ID/OTS_ACCESS_KEY_SECRET "
                                "or ALIBABA_CLOUD_ACCESS_KEY_ID/ALIBABA_CLOUD_ACCESS_KEY_SECRET")
-        return Credentials(akid, secret, token or None)
+        # (the SDK's hint says str; None is its default: no token)
+        return Credentials(akid, secret, token or None)  # type: ignore[arg-type]
 
 
 def _instance_from_endpoint(endpoint: str) -> str:

@@ -27,13 +27,12 @@ from tests.asymmetric.helpers import (
     key_row,
     now,
     ok,
-    sm2_ct_raw_to_der,
-    spki_point,
     token_rows,
     unb64,
     version_material,
     versions,
 )
+from tests.der import sm2_ct_raw_to_der, spki_point
 
 SIZES = {"Aliyun_AES_256": 32, "Aliyun_AES_128": 16, "Aliyun_AES_192": 24, "Aliyun_SM4": 16}
 WRAPPINGS = [("RSA_2048", "RSAES_PKCS1_V1_5", "rsa"), ("RSA_2048", "RSAES_OAEP_SHA_1", "rsa"),
@@ -133,7 +132,8 @@ def test_import_flow_for_every_wrapping_and_material_size(kms, wrapping_spec, al
             err(kms, "ImportKeyMaterial", {"KeyId": key, "ImportToken": params["ImportToken"],
                                            "EncryptedKeyMaterial": wrap(params, algorithm, other, flavour)},
                 "InvalidKeyMaterial", 400)
-        assert describe(kms, key)["KeyState"] == "Enabled" and version_material(kms.store, key, md["PrimaryKeyVersion"]) == material
+        assert describe(kms, key)["KeyState"] == "Enabled"
+        assert version_material(kms.store, key, md["PrimaryKeyVersion"]) == material
         decrypts(kms, blob)
 
 
@@ -165,7 +165,8 @@ def test_failed_imports_change_nothing(kms):
         err(kms, "ImportKeyMaterial", {**base, "EncryptedKeyMaterial": encrypted, "KeyMaterialExpireUnix": str(expire)},
             "InvalidParameter", 400, "KeyMaterialExpireUnix")
     for name in ("KeyId", "ImportToken", "EncryptedKeyMaterial"):
-        err(kms, "ImportKeyMaterial", {k: v for k, v in {**base, "EncryptedKeyMaterial": encrypted}.items() if k != name},
+        params = {**base, "EncryptedKeyMaterial": encrypted}
+        err(kms, "ImportKeyMaterial", {k: v for k, v in params.items() if k != name},
             "MissingParameter", 400, name)
     err(kms, "ImportKeyMaterial", {**base, "KeyId": str(uuid.uuid4()), "EncryptedKeyMaterial": encrypted},
         "Forbidden.KeyNotFound", 404)

@@ -28,14 +28,11 @@ from tests.asymmetric.helpers import (
     now,
     ok,
     pem_to_der,
-    pkcs8_sm2_scalar,
     public_pem,
-    sm2_ct_der_to_raw,
-    sm2_ct_raw_to_der,
-    spki_point,
     unb64,
     version_material,
 )
+from tests.der import pkcs8_sm2_scalar, sm2_ct_der_to_raw, sm2_ct_raw_to_der, spki_point
 
 CAPS = {"RSA_2048": {"RSAES_OAEP_SHA_256": 190, "RSAES_OAEP_SHA_1": 214},
         "RSA_3072": {"RSAES_OAEP_SHA_256": 318, "RSAES_OAEP_SHA_1": 342},
@@ -183,13 +180,15 @@ def test_reencrypt_from_an_asymmetric_ciphertext(kms, spec):
     context = {"purpose": "reencrypt"}
     for algorithm in CAPS[spec]:
         plaintext = f"moved with {algorithm}".encode()
-        for ciphertext in [encrypt(kms, key, vid, algorithm, plaintext), *_outside_encryptions(pem, algorithm, plaintext)]:
+        outside = _outside_encryptions(pem, algorithm, plaintext)
+        for ciphertext in [encrypt(kms, key, vid, algorithm, plaintext), *outside]:
             params = {"CiphertextBlob": b64(ciphertext), "DestinationKeyId": dest["KeyId"], "SourceKeyId": key,
                       "SourceKeyVersionId": vid, "SourceEncryptionAlgorithm": algorithm,
                       "DestinationEncryptionContext": json.dumps(context)}
             body = ok(kms, "ReEncrypt", params)
             assert (body["KeyId"], body["KeyVersionId"]) == (dest["KeyId"], dest["PrimaryKeyVersion"])
-            out = ok(kms, "Decrypt", {"CiphertextBlob": body["CiphertextBlob"], "EncryptionContext": json.dumps(context)})
+            out = ok(kms, "Decrypt", {"CiphertextBlob": body["CiphertextBlob"],
+                                      "EncryptionContext": json.dumps(context)})
             assert (unb64(out["Plaintext"]), out["KeyId"]) == (plaintext, dest["KeyId"])
     algorithm = next(iter(CAPS[spec]))
     ciphertext = encrypt(kms, key, vid, algorithm, b"abc")

@@ -17,14 +17,11 @@ from tests.asymmetric.helpers import (
     asym_key,
     b64,
     create_key,
-    der_seq,
-    der_tlv,
     err,
     ok,
-    sm2_ct_der_to_raw,
-    spki_point,
     unb64,
 )
+from tests.der import der_seq, der_tlv, sm2_ct_der_to_raw, spki_point
 
 CONTEXT = {"app": "export"}
 OID_EC_PUBLIC_KEY = bytes.fromhex("06072a8648ce3d0201")

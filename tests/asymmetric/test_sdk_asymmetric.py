@@ -14,16 +14,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 
 from tests import support
-from tests.asymmetric.helpers import pem_to_der, sm2_ct_raw_to_der, spki_point
+from tests.asymmetric.helpers import (
+    pem_to_der,
+)
+from tests.der import sm2_ct_raw_to_der, spki_point
 from tests.sdk_client import Sdk as BaseSdk
+from tests.support import b64
 
 KINDS = ("tea", "tea_v2", "classic")
 PREHASHED = utils.Prehashed(hashes.SHA256())
 OAEP256 = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 class Sdk(BaseSdk):
@@ -123,7 +123,8 @@ def test_sdk_generate_and_export_data_key(sdk):
     assert holder.decrypt(base64.b64decode(again["ExportedDataKey"]), sha1) == data_key
     sdk.fails("InvalidParameter", 400, "GenerateAndExportDataKey", KeyId=key, PublicKeyBlob=blob,
               WrappingKeySpec="EC_SM2", WrappingAlgorithm="SM2PKE")
-    sdk.fails("InvalidParameter", 400, "ExportDataKey", CiphertextBlob=body["CiphertextBlob"], EncryptionContext=context,
+    sdk.fails("InvalidParameter", 400, "ExportDataKey", CiphertextBlob=body["CiphertextBlob"],
+              EncryptionContext=context,
               PublicKeyBlob="bm90IGEga2V5", WrappingKeySpec="RSA_2048", WrappingAlgorithm="RSAES_OAEP_SHA_256")
 
 
@@ -131,7 +132,8 @@ def test_sdk_byok(sdk):
     key, vid = sdk.new_key(Origin="EXTERNAL")
     assert vid is None
     assert sdk("DescribeKey", KeyId=key)["KeyMetadata"]["KeyState"] == "PendingImport"
-    params = sdk("GetParametersForImport", KeyId=key, WrappingKeySpec="RSA_2048", WrappingAlgorithm="RSAES_OAEP_SHA_256")
+    params = sdk("GetParametersForImport", KeyId=key, WrappingKeySpec="RSA_2048",
+                 WrappingAlgorithm="RSAES_OAEP_SHA_256")
     assert params["KeyId"] == key and params["TokenExpireTime"]
     public = serialization.load_der_public_key(base64.b64decode(params["PublicKey"]))
     material = os.urandom(32)
@@ -163,7 +165,8 @@ def test_sdk_byok(sdk):
         EncryptedKeyMaterial=b64(public.encrypt(material, OAEP256)))
     assert base64.b64decode(sdk("Decrypt", CiphertextBlob=blob)["Plaintext"]) == b"imported"
     sdk.fails("InvalidParameter", 400, "ImportKeyMaterial", KeyId=key, ImportToken=params["ImportToken"],
-              KeyMaterialExpireUnix=int(time.time()) - 3600, EncryptedKeyMaterial=b64(public.encrypt(material, OAEP256)))
+              KeyMaterialExpireUnix=int(time.time()) - 3600,
+              EncryptedKeyMaterial=b64(public.encrypt(material, OAEP256)))
     plain, _ = sdk.new_key()
     sdk.fails("Unsupported.Origin", 400, "GetParametersForImport", KeyId=plain, WrappingKeySpec="RSA_2048",
               WrappingAlgorithm="RSAES_OAEP_SHA_256")

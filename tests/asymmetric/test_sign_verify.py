@@ -28,22 +28,20 @@ from tests.asymmetric.helpers import (
     now,
     ok,
     pem_to_der,
-    pkcs8_sm2_scalar,
     public_pem,
     sha256,
-    sig_der_to_raw,
-    sig_raw_to_der,
     sign,
     smx_digest,
     smx_sign_digest,
-    spki_point,
     verify,
     version_material,
     versions,
 )
+from tests.der import pkcs8_sm2_scalar, sig_der_to_raw, sig_raw_to_der, spki_point
 
 SIGN = "SIGN/VERIFY"
-ALGORITHMS = {"RSA_2048": ("RSA_PSS_SHA_256", "RSA_PKCS1_SHA_256"), "RSA_3072": ("RSA_PSS_SHA_256", "RSA_PKCS1_SHA_256"),
+ALGORITHMS = {"RSA_2048": ("RSA_PSS_SHA_256", "RSA_PKCS1_SHA_256"),
+              "RSA_3072": ("RSA_PSS_SHA_256", "RSA_PKCS1_SHA_256"),
               "EC_P256": ("ECDSA_SHA_256",), "EC_P256K": ("ECDSA_SHA_256",), "EC_SM2": ("SM2DSA",)}
 ALL_ALGORITHMS = ("RSA_PSS_SHA_256", "RSA_PKCS1_SHA_256", "ECDSA_SHA_256", "SM2DSA", "RSAES_OAEP_SHA_256",
                   "SM2PKE", "rsa_pss_sha_256", "SHA256")
@@ -123,7 +121,8 @@ def test_outside_signatures_verify_in_the_service(kms, spec):
         ours = sm2.PrivateKey.from_der(pkcs8).sign_digest(digest)
         by_digest = sig_raw_to_der(smx_sign_digest(pkcs8_sm2_scalar(pkcs8), digest))
         d_hex = pkcs8_sm2_scalar(pkcs8).hex()
-        by_message = sig_raw_to_der(smx.Sign(message, d_hex, f"{secrets.randbelow(smx.sm2_N - 1) + 1:064x}", 64, uid=SM2_UID))
+        by_message = sig_raw_to_der(smx.Sign(message, d_hex, f"{secrets.randbelow(smx.sm2_N - 1) + 1:064x}", 64,
+                                             uid=SM2_UID))
         for signature in (ours, by_digest, by_message):
             assert verify(kms, key, vid, "SM2DSA", digest, signature) is True
             assert verify(kms, key, vid, "SM2DSA", sha256(message), signature) is False

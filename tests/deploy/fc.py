@@ -15,7 +15,6 @@ from pathlib import Path
 
 from alikms.deploy import entrypoints, package, templates
 from alikms.shared.registry import ACTIONS, JOBS
-
 from tests import support
 
 HERE = Path(__file__).resolve().parent

@@ -3,28 +3,21 @@ functions of a built package (through API Gateway events, then through FC 3.0 HT
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
 import time
 from collections.abc import Callable
 
-from alikms.shared.crypto import sm2
-from alikms.shared.registry import ACTIONS, JOBS
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
+from alikms.shared.crypto import sm2
+from alikms.shared.registry import ACTIONS, JOBS
+from tests.support import b64, unb64
+
 Call = Callable[[str, dict], tuple[int, dict]]
 DAY = 86400
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def unb64(text: str) -> bytes:
-    return base64.b64decode(text)
 
 
 class Run:

@@ -20,11 +20,11 @@ import sys
 import threading
 
 import pytest
+
 from alikms.deploy import entrypoints, templates
 from alikms.shared import versions
 from alikms.shared.store.tablestore import create_tables
 from alikms.testing.fake_tablestore import serve
-
 from tests import support
 from tests.conftest import reset_caches
 

@@ -25,11 +25,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from alikms.deploy import entrypoints, package
 from alikms.shared.registry import ACTIONS, JOBS
 from alikms.shared.store.tablestore import create_tables
 from alikms.testing.fake_tablestore import serve
-
 from tests.deploy import fc, scenario
 
 TARGETS = {"native": package.native_target(), "python3.10": package.RUNTIMES["python3.10"],

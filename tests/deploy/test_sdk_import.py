@@ -40,12 +40,38 @@ PROBE = textwrap.dedent("""
 
 
 def test_store_imports_the_sdk_without_aiohttp():
-    done = subprocess.run([sys.executable, "-c", PROBE], cwd=support.ROOT, capture_output=True, text=True, check=False, timeout=120)
+    done = subprocess.run([sys.executable, "-c", PROBE], cwd=support.ROOT, capture_output=True, text=True,
+                          check=False, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
 
 
 def test_an_sdk_imported_first_is_used_as_it_is():
     probe = ("import sys, tablestore, aiohttp\nimport alikms.shared.store.tablestore as t\n"
              "assert t.OTSClient is tablestore.OTSClient and sys.modules['aiohttp'] is aiohttp\nprint('ok')")
-    done = subprocess.run([sys.executable, "-c", probe], cwd=support.ROOT, capture_output=True, text=True, check=False, timeout=120)
+    done = subprocess.run([sys.executable, "-c", probe], cwd=support.ROOT, capture_output=True, text=True,
+                          check=False, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_the_sdk_import_spawns_nothing_and_leaves_platform_as_it_was():
+    """What _sdk holds while the SDK is imported (platform's answers, the C++ extension on a Python it
+    was not built for) is back as it was afterwards, and the SDK got the same pointer size."""
+    probe = textwrap.dedent("""
+        import platform, struct, sys
+        spawned = []
+        sys.addaudithook(lambda event, args: spawned.append(args[0]) if event == "subprocess.Popen" else None)
+        real = platform.architecture, platform.platform
+        from alikms.shared.store import _sdk
+        import tablestore.encoder
+        from tablestore.plainbuffer.plain_buffer_consts import const
+        assert spawned == [], spawned
+        assert (platform.architecture, platform.platform) == real
+        assert const.SYS_BITS == struct.calcsize("P") * 8 and const.LITTLE_ENDIAN_SIZE == struct.calcsize("P")
+        assert sys.modules.get(_sdk.NATIVE, "gone") is not None  # no None left behind
+        if sys.version_info[:2] != _sdk.NATIVE_PYTHON:
+            assert not tablestore.encoder.NATIVE_ENCODER_AVAILABLE
+        print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", probe], cwd=support.ROOT, capture_output=True, text=True,
+                          check=False, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

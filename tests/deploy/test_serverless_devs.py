@@ -13,7 +13,6 @@ import subprocess
 
 from alikms.deploy import entrypoints, templates
 from alikms.shared.registry import ACTIONS, JOBS, snake
-
 from tests import support
 from tests.deploy.npm import npm_tool
 

@@ -3,37 +3,20 @@ edits that move a key in time, and raw views of what a key owns (versions, alias
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
 import time
 
 from tests import support
 
-REGION = "cn-hangzhou"
-SCOPE = f"{support.TEST_ACCOUNT}/{REGION}"
-DAY = 86400
+# Shared by every area's tests (tests/support.py), named here for the key tests.
+REGION, SCOPE, DAY = support.REGION, support.SCOPE, support.DAY
+b64, unb64 = support.b64, support.unb64
+ok, err = support.ok, support.err
+create_key, describe, edit_key = support.create_key, support.describe_key, support.edit_key
+
 STATES = ("Enabled", "Disabled", "PendingDeletion", "PendingImport")
 BAD_BLOB_MESSAGE = 'The specified parameter "CiphertextBlob" is not valid.'
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def unb64(text: str) -> bytes:
-    return base64.b64decode(text)
-
-
-ok, err = support.ok, support.err  # checked calls, shared by every area's tests
-
-
-def create_key(kms, **params) -> str:
-    return ok(kms, "CreateKey", {k: v for k, v in params.items()})["KeyMetadata"]["KeyId"]
-
-
-def describe(kms, key_id: str) -> dict:
-    return ok(kms, "DescribeKey", {"KeyId": key_id})["KeyMetadata"]
 
 
 def key_in_state(kms, state: str, **params) -> str:
@@ -93,12 +76,6 @@ def tag_json(pairs: dict[str, str]) -> str:
 
 def key_row(store, key_id: str):
     return store.get("keys", SCOPE, key_id)
-
-
-def edit_key(store, key_id: str, **fields) -> None:
-    """Rewrite fields of a key row directly (moves a key in time without waiting)."""
-    item = key_row(store, key_id)
-    store.update("keys", SCOPE, key_id, {**item.data, **fields}, item.rev)
 
 
 def make_overdue(store, key_id: str, seconds_ago: int = 60) -> None:

@@ -132,7 +132,7 @@ def test_alias_race_gives_one_alias(kms, new_store, per_thread_store, forced):
         per_thread_store(store)
         return kms.call("CreateAlias", {"AliasName": "alias/raced", "KeyId": key})
 
-    results = run_together([lambda s=s, k=k: create(s, k) for s, k in zip(stores, contenders)])
+    results = run_together([lambda s=s, k=k: create(s, k) for s, k in zip(stores, contenders, strict=True)])
     outcomes = sorted((status, body.get("Code")) for status, body in results)
     assert outcomes == [(200, None), (400, "AliasAlreadyExists")], results
     winner = contenders[[status for status, _ in results].index(200)]
@@ -162,7 +162,8 @@ def forms(key: str) -> dict[str, str]:
 def test_actions_taking_an_alias(kms, action):
     key = create_key(kms)
     ok(kms, "CreateAlias", {"AliasName": "alias/named", "KeyId": key})
-    extra = {n: (v if v is not None else describe(kms, key)["PrimaryKeyVersion"]) for n, v in WITH_ALIAS[action].items()}
+    extra = {n: (v if v is not None else describe(kms, key)["PrimaryKeyVersion"])
+             for n, v in WITH_ALIAS[action].items()}
     for form, value in forms(key).items():
         body = ok(kms, action, {"KeyId": value, **extra})
         resolved = (body.get("KeyMetadata") or body.get("KeyVersion") or body).get("KeyId")

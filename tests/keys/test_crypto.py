@@ -125,7 +125,8 @@ def test_context_cannot_be_shifted_between_keys_and_values(kms):
 def test_unicode_context(kms):
     key = create_key(kms)
     raw_context = json.dumps({"名前": "値", "e": "é"}, ensure_ascii=False)
-    blob = ok(kms, "Encrypt", {"KeyId": key, "Plaintext": b64(b"u"), "EncryptionContext": raw_context})["CiphertextBlob"]
+    blob = ok(kms, "Encrypt", {"KeyId": key, "Plaintext": b64(b"u"),
+                               "EncryptionContext": raw_context})["CiphertextBlob"]
     escaped = '{"e":"\\u00e9","\\u540d\\u524d":"\\u5024"}'
     assert unb64(ok(kms, "Decrypt", {"CiphertextBlob": blob, "EncryptionContext": escaped})["Plaintext"]) == b"u"
 

@@ -39,7 +39,7 @@ RPI = ("Rejected.PendingImport", 409)
 
 
 def row(enabled, disabled, pending_deletion, pending_import):
-    return dict(zip(STATES, (enabled, disabled, pending_deletion, pending_import)))
+    return dict(zip(STATES, (enabled, disabled, pending_deletion, pending_import), strict=True))
 
 
 USE = row(OK, RD, RPD, RPI)

@@ -4,7 +4,6 @@ threads that each hold their own store object on the same data."""
 
 from __future__ import annotations
 
-import calendar
 import json
 import threading
 import time
@@ -34,14 +33,8 @@ from tests.keys.helpers import (
     version_rows,
     versions,
 )
-
-
-def iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
-
-
-def epoch(text: str) -> int:
-    return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
+from tests.support import epoch
+from tests.support import timestamp as iso
 
 
 def rotating_key(kms, interval: str = "7d", **params) -> str:
@@ -65,7 +58,7 @@ def test_old_blobs_decrypt_after_three_rotations(kms):
     assert len({v1, v2, v3, v4}) == 4
     assert kms.fire("RotateKeys", now + 16 * DAY)["Rotated"] == []  # idempotent
     assert versions(kms, key) == [v1, v2, v3, v4]  # oldest first
-    for (vid, blob), (plain, n) in zip(blobs.items(), ((b"one", "1"), (b"two", "2"), (b"three", "3"))):
+    for (vid, blob), (plain, n) in zip(blobs.items(), ((b"one", "1"), (b"two", "2"), (b"three", "3")), strict=True):
         out = decrypt(kms, blob, {"v": n})
         assert (out["raw"], out["KeyVersionId"], out["KeyId"]) == (plain, vid, key)
     newest = encrypt(kms, key, b"four")

@@ -12,6 +12,7 @@ import uuid
 import pytest
 
 from tests.sdk_client import Sdk
+from tests.support import b64
 
 KINDS = ("tea", "tea_v2", "classic")
 
@@ -19,10 +20,6 @@ KINDS = ("tea", "tea_v2", "classic")
 @pytest.fixture(params=KINDS)
 def sdk(request, server):
     return Sdk(request.param, server)
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 def test_envelope_flow(sdk):

@@ -4,7 +4,6 @@ metrics listener, reading and editing audit trail files."""
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -69,13 +68,6 @@ def trail_lines(data_dir: Path) -> dict[str, list[bytes]]:
 
 def rewrite(path: Path, lines: list[bytes]) -> None:
     path.write_bytes(b"".join(lines))
-
-
-def until(condition, seconds: float = 10.0) -> None:
-    deadline = time.time() + seconds
-    while not condition():
-        assert time.time() < deadline, "timed out"
-        time.sleep(0.1)
 
 
 def ring_of(data_dir: Path) -> dict[str, bytes]:

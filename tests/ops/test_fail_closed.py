@@ -16,7 +16,7 @@ from alikms.shared import audit, audit_trail
 from alikms.shared.audit_verify import verify
 from alikms.shared.config import get_config
 from tests import support
-from tests.ops.helpers import health, ring_of, scrape, start, stop, until, value
+from tests.ops.helpers import health, ring_of, scrape, start, stop, value
 
 REFUSED = ("ServiceUnavailableTemporary", 503)
 
@@ -89,7 +89,7 @@ def test_a_full_filesystem_refuses_calls_until_there_is_room(server_factory, tmp
     assert value(samples, "alikms_audit_blocked") == 1
 
     filler.unlink()
-    until(lambda: health(port)[0] == 200)  # the worker retries once a second without any call
+    support.until(lambda: health(port)[0] == 200)  # the worker retries once a second without any call
     status, body = support.call(srv, "ListKeys")
     assert status == 200 and body["TotalCount"] == 0
     ok.append(body["RequestId"])
@@ -118,7 +118,7 @@ def test_an_immutable_trail_file_refuses_calls_until_it_is_writable(server_facto
         assert status == 503 and body["audit"].startswith("error: ")
     finally:
         chattr("-i", *files)
-    until(lambda: health(port)[0] == 200)
+    support.until(lambda: health(port)[0] == 200)
     status, body = support.call(srv, "ListKeys")
     assert status == 200 and body["TotalCount"] == 0
     stop(srv)
@@ -152,11 +152,11 @@ def test_the_trail_directory_gone_refuses_calls_until_it_can_be_made(server_fact
         path.unlink()
     trail_dir.rmdir()
     trail_dir.write_text("not a directory")  # nothing can be created there
-    until(lambda: support.call(srv, "DescribeRegions")[0] == 503)  # noticed within a second
+    support.until(lambda: support.call(srv, "DescribeRegions")[0] == 503)  # noticed within a second
     refused(srv)
     assert health(port)[0] == 503
     trail_dir.unlink()
-    until(lambda: health(port)[0] == 200)
+    support.until(lambda: health(port)[0] == 200)
     assert support.call(srv, "DescribeRegions")[0] == 200
     stop(srv)
     (name,) = [p.name for p in audit.files(srv.data_dir)]  # the first file went with the directory

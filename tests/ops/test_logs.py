@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from alikms.runner import metrics
+from alikms.runner import listener, metrics
 from alikms.shared import log, ops, registry, runtime, telemetry
 from alikms.shared.store import get_store
 from alikms.shared.store.observed import ObservedStore
@@ -139,6 +139,7 @@ def test_a_store_fault_is_logged_and_raised(tmp_path, capfd, monkeypatch):
 def test_tablestore_retries_are_logged_and_its_sdk_stays_quiet(ots_backend, ots_client, capfd, monkeypatch, tmp_path):
     from alikms.shared.store import Conflict
     from alikms.shared.store.tablestore import TablestoreStore
+    from alikms.testing import _ots_wire as wire
     from alikms.testing import fake_tablestore as fake
 
     (tmp_path / "m").mkdir()
@@ -150,7 +151,7 @@ def test_tablestore_retries_are_logged_and_its_sdk_stays_quiet(ots_backend, ots_
         def send_receive(self, url, headers, body):
             if busy and url.endswith("GetRow"):
                 busy.pop()
-                return fake._reply("GetRow", 503, fake._error_body("OTSServerBusy", "busy"), None, None)
+                return wire.reply("GetRow", 503, wire.error_body("OTSServerBusy", "busy"), None, None)
             return super().send_receive(url, headers, body)
 
     client.connection = Busy(ots_backend)
@@ -173,10 +174,11 @@ def test_nonce_table_pressure_is_a_warning(caplog):
 
     stop_event = threading.Event()
     with caplog.at_level("WARNING", logger="kms"):
-        watcher = threading.Thread(target=metrics.watch_nonces, args=(Full(), stop_event, 0.01))
+        watcher = threading.Thread(target=listener.watch_nonces, args=(Full(), stop_event, 0.01))
         watcher.start()
         deadline = time.time() + 10
-        while not [r for r in caplog.records if getattr(r, "event", "") == "nonces.pressure"] and time.time() < deadline:
+        while (not [r for r in caplog.records if getattr(r, "event", "") == "nonces.pressure"]
+               and time.time() < deadline):
             time.sleep(0.01)
         stop_event.set()
         watcher.join()

@@ -17,7 +17,8 @@ from alikms.shared.audit_verify import verify
 from alikms.shared.store.observed import ObservedStore
 from alikms.shared.store.sqlite import SqliteStore
 from tests import support
-from tests.ops.helpers import get, health, ring_of, scrape, start, stop, until, value
+from tests.ops.helpers import get, health, ring_of, scrape, start, stop, value
+from tests.support import until
 
 
 def histogram(samples, name: str, **labels: str) -> tuple[float, list[float]]:

@@ -86,7 +86,7 @@ def test_a_full_disk_refuses_writes_loses_nothing_and_recovers(tmp_path, small_d
     srv = start_group(data_dir, env, workers=1)
     try:
         ledger = Ledger(Remote(srv))
-        for n in range(3):
+        for _ in range(3):
             ledger.create_key()
         ledger.put_secret("disk/a", "v1")
         assert ledger.refused == 0 and len(ledger.keys) == 3

@@ -15,8 +15,8 @@ import base64
 import json
 import os
 import time
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
@@ -29,6 +29,7 @@ from alikms.shared.records import Alias, Key, Secret
 from alikms.shared.store import Store, StoreUnavailable
 from tests import support
 from tests.reliability.invariants import DAY, check_invariants, context, leftovers, visible
+from tests.support import unique
 
 ok = support.ok
 
@@ -80,10 +81,6 @@ class FaultyStore(Store):
 
 
 # --- the scenarios ---------------------------------------------------------------------------------
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{os.urandom(6).hex()}"
-
 
 def new_key(kms, **params) -> str:
     return ok(kms, "CreateKey", params)["KeyMetadata"]["KeyId"]
@@ -195,7 +192,8 @@ SCENARIOS = [
              action("DeleteAlias", lambda s: {"AliasName": s["alias"]}),
              lambda kms, s: Alias.get(kms.store, context(kms.store).scope, s["alias"]) is None),
     Scenario("TagResource key", lambda kms: {"key": new_key(kms)},
-             action("TagResource", lambda s: {"KeyId": s["key"], "Tags": json.dumps([{"TagKey": "a", "TagValue": "b"}])}),
+             action("TagResource", lambda s: {"KeyId": s["key"], "Tags": json.dumps([{"TagKey": "a",
+                                                                                      "TagValue": "b"}])}),
              lambda kms, s: key_of(kms, s["key"]).tags == {"a": "b"}),
     Scenario("UntagResource secret",
              lambda kms: {"name": (n := unique("s")), "_": ok(kms, "CreateSecret", {

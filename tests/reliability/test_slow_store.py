@@ -79,10 +79,11 @@ def test_an_answer_held_through_a_long_turn_keeps_its_connection(local_env, monk
     # timer must not close the first connection as its answer finally leaves: the client would send
     # its next request into a closed connection.
     held = hold_key_reads(monkeypatch)
-    with runner_in_process(local_env, timeout_keep_alive=0.5) as srv:
+    keep_alive = 0.5
+    with runner_in_process(local_env, timeout_keep_alive=keep_alive) as srv:
         gate, slow = create_key(srv), create_key(srv)
         held.hold(gate)
-        held.holds[slow] = lambda: time.sleep(1.0)  # twice the keep-alive timeout
+        held.holds[slow] = lambda: time.sleep(2 * keep_alive)
         with socket.create_connection(("127.0.0.1", srv.port), timeout=15) as quick, quick.makefile("rb") as qf, \
                 socket.create_connection(("127.0.0.1", srv.port), timeout=15) as other, other.makefile("rb") as of:
             for sock, f in ((quick, qf), (other, of)):  # both connections open and kept alive

@@ -25,10 +25,13 @@ const client = new RPCClient({accessKeyId: ak, accessKeySecret: sk, endpoint, ap
   const key = await client.request('CreateKey', {Description: 'from node é中'}, {method: 'POST'});
   out.keyId = key.KeyMetadata.KeyId;
   out.description = key.KeyMetadata.Description;
-  const enc = await client.request('Encrypt', {KeyId: out.keyId, Plaintext: 'aGVsbG8gd29ybGQ=', EncryptionContext: ctx});
-  const dec = await client.request('Decrypt', {CiphertextBlob: enc.CiphertextBlob, EncryptionContext: ctx}, {method: 'POST'});
+  const enc = await client.request('Encrypt', {KeyId: out.keyId, Plaintext: 'aGVsbG8gd29ybGQ=',
+                                               EncryptionContext: ctx});
+  const dec = await client.request('Decrypt', {CiphertextBlob: enc.CiphertextBlob, EncryptionContext: ctx},
+                                   {method: 'POST'});
   out.plaintext = dec.Plaintext;
-  const sec = await client.request('CreateSecret', {SecretName: 'node/secret', VersionId: 'v1', SecretData: 'p@ss w0rd!*~\'()é'}, {method: 'POST'});
+  const sec = await client.request('CreateSecret', {SecretName: 'node/secret', VersionId: 'v1',
+                                                    SecretData: 'p@ss w0rd!*~\'()é'}, {method: 'POST'});
   const val = await client.request('GetSecretValue', {SecretName: 'node/secret'});
   out.secret = val.SecretData;
   try { await client.request('DescribeKey', {KeyId: 'no-such-key'}); } catch (err) { out.error = err.code; }

@@ -6,23 +6,21 @@ Raw requests cover what only other clients send (pop-core GET/POST, chunked bodi
 
 from __future__ import annotations
 
-import base64
-import calendar
 import hashlib
-import hmac
 import http.client
 import json
 import re
 import secrets
-import time
 import uuid
 from urllib.parse import quote
 
 import pytest
 
+from tests import reference_signing as ref
 from tests import support
 from tests.sdk_client import ApiError
 from tests.sdk_client import Sdk as Client
+from tests.support import epoch, unique
 
 CLIENTS = ("tea", "tea_v2", "classic")
 SYMMETRIC = ("Aliyun_AES_256", "Aliyun_AES_128", "Aliyun_AES_192", "Aliyun_SM4")
@@ -45,14 +43,6 @@ def client(kind, server) -> Client:
 
 def tags_json(tags: dict[str, str]) -> str:
     return json.dumps([{"TagKey": k, "TagValue": v} for k, v in tags.items()])
-
-
-def unique(prefix: str = "t") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-def epoch(iso: str) -> int:
-    return calendar.timegm(time.strptime(iso, "%Y-%m-%dT%H:%M:%SZ"))
 
 
 def list_ids(client: Client, filters: list[dict], **paging) -> tuple[set[str], int]:
@@ -383,16 +373,8 @@ def popcore_params(action: str, params: dict, method: str) -> dict:
             "SignatureNonce": secrets.token_hex(16), "SignatureVersion": "1.0", "Timestamp": support.timestamp(),
             "Version": "2016-01-20", **params}
     full = dict(sorted(full.items()))
-    full["Signature"] = _ref_v1_signature(method, full)
+    full["Signature"] = ref.v1_signature(support.TEST_SECRET, ref.v1_string_to_sign(method, full))  # not ours
     return full
-
-
-def _ref_v1_signature(method: str, params: dict) -> str:
-    """RPC v1 as wire.md §3 describes it (independent of alikms.shared.signing)."""
-    canonical = "&".join(f"{quote(k, safe='~')}={quote(v, safe='~')}" for k, v in sorted(params.items()))
-    sts = f"{method}&%2F&{quote(canonical, safe='~')}"
-    digest = hmac.new((support.TEST_SECRET + "&").encode(), sts.encode(), hashlib.sha1).digest()
-    return base64.b64encode(digest).decode()
 
 
 def node_encode(params: dict) -> str:

@@ -3,25 +3,17 @@ of a secret, and raw views of the store underneath."""
 
 from __future__ import annotations
 
-import base64
-import calendar
 import json
-import time
 import uuid
 
 from tests import support
 
-REGION = "cn-hangzhou"
-SCOPE = f"{support.TEST_ACCOUNT}/{REGION}"
-DAY = 86400
+# Shared by every area's tests (tests/support.py), named here for the secret tests.
+REGION, SCOPE, DAY = support.REGION, support.SCOPE, support.DAY
+ok, err, unique, b64, parse_iso = support.ok, support.err, support.unique, support.b64, support.epoch
+create_key, edit_key = support.create_key, support.edit_key
+
 ARN_PREFIX = f"acs:kms:{REGION}:{support.TEST_ACCOUNT}:secret/"
-
-
-ok, err = support.ok, support.err  # checked calls, shared by every area's tests
-
-
-def unique(prefix: str = "s") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
 def create(kms, name: str | None = None, data: str | None = None, vid: str = "v0", **extra) -> tuple[str, str]:
@@ -78,16 +70,11 @@ def snapshot(kms, name: str) -> tuple[dict, dict]:
     return desc, versions(kms, name)
 
 
-def parse_iso(text: str) -> int:
-    return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def create_key(kms, **params) -> str:
-    return ok(kms, "CreateKey", params)["KeyMetadata"]["KeyId"]
+def refused(kms, name: str, action: str, params: dict, code: str, status: int, param: str | None = None) -> None:
+    """The call fails as documented and changes nothing a caller can see."""
+    before = snapshot(kms, name)
+    err(kms, action, params, code, status, param)
+    assert snapshot(kms, name) == before
 
 
 # --- the store underneath ----------------------------------------------------------------------
@@ -99,11 +86,6 @@ def secret_row(store, name: str):
 def edit_secret(store, name: str, **fields) -> None:
     item = secret_row(store, name)
     store.update("secrets", SCOPE, name, {**item.data, **fields}, item.rev)
-
-
-def edit_key(store, key_id: str, **fields) -> None:
-    item = store.get("keys", SCOPE, key_id)
-    store.update("keys", SCOPE, key_id, {**item.data, **fields}, item.rev)
 
 
 def value_rows(store, name: str) -> dict[str, dict]:

@@ -76,7 +76,7 @@ def test_exclude_characters(password):
 
 
 def test_everything_excluded_is_invalid(invoke, password):
-    refused(invoke, {flag: "true" for flag in TYPES}, "PasswordLength")
+    refused(invoke, dict.fromkeys(TYPES, "true"), "PasswordLength")
     refused(invoke, {"ExcludeCharacters": POOL}, "PasswordLength")
     refused(invoke, {"ExcludeLowercase": "true", "ExcludeUppercase": "true", "ExcludeNumbers": "true",
                      "ExcludeCharacters": PUNCT}, "PasswordLength")

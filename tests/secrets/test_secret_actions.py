@@ -20,7 +20,7 @@ from tests.secrets.helpers import (
     ok,
     parse_iso,
     put,
-    snapshot,
+    refused,
     stages,
     unique,
     value,
@@ -32,13 +32,6 @@ IP = "InvalidParameter"
 NOT_FOUND = ("Forbidden.ResourceNotFound", 404)
 
 
-def refused(kms, name: str, action: str, params: dict, code: str, status: int, param: str | None = None) -> None:
-    """The call fails as documented and changes nothing a caller can see."""
-    before = snapshot(kms, name)
-    err(kms, action, params, code, status, param)
-    assert snapshot(kms, name) == before
-
-
 def secret_count(kms) -> int:
     return ok(kms, "ListSecrets", {"PageSize": "100"})["TotalCount"]
 
@@ -46,7 +39,8 @@ def secret_count(kms) -> int:
 def test_create_describe_get(kms):
     name = unique("app/db")
     body = ok(kms, "CreateSecret", {"SecretName": name, "VersionId": "v1", "SecretData": "pw-1",
-                                    "Description": "the db", "Tags": json.dumps([{"TagKey": "env", "TagValue": "prod"}])})
+                                    "Description": "the db", "Tags": json.dumps([{"TagKey": "env",
+                                                                                  "TagValue": "prod"}])})
     assert body["Arn"] == ARN_PREFIX + name and body["SecretType"] == "Generic"
     desc = describe(kms, name)
     assert desc["Arn"] == ARN_PREFIX + name and desc["SecretName"] == name and desc["SecretType"] == "Generic"
@@ -56,7 +50,8 @@ def test_create_describe_get(kms):
     assert "pw-1" not in json.dumps(desc)
     assert describe(kms, name, FetchTags="true")["Tags"] == {"Tag": [{"TagKey": "env", "TagValue": "prod"}]}
     got = value(kms, name)
-    assert (got["SecretName"], got["SecretData"], got["SecretDataType"], got["VersionId"]) == (name, "pw-1", "text", "v1")
+    assert (got["SecretName"], got["SecretData"], got["SecretDataType"], got["VersionId"]) \
+        == (name, "pw-1", "text", "v1")
     assert got["VersionStages"] == {"VersionStage": ["ACSCurrent"]} and got["SecretType"] == "Generic"
     assert got["CreateTime"] == desc["CreateTime"]
     # The ARN is accepted wherever a name is; another region's or account's ARN names nothing.
@@ -115,7 +110,8 @@ def test_tags_and_quota_on_create(kms, monkeypatch):
     monkeypatch.setenv("KMS_SECRET_QUOTA", "2")
     get_config.cache_clear()
     create(kms)
-    err(kms, "CreateSecret", {"SecretName": unique(), "VersionId": "v", "SecretData": "d"}, "Rejected.LimitExceeded", 400)
+    err(kms, "CreateSecret", {"SecretName": unique(), "VersionId": "v", "SecretData": "d"}, "Rejected.LimitExceeded",
+        400)
     assert secret_count(kms) == 2
     get_config.cache_clear()
 
@@ -154,7 +150,8 @@ def test_value_size_and_types(kms):
     assert value(kms, name)["SecretData"] == wide
     count = secret_count(kms)
     for too_big in ("x" * 30721, "中" * 10240 + "x"):
-        err(kms, "CreateSecret", {"SecretName": unique(), "VersionId": "v", "SecretData": too_big}, IP, 400, "SecretData")
+        err(kms, "CreateSecret", {"SecretName": unique(), "VersionId": "v", "SecretData": too_big}, IP, 400,
+            "SecretData")
         refused(kms, name, "PutSecretValue", {"SecretName": name, "VersionId": "v-big", "SecretData": too_big},
                 IP, 400, "SecretData")
     raw = os.urandom(48)
@@ -182,7 +179,8 @@ def test_put_moves_current_and_previous_and_custom_labels(kms):
     assert stages(kms, name) == {"ACSCurrent": "v1", "ACSPrevious": "v0"}
     assert value(kms, name)["SecretData"] == "d1"
     prev = value(kms, name, VersionStage="ACSPrevious")
-    assert (prev["VersionId"], prev["SecretData"], prev["VersionStages"]) == ("v0", d0, {"VersionStage": ["ACSPrevious"]})
+    assert (prev["VersionId"], prev["SecretData"], prev["VersionStages"]) == ("v0", d0,
+                                                                              {"VersionStage": ["ACSPrevious"]})
     assert value(kms, name, VersionId="v0")["SecretData"] == d0
     assert value(kms, name, VersionId="v1", VersionStage="ACSCurrent")["SecretData"] == "d1"
     put(kms, name, "v2", "d2", VersionStages='["MyLabel"]')
@@ -197,7 +195,8 @@ def test_put_moves_current_and_previous_and_custom_labels(kms):
     assert stages(kms, name)["MyLabel"] == "v4" and versions(kms, name)["v2"] == []
     assert value(kms, name, VersionId="v0")["VersionStages"] == {"VersionStage": []}
     for vid, stage in (("nope", None), (None, "NoSuchStage"), ("v0", "ACSCurrent")):
-        params = {"SecretName": name, **({"VersionId": vid} if vid else {}), **({"VersionStage": stage} if stage else {})}
+        params = {"SecretName": name, **({"VersionId": vid} if vid else {}),
+                  **({"VersionStage": stage} if stage else {})}
         err(kms, "GetSecretValue", params, *NOT_FOUND)
     err(kms, "GetSecretValue", {"SecretName": name, "VersionStage": "bad stage"}, IP, 400, "VersionStage")
 
@@ -318,7 +317,8 @@ def test_update_secret_version_stage(kms):
     ]
     for params, code, status in bad:
         refused(kms, name, "UpdateSecretVersionStage", {"SecretName": name, **params}, code, status)
-    err(kms, "UpdateSecretVersionStage", {"SecretName": "no-such", "VersionStage": "X", "MoveToVersion": "v"}, *NOT_FOUND)
+    err(kms, "UpdateSecretVersionStage", {"SecretName": "no-such", "VersionStage": "X", "MoveToVersion": "v"},
+        *NOT_FOUND)
 
 
 def test_list_secrets_paging_filters_and_tags(kms):
@@ -349,9 +349,11 @@ def test_list_secrets_paging_filters_and_tags(kms):
     assert listed(("Description", ["front"])) == ["c-web"]
     assert listed(("SecretType", ["Generic"])) == ["a-db-prod", "b-db-dev", "c-web"]
     assert listed(("TagKey", ["none"])) == []
-    body = ok(kms, "ListSecrets", {"FetchTags": "true", "Filters": json.dumps([{"Key": "SecretName", "Values": ["c-"]}])})
+    body = ok(kms, "ListSecrets", {"FetchTags": "true", "Filters": json.dumps([{"Key": "SecretName",
+                                                                                "Values": ["c-"]}])})
     assert body["SecretList"]["Secret"][0]["Tags"] == {"Tag": [{"TagKey": "team", "TagValue": "web"}]}
-    for bad in ("not json", '[{"Key": "Nope", "Values": ["x"]}]', json.dumps([{"Key": "SecretName", "Values": ["a"]}] * 11),
+    for bad in ("not json", '[{"Key": "Nope", "Values": ["x"]}]', json.dumps([{"Key": "SecretName",
+                                                                               "Values": ["a"]}] * 11),
                 json.dumps([{"Key": "SecretName", "Values": [str(i) for i in range(11)]}])):
         err(kms, "ListSecrets", {"Filters": bad}, IP, 400, "Filters")
     for size in ("0", "101"):
@@ -361,7 +363,8 @@ def test_list_secrets_paging_filters_and_tags(kms):
 def test_tags_on_secrets(kms):
     name, _ = create(kms)
     tags = lambda: describe(kms, name, FetchTags="true")["Tags"]["Tag"]  # noqa: E731
-    ok(kms, "TagResource", {"SecretName": name, "Tags": '[{"TagKey":"k1","TagValue":"a"},{"TagKey":"k2","TagValue":"b"}]'})
+    ok(kms, "TagResource", {"SecretName": name,
+                            "Tags": '[{"TagKey":"k1","TagValue":"a"},{"TagKey":"k2","TagValue":"b"}]'})
     ok(kms, "TagResource", {"SecretName": ARN_PREFIX + name, "Tags": '[{"TagKey":"k1","TagValue":"c"}]'})
     assert tags() == [{"TagKey": "k1", "TagValue": "c"}, {"TagKey": "k2", "TagValue": "b"}]
     listed = ok(kms, "ListSecrets", {"Filters": '[{"Key":"TagKey","Values":["k2"]}]'})["SecretList"]["Secret"]
@@ -370,7 +373,8 @@ def test_tags_on_secrets(kms):
     assert tags() == [{"TagKey": "k2", "TagValue": "b"}]
     ok(kms, "UntagResource", {"SecretName": ARN_PREFIX + name, "TagKeys": "k2"})
     assert tags() == []
-    ok(kms, "TagResource", {"SecretName": name, "Tags": json.dumps([{"TagKey": f"t{i}", "TagValue": "v"} for i in range(10)])})
+    ok(kms, "TagResource", {"SecretName": name, "Tags": json.dumps([{"TagKey": f"t{i}",
+                                                                     "TagValue": "v"} for i in range(10)])})
     refused(kms, name, "TagResource", {"SecretName": name, "Tags": '[{"TagKey":"t10","TagValue":"v"}]'},
             "Rejected.LimitExceeded", 400)
     refused(kms, name, "TagResource", {"SecretName": name, "Tags": '[{"TagKey":"acs:x","TagValue":"v"}]'}, IP, 400)

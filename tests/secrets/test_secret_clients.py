@@ -59,7 +59,8 @@ def test_secret_round_trip_through_each_sdk(client, server):
     assert listed["TotalCount"] == 2 and listed["PageSize"] == 10
     assert {v["VersionId"]: sorted(v["VersionStages"]["VersionStage"]) for v in listed["VersionIds"]["VersionId"]} == \
         {"v1": ["ACSPrevious"], "v2": ["ACSCurrent", "Extra"]}
-    client("UpdateSecretVersionStage", SecretName=name, VersionStage="Extra", RemoveFromVersion="v2", MoveToVersion="v1")
+    client("UpdateSecretVersionStage", SecretName=name, VersionStage="Extra", RemoveFromVersion="v2",
+           MoveToVersion="v1")
     assert client("GetSecretValue", SecretName=name, VersionStage="Extra")["VersionId"] == "v1"
     desc = client("DescribeSecret", SecretName=name, FetchTags="true")
     assert (desc["Arn"], desc["Description"], desc["SecretType"]) == (arn, "d é", "Generic")
@@ -130,7 +131,7 @@ def test_random_password_through_each_sdk(client):
     got = client("GetRandomPassword", PasswordLength="40", ExcludePunctuation="true", ExcludeCharacters="abc",
                  RequireEachIncludedType="true")["RandomPassword"]
     assert len(got) == 40 and set(got) <= set(string.ascii_letters + string.digits) - set("abc")
-    assert set(got) & set(string.ascii_lowercase) and set(got) & set(string.ascii_uppercase) and set(got) & set(string.digits)
+    assert all(set(got) & set(kind) for kind in (string.ascii_lowercase, string.ascii_uppercase, string.digits))
 
 
 # --- alibabacloud-secretsmanager-client-v2 ----------------------------------------------------------
@@ -139,7 +140,8 @@ def test_random_password_through_each_sdk(client):
 def no_secretsmanager_env(monkeypatch, tmp_path):
     """The caching client also reads its regions and credentials from the environment and from
     ./secretsmanager.properties: make sure neither is present."""
-    for name in ("cache_client_region_id", "credentials_type", "credentials_access_key_id", "credentials_access_secret"):
+    for name in ("cache_client_region_id", "credentials_type", "credentials_access_key_id",
+                 "credentials_access_secret"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
 
@@ -163,7 +165,8 @@ def test_secretsmanager_caching_client_reads_through_the_runner(server, no_secre
     cache = SecretManagerCacheClientBuilder.new_cache_client_builder(secret_client).build()
     try:
         info = cache.get_secret_info(name)
-        assert (info.secret_name, info.version_id, info.secret_value, info.secret_data_type) == (name, "c1", TRICKY, "text")
+        assert (info.secret_name, info.version_id, info.secret_value, info.secret_data_type) \
+            == (name, "c1", TRICKY, "text")
         assert cache.get_secret_value(name) == TRICKY
         admin("PutSecretValue", SecretName=name, VersionId="c2", SecretData=OTHER)
         assert cache.get_secret_value(name) == TRICKY  # served from the cache (TTL one hour)

@@ -7,6 +7,7 @@ documented roll-off of 10), every label on exactly one version, every kept value
 
 from __future__ import annotations
 
+import functools
 import importlib
 import threading
 import time
@@ -79,7 +80,8 @@ def test_two_puts_with_different_ids_keep_both_versions(kms, instance):
     name, _ = create(kms, data="d0")
     meet = threading.Barrier(2)
     results = support.run_together([lambda vid=vid: run_action(instance(), "PutSecretValue",
-                                               {"SecretName": name, "VersionId": vid, "SecretData": "data-" + vid}, meet)
+                                               {"SecretName": name, "VersionId": vid,
+                                                "SecretData": "data-" + vid}, meet)
                     for vid in ("va", "vb")])
     assert all(isinstance(r, dict) for r in results), results
     have = assert_consistent(kms, name)
@@ -96,7 +98,8 @@ def test_put_against_a_custom_label_move_keeps_both_effects(kms, instance):
     put(kms, name, "v1", "d1")
     meet = threading.Barrier(2)
     results = support.run_together([
-        lambda: run_action(instance(), "PutSecretValue", {"SecretName": name, "VersionId": "v2", "SecretData": "d2"}, meet),
+        lambda: run_action(instance(), "PutSecretValue", {"SecretName": name, "VersionId": "v2", "SecretData": "d2"},
+                           meet),
         lambda: run_action(instance(), "UpdateSecretVersionStage",
                            {"SecretName": name, "VersionStage": "Blue", "MoveToVersion": "v0"}, meet),
     ])
@@ -111,7 +114,8 @@ def test_put_against_an_acs_current_move_leaves_one_current(kms, instance):
     put(kms, name, "v1", "d1")
     meet = threading.Barrier(2)
     results = support.run_together([
-        lambda: run_action(instance(), "PutSecretValue", {"SecretName": name, "VersionId": "v2", "SecretData": "d2"}, meet),
+        lambda: run_action(instance(), "PutSecretValue", {"SecretName": name, "VersionId": "v2", "SecretData": "d2"},
+                           meet),
         lambda: run_action(instance(), "UpdateSecretVersionStage",
                            {"SecretName": name, "VersionStage": "ACSCurrent", "MoveToVersion": "v0"}, meet),
     ])
@@ -129,7 +133,8 @@ def test_ten_concurrent_puts_lose_nothing_beyond_the_roll_off(kms, instance):
     ids = [f"p{i}" for i in range(10)]
     meet = threading.Barrier(len(ids))
     results = support.run_together([lambda vid=vid: run_action(instance(), "PutSecretValue",
-                                               {"SecretName": name, "VersionId": vid, "SecretData": "data-" + vid}, meet)
+                                               {"SecretName": name, "VersionId": vid,
+                                                "SecretData": "data-" + vid}, meet)
                     for vid in ids])
     assert all(isinstance(r, dict) for r in results), results
     have = assert_consistent(kms, name)
@@ -165,7 +170,8 @@ def test_two_creates_of_one_name(kms, instance):
     name = "raced-" + uuid.uuid4().hex[:8]
     meet = threading.Barrier(2)
     results = support.run_together([lambda vid=vid: run_action(instance(), "CreateSecret",
-                                               {"SecretName": name, "VersionId": vid, "SecretData": "data-" + vid}, meet)
+                                               {"SecretName": name, "VersionId": vid,
+                                                "SecretData": "data-" + vid}, meet)
                     for vid in ("ca", "cb")])
     wins = [r for r in results if isinstance(r, dict)]
     losses = [r for r in results if isinstance(r, KmsError)]
@@ -227,9 +233,11 @@ def test_two_timer_runs_at_once_delete_each_secret_once(kms, instance):
         put(kms, name, "v1", "d1")
         run_action(kms.store, "DeleteSecret", {"SecretName": name, "RecoveryWindowInDays": "7"})
     live, _ = create(kms)
-    job = importlib.import_module(registry.job_for_module("alikms.functions.jobs.delete_expired_secrets").module).handler
+    job_spec = registry.job_for_module("alikms.functions.jobs.delete_expired_secrets")
+    job = importlib.import_module(job_spec.module).handler
     when = time.time() + 8 * 86400
-    results = support.run_together([lambda: job.run(Context("job", "", "cn-hangzhou", "", "", when, instance(), get_config()), {})
+    results = support.run_together([lambda: job.run(Context("job", "", "cn-hangzhou", "", "", when, instance(),
+                                                            get_config()), {})
                     for _ in range(2)])
     assert all(isinstance(r, dict) and r["Failed"] == [] for r in results), results
     deleted = results[0]["Deleted"] + results[1]["Deleted"]
@@ -248,7 +256,7 @@ def test_first_use_of_a_fresh_data_dir_by_racers(tmp_path):
     for round_ in range(20):
         data_dir = tmp_path / f"d{round_}"
         data_dir.mkdir()
-        results = support.run_together([lambda: config.read_root_key_file(config.root_key_file(data_dir))
-                                        for _ in range(8)])
+        read = functools.partial(config.read_root_key_file, config.root_key_file(data_dir))
+        results = support.run_together([read] * 8)
         assert not [r for r in results if isinstance(r, BaseException)], results
         assert len({tuple(sorted(r.items())) for r in results}) == 1

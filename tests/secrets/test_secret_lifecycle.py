@@ -24,8 +24,8 @@ from tests.secrets.helpers import (
     ok,
     parse_iso,
     put,
+    refused,
     secret_row,
-    snapshot,
     stages,
     unique,
     value,
@@ -35,12 +35,6 @@ from tests.secrets.helpers import (
 
 WINDOW = ("Rejected.ResourceInDeleteWindow", 409)
 NOT_FOUND = ("Forbidden.ResourceNotFound", 404)
-
-
-def refused(kms, name: str, action: str, params: dict, code: str, status: int, param: str | None = None) -> None:
-    before = snapshot(kms, name)
-    err(kms, action, params, code, status, param)
-    assert snapshot(kms, name) == before
 
 
 def listed(kms) -> dict[str, dict]:

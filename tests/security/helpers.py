@@ -23,7 +23,8 @@ class ApiError(Exception):
 
 def admin(data_dir: Path, *args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
     """Run `python -m alikms.runner.admin --data-dir DIR ARGS...` as an operator would."""
-    proc = subprocess.run([sys.executable, "-m", "alikms.runner.admin", "--data-dir", str(data_dir), *args], check=False,
+    proc = subprocess.run([sys.executable, "-m", "alikms.runner.admin", "--data-dir", str(data_dir), *args],
+                          check=False,
                           cwd=support.ROOT, env=env, capture_output=True, text=True, timeout=60)
     if check:
         assert proc.returncode == 0, (args, proc.stdout, proc.stderr)

@@ -20,9 +20,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from alikms.shared import audit, byok, crypto, identity, versions
-from alikms.shared.records import Key
 from alikms.shared.config import get_config
 from alikms.shared.context import Context
+from alikms.shared.records import Key
 from alikms.shared.store.base import TABLES
 from tests import support
 from tests.security.helpers import admin, handler_call
@@ -80,9 +80,12 @@ class Run:
 
 
 def workload(run: Run, store) -> None:
-    key = lambda **p: run.ok("CreateKey", p)["KeyMetadata"]["KeyId"]
+    def key(**p) -> str:
+        return run.ok("CreateKey", p)["KeyMetadata"]["KeyId"]
+
     sym, sm4 = key(), key(KeySpec="Aliyun_SM4")
-    rsa_key, ec_key = key(KeySpec="RSA_2048", KeyUsage="ENCRYPT/DECRYPT"), key(KeySpec="EC_P256", KeyUsage="SIGN/VERIFY")
+    rsa_key = key(KeySpec="RSA_2048", KeyUsage="ENCRYPT/DECRYPT")
+    ec_key = key(KeySpec="EC_P256", KeyUsage="SIGN/VERIFY")
     run.ok("CreateAlias", {"AliasName": "alias/at-rest", "KeyId": sym})
     # BYOK
     ext = key(Origin="EXTERNAL")
@@ -103,13 +106,16 @@ def workload(run: Run, store) -> None:
     moved = run.ok("ReEncrypt", {"CiphertextBlob": blob, "DestinationKeyId": sm4,
                                  "SourceEncryptionContext": json.dumps({"n": "3"})})["CiphertextBlob"]
     assert base64.b64decode(run.ok("Decrypt", {"CiphertextBlob": moved})["Plaintext"]) == plain
-    for i, params in enumerate(({"KeyId": sym}, {"KeyId": sm4, "NumberOfBytes": 16}, {"KeyId": ext, "KeySpec": "AES_128"})):
+    for i, params in enumerate(({"KeyId": sym}, {"KeyId": sm4, "NumberOfBytes": 16},
+                                {"KeyId": ext, "KeySpec": "AES_128"})):
         run.secret(f"data key {i}", base64.b64decode(run.ok("GenerateDataKey", params)["Plaintext"]))
     bare = run.ok("GenerateDataKeyWithoutPlaintext", {"KeyId": sym})["CiphertextBlob"]
     run.secret("data key from Decrypt", base64.b64decode(run.ok("Decrypt", {"CiphertextBlob": bare})["Plaintext"]))
     run.ok("CreateKeyVersion", {"KeyId": sym})
     # asymmetric
-    versions_of = lambda k: run.ok("ListKeyVersions", {"KeyId": k})["KeyVersions"]["KeyVersion"][0]["KeyVersionId"]
+    def versions_of(k: str) -> str:
+        return run.ok("ListKeyVersions", {"KeyId": k})["KeyVersions"]["KeyVersion"][0]["KeyVersionId"]
+
     rsa_ver, ec_ver = versions_of(rsa_key), versions_of(ec_key)
     asym_plain = os.urandom(16) + b" asymmetric plaintext"
     run.secret("asymmetric plaintext", asym_plain)
@@ -135,7 +141,8 @@ def workload(run: Run, store) -> None:
     # failures, one of them carrying a value that must not be kept anywhere
     refused = f"refused-value-{uuid.uuid4().hex}"
     run.secret("refused secret value", refused.encode())
-    run.fails("Rejected.ResourceExist", "CreateSecret", {"SecretName": "app/db", "VersionId": "v1", "SecretData": refused})
+    run.fails("Rejected.ResourceExist", "CreateSecret", {"SecretName": "app/db", "VersionId": "v1",
+                                                         "SecretData": refused})
     run.fails("Forbidden.KeyNotFound", "DescribeKey", {"KeyId": str(uuid.uuid4())})
     run.fails("InvalidParameter", "Decrypt", {"CiphertextBlob": b64(os.urandom(70))})
     nonce = uuid.uuid4().hex
@@ -228,7 +235,7 @@ def test_nothing_sensitive_at_rest_and_a_clean_audit_trail(kms, local_env, reque
     records = list(audit.events(local_env))
     assert records == [{k: v for k, v in r.items() if k not in audit.CHAIN_FIELDS} for r in stdout]
     assert len(records) == len(run.calls)
-    for rec, (action, ak, status, body) in zip(records, run.calls):
+    for rec, (action, ak, status, body) in zip(records, run.calls, strict=True):
         assert set(rec) == FIELDS, rec
         assert (rec["RequestId"], rec["Action"], rec["HttpStatus"]) == (body["RequestId"], action, status), rec
         assert rec["ResultCode"] == ("OK" if status == 200 else body["Code"]), (rec, body)
@@ -326,16 +333,24 @@ def test_every_answer_under_concurrent_load_has_its_record_already(server_factor
 def test_records_of_one_loop_turn_go_out_in_one_write_before_later_callbacks(local_env, monkeypatch):
     import asyncio
 
+    from alikms.runner import turns
     from alikms.shared import audit
     from alikms.shared.config import get_config
 
     cfg = get_config()
     writes, order = [], []
-    monkeypatch.setattr(audit, "_write", lambda batch: (writes.append(batch.lines), order.append("records")))
-    monkeypatch.setattr(audit, "_turn", [])
+
+    def write(cfg, lines):
+        writes.append(lines)
+        order.append("records")
+        return True
+
+    monkeypatch.setattr(audit, "write", write)
+    monkeypatch.setattr(audit, "_holder", [])
+    monkeypatch.setattr(turns, "_current", [])
 
     async def turn():
-        audit.hold_per_turn(asyncio.get_running_loop())
+        turns.for_loop(asyncio.get_running_loop())
         for n in range(3):
             audit.record(cfg, {"n": n})
         asyncio.get_running_loop().call_soon(order.append, "response")  # as the runner's response flush

@@ -175,7 +175,9 @@ def test_reencrypt_needs_from_on_source_and_to_on_destination(world):
 
 def test_source_ip_condition(world):
     w = world
-    on = lambda cond: w.as_key(policy(allow("kms:DescribeKey", ANY_KEY, cond)))
+    def on(cond):
+        return w.as_key(policy(allow("kms:DescribeKey", ANY_KEY, cond)))
+
     assert on({"IpAddress": {"acs:SourceIp": "127.0.0.0/8"}})("DescribeKey", KeyId=w.ka)
     assert on({"IpAddress": {"acs:SourceIp": ["10.0.0.0/8", "127.0.0.1"]}})("DescribeKey", KeyId=w.ka)
     assert on({"NotIpAddress": {"acs:SourceIp": "192.168.0.0/16"}})("DescribeKey", KeyId=w.ka)

@@ -56,7 +56,8 @@ FIXED = [
 
 _json = st.recursive(st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False)
                      | st.text(max_size=8),
-                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+                     lambda inner: (st.lists(inner, max_size=4)
+                                    | st.dictionaries(st.text(max_size=6), inner, max_size=4)),
                      max_leaves=12)
 HOSTILE = st.one_of(
     st.text(max_size=40),
@@ -64,7 +65,8 @@ HOSTILE = st.one_of(
     st.builds(nested, st.integers(1, 3000), st.sampled_from("[{")),
     st.integers(-(2**80), 2**80).map(str),
     st.binary(max_size=80).map(b64),
-    st.builds(lambda c, n: c * n, st.sampled_from(["a", "\u00e9", "\U0001f600", ":", "[", "{", "\\", "%", "\u202e", "*"]),
+    st.builds(lambda c, n: c * n,
+              st.sampled_from(["a", "\u00e9", "\U0001f600", ":", "[", "{", "\\", "%", "\u202e", "*"]),
               st.integers(0, 70_000)),
 )
 
@@ -108,7 +110,8 @@ class World:
         blob = self.ok("Encrypt", KeyId=key, Plaintext=b64(b"p"))["CiphertextBlob"]
         alias, secret = self.fresh("alias/h"), self.fresh("h")
         self.ok("CreateAlias", AliasName=alias, KeyId=key)
-        self.ok("CreateSecret", SecretName=secret, VersionId="v1", SecretData="d", Tags='[{"TagKey":"t","TagValue":"v"}]')
+        self.ok("CreateSecret", SecretName=secret, VersionId="v1", SecretData="d",
+                Tags='[{"TagKey":"t","TagValue":"v"}]')
         self.ok("TagResource", KeyId=key, Tags='[{"TagKey":"t","TagValue":"v"}]')
         version = self.ok("DescribeKey", KeyId=key)["KeyMetadata"]["PrimaryKeyVersion"]
         ctx = '{"a":"b"}'
@@ -121,7 +124,8 @@ class World:
             got = self.ok("GetParametersForImport", KeyId=ext, WrappingAlgorithm="RSAES_OAEP_SHA_256",
                           WrappingKeySpec="RSA_2048")
             public = serialization.load_der_public_key(base64.b64decode(got["PublicKey"]))
-            material = public.encrypt(os.urandom(32), padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None))
+            oaep = padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None)
+            material = public.encrypt(os.urandom(32), oaep)
             return {"KeyId": ext, "ImportToken": got["ImportToken"], "EncryptedKeyMaterial": b64(material),
                     "KeyMaterialExpireUnix": str(int(time.time()) + 86400)}
         if action == "DeleteSecret":
@@ -233,13 +237,17 @@ def test_hostile_values_in_every_parameter(kms, monkeypatch, errors_logged):
     world = World(kms)
     as_restricted = caller_with_policies(kms)
     writes = [0]
-    for name in WRITES:  # count every write that took effect, outside the nonce table
-        def counted(*args, _write=getattr(kms.store, name), **kwargs):
-            result = _write(*args, **kwargs)  # a conditional write that lost (Conflict) changed nothing
+
+    def counting(write):
+        def counted(*args, **kwargs):
+            result = write(*args, **kwargs)  # a conditional write that lost (Conflict) changed nothing
             if args[0] != "nonces":
                 writes[0] += 1
             return result
-        monkeypatch.setattr(kms.store, name, counted)
+        return counted
+
+    for name in WRITES:  # count every write that took effect, outside the nonce table
+        monkeypatch.setattr(kms.store, name, counting(getattr(kms.store, name)))
 
     from alikms.shared.store.sqlite import SqliteStore
 
@@ -280,7 +288,7 @@ def test_hostile_values_in_every_parameter(kms, monkeypatch, errors_logged):
         @given(st.sampled_from(names + ["EncryptionContext.k", "Unknown"]), HOSTILE)
         def generated(name, value):
             if time.monotonic() < deadline:
-                check(spec.name, params, name, value)
+                check(spec.name, params, name, value)  # noqa: B023 - run right here, in this iteration
 
         generated()
         if writes[0] == start:

@@ -23,13 +23,10 @@ from alikms.shared import registry
 from alikms.shared.store.base import TABLES
 from tests import support
 from tests.security.helpers import REGION, create_access_key
+from tests.support import b64
 
 B_ACCOUNT, C_ACCOUNT = "2222222222222222", "3333333333333333"
 BAD_BLOB = 'The specified parameter "CiphertextBlob" is not valid.'
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 def arn(account: str, kind: str, name: str) -> str:
@@ -168,8 +165,8 @@ def fresh(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
 
 
-EXPORT = lambda w: {"PublicKeyBlob": w.b["public"], "WrappingKeySpec": "RSA_2048",
-                    "WrappingAlgorithm": "RSAES_OAEP_SHA_256"}
+def EXPORT(w: World) -> dict:  # a function of the world, named like the table entries that use it
+    return {"PublicKeyBlob": w.b["public"], "WrappingKeySpec": "RSA_2048", "WrappingAlgorithm": "RSAES_OAEP_SHA_256"}
 TAGS = json.dumps([{"TagKey": "owner", "TagValue": "b-was-here"}])
 
 
@@ -181,7 +178,7 @@ def _blob_cases(w: World, extra: dict):
 
 def _reencrypt(w: World):
     yield from _blob_cases(w, {"DestinationKeyId": w.b["key"]})
-    yield from with_extra((("dest-" + l, pa, pu) for l, pa, pu in key_forms(w, param="DestinationKeyId")),
+    yield from with_extra((("dest-" + label, pa, pu) for label, pa, pu in key_forms(w, param="DestinationKeyId")),
                           CiphertextBlob=w.b["blob"])
     asym = {"SourceKeyVersionId": w.a["enc_ver"], "SourceEncryptionAlgorithm": "RSAES_OAEP_SHA_256",
             "CiphertextBlob": w.a["asym_ct"], "DestinationKeyId": w.b["key"]}
@@ -211,7 +208,8 @@ def _describe_version(w: World):
 def _asym(which: str, **extra):
     def cases(w: World):
         for label, pa, pu in key_forms(w, which):
-            yield label, {**pa, "KeyVersionId": w.a[f"{which}_ver"], **extra}, {**pu, "KeyVersionId": w.u["ver"], **extra}
+            yield (label, {**pa, "KeyVersionId": w.a[f"{which}_ver"], **extra},
+                   {**pu, "KeyVersionId": w.u["ver"], **extra})
             yield label + "-own-version", {**pa, "KeyVersionId": w.a[f"{which}_ver"], **extra}, \
                 {**pu, "KeyVersionId": w.a[f"{which}_ver"], **extra}
     return cases
@@ -253,15 +251,16 @@ RESOURCE_CASES = {
     "GetPublicKey": _asym("enc"),
     "ExportDataKey": lambda w: _blob_cases(w, EXPORT(w)),
     "GenerateAndExportDataKey": lambda w: with_extra(key_forms(w), EXPORT(w)),
-    "CreateAlias": lambda w: ((l, {**pa, "AliasName": fresh("alias/iso-new-")}, {**pu, "AliasName": fresh("alias/iso-new-")})
-                              for l, pa, pu in key_forms(w)),
+    "CreateAlias": lambda w: ((label, {**pa, "AliasName": fresh("alias/iso-new-")},
+                               {**pu, "AliasName": fresh("alias/iso-new-")})
+                              for label, pa, pu in key_forms(w)),
     "UpdateAlias": lambda w: [*with_extra(_alias_name_cases(w), KeyId=w.b["key"]),
                               *with_extra(key_forms(w), AliasName=w.b["alias"])],
     "DeleteAlias": _alias_name_cases,
     "ListAliasesByKeyId": lambda w: key_forms(w),
-    "CreateSecret": lambda w: ((l, {**pa, "SecretName": fresh("iso-new-"), "VersionId": "v1", "SecretData": "x"},
+    "CreateSecret": lambda w: ((label, {**pa, "SecretName": fresh("iso-new-"), "VersionId": "v1", "SecretData": "x"},
                                 {**pu, "SecretName": fresh("iso-new-"), "VersionId": "v1", "SecretData": "x"})
-                               for l, pa, pu in key_forms(w, param="EncryptionKeyId")),
+                               for label, pa, pu in key_forms(w, param="EncryptionKeyId")),
     "DeleteSecret": lambda w: with_extra(secret_forms(w), RecoveryWindowInDays=7),
     "DescribeSecret": lambda w: with_extra(secret_forms(w), FetchTags="true"),
     "GetSecretValue": lambda w: secret_forms(w),

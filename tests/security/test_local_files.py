@@ -15,11 +15,11 @@ import stat
 from pathlib import Path
 
 import pytest
+
 from alikms.shared import localfiles
 from alikms.shared.localfiles import UnsafeFile
 from alikms.shared.store import nonces
 from alikms.shared.store.sqlite import SqliteStore
-
 from tests import support
 from tests.security.helpers import admin
 
@@ -256,7 +256,6 @@ def _start_in_process(data: Path) -> None:
 @pytest.mark.parametrize("how", ["foreign", "link"])
 def test_a_file_in_the_data_directory_the_service_did_not_create_is_refused(local_env, tmp_path, monkeypatch,
                                                                              name, how):
-    from alikms.shared import audit
 
     for var in ("KMS_ACCESS_KEY_ID", "KMS_ACCESS_KEY_SECRET"):  # credentials.json is read
         monkeypatch.delenv(var)
@@ -308,7 +307,8 @@ def test_every_file_in_a_0755_data_directory_is_private(tmp_path):
             key = support.call(srv, "CreateKey", {})[1]["KeyMetadata"]["KeyId"]
             blob = support.call(srv, "Encrypt", {"KeyId": key, "Plaintext": "aGk="})[1]["CiphertextBlob"]
             assert support.call(srv, "Decrypt", {"CiphertextBlob": blob})[1]["Plaintext"] == "aGk="
-            assert support.call(srv, "CreateSecret", {"SecretName": "s", "VersionId": "v1", "SecretData": "x"})[0] == 200
+            assert support.call(srv, "CreateSecret", {"SecretName": "s", "VersionId": "v1",
+                                                      "SecretData": "x"})[0] == 200
             assert support.call(srv, "GetSecretValue", {"SecretName": "s"})[1]["SecretData"] == "x"
             admin(data, "access-key", "create", env=srv.env)
             admin(data, "rotate-root-key", env=srv.env)

@@ -9,9 +9,9 @@ import json
 import types
 
 import pytest
+
 from alikms.shared import identity
 from alikms.shared.config import ConfigError, Settings, TablestoreSettings, get_config, read_settings
-
 from tests import support
 from tests.security.helpers import Tea, admin, allow, create_access_key, deny, policy, write_policy
 
@@ -61,6 +61,10 @@ def test_identity_refuses_to_store_a_key_for_a_bad_account(local_env):
     ("KMS_CLOCK_SKEW", "abc", "Input should be a valid integer"),
     ("KMS_CLOCK_SKEW", "0", "greater than or equal to 1"),
     ("KMS_MAX_BODY", "-1", "greater than or equal to 1"),
+    # test_config_bounds.py: values with no upper bound that could not work
+    ("KMS_CLOCK_SKEW", "3000000000", "less than or equal to 86400"),
+    ("KMS_CLOCK_SKEW", "86401", "less than or equal to 86400"),
+    ("KMS_MAX_BODY", "1073741824", "less than or equal to 2097152"),
     ("KMS_KEY_QUOTA", "lots", "Input should be a valid integer"),
     ("KMS_NONCE_SLOTS", "10", "greater than or equal to 64"),
     ("KMS_STORE", "mysql", "'sqlite' or 'tablestore'"),

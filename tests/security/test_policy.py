@@ -75,7 +75,8 @@ GOOD = {
     "json-text": json.dumps(doc(st("Allow", "kms:Encrypt", KEY))),
     "lists": doc(st("Deny", ["kms:Encrypt", "kms:Decrypt"], [KEY, ALIAS])),
     "condition-key-any-case": doc(st("Allow", "kms:*", "*", {"IpAddress": {"ACS:SOURCEIP": "10.0.0.0/8"}})),
-    "ipv6-and-host-bits": doc(st("Allow", "kms:*", "*", {"IpAddress": {"acs:SourceIp": ["2001:db8::/32", "10.1.2.3/8"]}})),
+    "ipv6-and-host-bits": doc(st("Allow", "kms:*", "*",
+                                 {"IpAddress": {"acs:SourceIp": ["2001:db8::/32", "10.1.2.3/8"]}})),
 }
 
 

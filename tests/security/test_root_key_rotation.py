@@ -87,8 +87,8 @@ def build(data_dir) -> dict:
     s["blobs"][ok("Encrypt", {"KeyId": s["sym"], "Plaintext": b64(b"after v2")})["CiphertextBlob"]] = b"after v2"
     s["rsa"] = ok("CreateKey", {"KeySpec": "RSA_2048", "KeyUsage": "ENCRYPT/DECRYPT"})["KeyMetadata"]["KeyId"]
     s["rsa_ver"] = ok("ListKeyVersions", {"KeyId": s["rsa"]})["KeyVersions"]["KeyVersion"][0]["KeyVersionId"]
-    s["rsa_ct"] = ok("AsymmetricEncrypt", {"KeyId": s["rsa"], "KeyVersionId": s["rsa_ver"],
-                                           "Algorithm": "RSAES_OAEP_SHA_256", "Plaintext": b64(b"asym")})["CiphertextBlob"]
+    s["rsa_ct"] = ok("AsymmetricEncrypt", {"KeyId": s["rsa"], "KeyVersionId": s["rsa_ver"], "Plaintext": b64(b"asym"),
+                                           "Algorithm": "RSAES_OAEP_SHA_256"})["CiphertextBlob"]
     s["ext"] = ok("CreateKey", {"Origin": "EXTERNAL"})["KeyMetadata"]["KeyId"]
     imp = ok("GetParametersForImport", {"KeyId": s["ext"], "WrappingAlgorithm": "RSAES_OAEP_SHA_256",
                                         "WrappingKeySpec": "RSA_2048"})
@@ -99,7 +99,8 @@ def build(data_dir) -> dict:
     s["blobs"][ok("Encrypt", {"KeyId": s["ext"], "Plaintext": b64(b"byok")})["CiphertextBlob"]] = b"byok"
     ok("CreateSecret", {"SecretName": "text", "VersionId": "v1", "SecretData": "text value"})
     s["binary"] = os.urandom(40)
-    ok("CreateSecret", {"SecretName": "bin", "VersionId": "v1", "SecretData": b64(s["binary"]), "SecretDataType": "binary",
+    ok("CreateSecret", {"SecretName": "bin", "VersionId": "v1", "SecretData": b64(s["binary"]),
+                        "SecretDataType": "binary",
                         "EncryptionKeyId": s["sym"]})
     doc = policy(allow(["kms:DescribeKey", "kms:Decrypt"], "*"))
     out = admin(data_dir, "access-key", "create", "--json", "--policy", write_policy(data_dir, doc)).stdout
@@ -195,12 +196,15 @@ def test_live_runner_keeps_serving_during_rotation(server_factory):
     for t in threads:
         t.start()
     try:
-        time.sleep(0.7)
+        support.until(lambda: len(results) >= 5, 30, "no calls answered before the rotation")
         started = time.time()
-        proc = subprocess.run([sys.executable, "-m", "alikms.runner.admin", "--data-dir", str(srv.data_dir), "rotate-root-key"],
+        proc = subprocess.run([sys.executable, "-m", "alikms.runner.admin", "--data-dir", str(srv.data_dir),
+                               "rotate-root-key"],
                               check=False, cwd=support.ROOT, env=srv.env, capture_output=True, text=True, timeout=60)
         finished = time.time()
-        time.sleep(1.5)  # every worker re-reads the key file (now one key) within a second
+        # Calls answered once every worker has re-read the key file (now one key) since the rotation.
+        reread = finished + root.RECHECK_SECONDS
+        support.until(lambda: sum(1 for t, *_ in results if t >= reread) >= 5, 30, "no calls after the rotation")
     finally:
         stop.set()
         for t in threads:

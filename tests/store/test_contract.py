@@ -1,9 +1,9 @@
 """One contract for every Store backend, plus checks of the Tablestore wire fake itself.
 
 The contract runs against SQLite (a file in tmp_path), against TablestoreStore driving the real
-`tablestore` SDK into the wire-level fake, and against the in-memory store of the test double. Concurrency tests give every thread its own store object
-on the same file / the same fake backend, so the conditional writes themselves have to decide.
-"""
+`tablestore` SDK into the wire-level fake, and against the in-memory store of the test double.
+Concurrency tests give every thread its own store object on the same file / the same fake backend,
+so the conditional writes themselves have to decide."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from alikms.shared.store.base import TABLES, Conflict, Item
 from alikms.shared.store.memory import MemoryData, MemoryStore
 from alikms.shared.store.sqlite import SqliteStore
 from alikms.shared.store.tablestore import EnvCredentialsProvider, TablestoreStore, client_from_config, create_tables
-from alikms.testing.fake_tablestore import FakeTablestore, fake_client
+from alikms.testing.fake_tablestore import SDK_LOGGER, FakeTablestore, fake_client
 from tests.fakes.tablestore_fixtures import ots_backend, ots_client, ots_http, tablestore_store  # noqa: F401
 
 THREADS = 8
@@ -341,7 +341,7 @@ def test_http_transport_end_to_end(ots_http, region):  # noqa: F811
 def test_http_transport_races(ots_http):  # noqa: F811
     def open_store():
         return TablestoreStore(ots.OTSClient(ots_http, "test-akid", "test-secret", "kmsfake",
-                                             retry_policy=NoRetryPolicy(), logger_name="alikms.testing.fake_tablestore.sdk"))
+                                             retry_policy=NoRetryPolicy(), logger_name=SDK_LOGGER))
     assert len(race(open_store, lambda s, i: s.put_new("keys", "scope", "race", {"by": i}))) == 1
 
 
@@ -448,7 +448,8 @@ def test_store_from_config_reads_rotating_keys(ots_http, monkeypatch):  # noqa: 
 
 def test_command_line_server():
     root = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen([sys.executable, "-m", "alikms.testing.fake_tablestore", "--port", "0", "--access-key-id", "cli-id",
+    proc = subprocess.Popen([sys.executable, "-m", "alikms.testing.fake_tablestore", "--port", "0", "--access-key-id",
+                             "cli-id",
                              "--access-key-secret", "cli-secret"], cwd=root, stdout=subprocess.PIPE, text=True)
     try:
         url = proc.stdout.readline().strip()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing as mp
 
 import pytest
+
 from alikms.shared import errors
 from alikms.shared.store.nonces import WINDOW, SharedNonces
 

@@ -12,7 +12,6 @@ from tablestore.retry import NoRetryPolicy
 from alikms.testing.fake_tablestore import http_client
 from alikms.testing.ots_proxy import OtsProxy
 
-
 # What a client sees of a dropped connection: the server closed or reset it without an answer.
 DROPPED = (urllib3.exceptions.ProtocolError, ConnectionError)
 

@@ -25,11 +25,11 @@ from alikms.testing import mock_kms
 AK, SECRET = "LTAI5tAnyAccessKeyAtAll", "any-secret-at-all"
 
 TEA_CONFIGS = {
-    "region only": dict(region_id="cn-hangzhou"),
-    "public endpoint": dict(endpoint="kms.cn-hangzhou.aliyuncs.com"),
-    "vpc endpoint": dict(endpoint="kms-vpc.cn-hangzhou.aliyuncs.com"),
-    "vpc network": dict(region_id="cn-hangzhou", network="vpc"),
-    "rpc v1 signature": dict(region_id="cn-hangzhou", signature_algorithm="v2"),
+    "region only": {"region_id": "cn-hangzhou"},
+    "public endpoint": {"endpoint": "kms.cn-hangzhou.aliyuncs.com"},
+    "vpc endpoint": {"endpoint": "kms-vpc.cn-hangzhou.aliyuncs.com"},
+    "vpc network": {"region_id": "cn-hangzhou", "network": "vpc"},
+    "rpc v1 signature": {"region_id": "cn-hangzhou", "signature_algorithm": "v2"},
 }
 
 

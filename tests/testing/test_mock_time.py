@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from alikms.runner.cron import Schedule
 from alikms.shared import registry
 from alikms.testing import _timers, mock_kms
+from tests.support import timestamp as iso
 
 START = "2024-01-01T00:03:00Z"  # three minutes past a RotateKeys tick, two before a DeleteExpiredKeys tick
 T0 = calendar.timegm(time.strptime(START, "%Y-%m-%dT%H:%M:%SZ"))
@@ -27,10 +28,6 @@ DAY = 86400
 
 def client() -> Client:
     return Client(Config(access_key_id="LTAI5tClock", access_key_secret="x", region_id="cn-hangzhou"))
-
-
-def iso(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
 def rotating_key(kms) -> str:

@@ -12,8 +12,7 @@ from alibabacloud_kms20160120.client import Client
 from alibabacloud_tea_openapi.exceptions import ClientException
 from alibabacloud_tea_openapi.models import Config
 
-from alikms.testing import MockKms, mock_kms
-from alikms.testing import _service
+from alikms.testing import MockKms, _service, mock_kms
 from alikms.testing import mock as mock_module
 
 

@@ -98,7 +98,7 @@ def test_what_one_run_encrypts_the_next_decrypts():
         signature = tea().asymmetric_sign(models.AsymmetricSignRequest(
             key_id=signer, key_version_id=version, algorithm="ECDSA_SHA_256", digest=digest)).body.value
     with mock_kms(seed=SEED):  # a new state: new root key, new store, the same seed
-        for alias, ciphertext in blobs.items():
+        for ciphertext in blobs.values():
             assert tea().decrypt(models.DecryptRequest(ciphertext_blob=ciphertext)).body.plaintext == "cnVuIDE="
         verify = tea().asymmetric_verify(models.AsymmetricVerifyRequest(
             key_id=signer, key_version_id=version, algorithm="ECDSA_SHA_256", digest=digest, value=signature))

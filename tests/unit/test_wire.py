@@ -26,9 +26,8 @@ def gateway_event(**over) -> dict:
 
 def http_trigger_event(**over) -> dict:
     """FC 3.0 HTTP trigger event (tests/events/fc3-http.json)."""
-    ev = support.event("fc3-http", **{
-        "rawPath": "/a%20b", "headers": {"Host": "abc.cn-hangzhou.fcapp.run", "Content-Type": FORM},
-        "queryParameters": {"KeyId": "k1"}, "body": "Description=hello"})
+    ev = support.event("fc3-http", rawPath="/a%20b", queryParameters={"KeyId": "k1"}, body="Description=hello",
+                       headers={"Host": "abc.cn-hangzhou.fcapp.run", "Content-Type": FORM})
     ev["requestContext"]["accountId"] = "123"
     ev["requestContext"]["http"].update(method="post", path="/a b")
     ev.update(over)
@@ -82,7 +81,7 @@ def test_decode_http_trigger_event_without_decoded_path_uses_raw_path():
 @pytest.mark.parametrize("flag", [True, "true", "True"])
 @pytest.mark.parametrize("make", [gateway_event, http_trigger_event])
 def test_base64_body_is_decoded_when_flag_is_set(make, flag):
-    raw = "SecretData=p%40ss+w0rd".encode() + b"\xff\x00"
+    raw = b"SecretData=p%40ss+w0rd" + b"\xff\x00"
     ev = make(body=base64.b64encode(raw).decode(), isBase64Encoded=flag)
     assert wire.decode_event(json.dumps(ev)).body == raw
 
@@ -168,7 +167,8 @@ def test_parse_form(text, pairs):
 def test_parse_form_matches_parse_qsl_on_random_input():
     """parse_form is a faster parse_qsl(keep_blank_values, strict_parsing, errors="strict")."""
     rng = random.Random(7)
-    alphabet = ["A", "b", "=", "&", "+", "%", "%2", "%20", "%3D", "%26", "%C3%A9", "%E4%B8%AD", "%FF", "%zz", "é", " ", "~"]
+    alphabet = ["A", "b", "=", "&", "+", "%", "%2", "%20", "%3D", "%26", "%C3%A9", "%E4%B8%AD", "%FF", "%zz", "é",
+                " ", "~"]
     for _ in range(5000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
         try:
