@@ -61,6 +61,8 @@ class TurnHolder:
 
     def flush(self) -> None:
         """Write the records held this turn (in order, one write per sink)."""
+        if not self._held:  # the usual case for a record made elsewhere: raising IndexError cost more
+            return
         try:
             batch = self._held.pop()  # atomic: a call thread may flush too (audit.record)
         except IndexError:
