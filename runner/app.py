@@ -152,7 +152,27 @@ def dispatch(req: wire.HttpRequest) -> dict:
             raise errors.InvalidAction()
     except errors.KmsError as exc:
         return refuse(exc, req.headers.get("host", ""), req.source_ip, name, auth.claimed_access_key(req, req.query))
-    return function_handler(spec.module).serve(req, new_request_id())
+    request_id = new_request_id()
+    try:
+        return function_handler(spec.module).serve(req, request_id)
+    except errors.KmsError as exc:  # its record, written at once (not held), could not be: the refusal
+        return wire.error_response(exc, request_id, req.headers.get("host", ""))
+
+
+_in_flight: list = [()]  # this worker's request tasks (uvicorn's; set by http_protocol.py), () in process
+
+
+def serving(tasks) -> None:
+    """Where the protocol keeps the worker's requests in flight (see `dispatch_alone`)."""
+    _in_flight[0] = tasks
+
+
+def dispatch_alone(req: wire.HttpRequest, scope, turn: turns.TurnHolder) -> dict:
+    """`dispatch` for the only request in flight: its record is written at once (`TurnHolder.alone`)."""
+    try:
+        return turn.alone(dispatch, req)
+    except errors.KmsError as exc:  # its record could not be written: the answer is the refusal
+        return wire.error_response(exc, new_request_id(), _host(scope))
 
 
 @types.coroutine
@@ -268,8 +288,10 @@ async def app(scope, receive, send) -> None:
                 result = await loop.run_in_executor(pool, dispatch_in_thread, req)
             except errors.KmsError as exc:  # the call thread's record could not be written (fail-closed)
                 result = wire.error_response(exc, new_request_id(), _host(scope))
-        else:
+        elif len(_in_flight[0]) > 1:  # other requests may finish in this turn: their records share a write
             result = dispatch(req)
+        else:
+            result = dispatch_alone(req, scope, turn)
     except errors.KmsError as exc:
         result = refuse(exc, _host(scope), (scope.get("client") or ("", 0))[0])
     except Exception as exc:  # noqa: BLE001 - the function catches everything; this is a last resort

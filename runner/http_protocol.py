@@ -42,7 +42,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from alikms.shared import errors, wire
 
-from .app import audit_refusal, refuse
+from .app import audit_refusal, refuse, serving
 
 _PARSER_LIMIT = 65535
 REQUEST_TIMEOUT = 30.0  # seconds from a request's first byte to its last, unless the config says
@@ -138,6 +138,7 @@ class RunnerProtocol(HttpToolsProtocol):
         self.request_timeout = getattr(self.config, "request_timeout", REQUEST_TIMEOUT)
         self.began: float | None = None  # when the request being read began to arrive
         self._url_parts: list[bytes] = []
+        serving(self.tasks)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)

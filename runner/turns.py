@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 
 from alikms.shared import audit
 from alikms.shared.config import Config
@@ -31,15 +32,17 @@ class Batch:
 class TurnHolder:
     """Holds the records made on its event loop's thread while the loop runs, for the end of the turn."""
 
-    __slots__ = ("_held", "_retrying", "loop", "thread")
+    __slots__ = ("_held", "_retrying", "holding", "loop", "thread")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop, self.thread = loop, threading.get_ident()
         self._held: list[Batch] = []  # this turn's batch, while one is held
         self._retrying = False
+        # False around a call that no other request in flight could share a write with (`alone`)
+        self.holding = True
 
     def hold(self, cfg: Config, entry: dict) -> bool:
-        if not self.loop.is_running():
+        if not self.holding or not self.loop.is_running():
             return False
         if not self._held:
             self._held.append(Batch(cfg))
@@ -61,6 +64,8 @@ class TurnHolder:
 
     def flush(self) -> None:
         """Write the records held this turn (in order, one write per sink)."""
+        if not self._held:  # the usual case for a record made elsewhere: raising IndexError cost more
+            return
         try:
             batch = self._held.pop()  # (a call thread flushes only once the loop has stopped: audit.record)
         except IndexError:
@@ -71,6 +76,19 @@ class TurnHolder:
                 batch.refused = True
         if batch.refused:
             self._retry_later()
+
+    def alone(self, call: Callable[..., dict], *args: object) -> dict:
+        """Run `call(*args)`, the only request in flight, with its records written at once rather than held:
+        no other call could finish in this turn and share the write, and its answer then need not
+        wait a turn for it. A write that failed (the call is answered with the refusal) is retried
+        once a second as a held one is."""
+        self.holding = False
+        try:
+            return call(*args)
+        finally:
+            self.holding = True
+            if audit.blocked():
+                self._retry_later()
 
     def _retry_later(self) -> None:
         if not self._retrying and self.loop.is_running():

@@ -120,6 +120,11 @@ def write(cfg: Config, entries: list[dict]) -> bool:
     return trail(cfg).write(entries)
 
 
+def blocked() -> bool:
+    """Whether a trail of this process cannot be written now (calls are refused until it can)."""
+    return bool(BLOCKED)
+
+
 def retry_blocked() -> bool:
     """Try each blocked trail once more; True while one still is (a holder retries once a second
     even if no call comes, so that the health check follows)."""

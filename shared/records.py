@@ -70,6 +70,7 @@ class Record:
     _NAMES: ClassVar[dict[str, str]] = {}  # field -> stored name, where they differ
     # Set below for each class from its fields:
     _STORED: ClassVar[tuple[str, ...]] = ()  # fields in the row's data
+    _ROW_NAMES: ClassVar[tuple[str, ...]] = ()  # the names of the last row found to hold exactly those
     _KNOWN: ClassVar[frozenset] = frozenset()  # the same, as a set
     _REQUIRED: ClassVar[frozenset] = frozenset()  # stored fields without a default
     _DEFAULTS: ClassVar[dict] = {}  # stored fields with a plain default
@@ -92,13 +93,21 @@ class Record:
     def from_item(cls, item: Item, **identity) -> Self:
         """The record a decoded row holds. The row's dict becomes the record's attribute dict: a row
         this code wrote has exactly the stored fields in order, and then loading costs a tuple
-        comparison and a few stores. Older or newer rows take the careful path."""
+        comparison and a few stores. Older or newer rows take the careful path.
+
+        The comparison is against the last row's names found equal to the fields (`_ROW_NAMES`):
+        the JSON decoder hands out the same name objects row after row, and comparing those goes by
+        identity, where comparing them with the field names compares every string's characters."""
         data = item.data
         if cls._NAMES:
             data = {field_name: data[stored] for field_name, stored in cls._NAMES.items() if stored in data}
         record = cls.__new__(cls)
-        if tuple(data) != cls._STORED:
-            data = cls._completed(data)
+        names = tuple(data)
+        if names != cls._ROW_NAMES:
+            if names != cls._STORED:
+                data = cls._completed(data)
+            else:
+                cls._ROW_NAMES = names
         data.update(identity)
         data["rev"] = item.rev
         record.__dict__ = data

@@ -52,7 +52,8 @@ def api_handler(module: str, request_model: type[ApiModel], run: Callable[[Any, 
         req: wire.HttpRequest | None = None
         params: dict[str, str] = {}
         found: Sequence[tuple[str, str]] = ()
-        code, status, started = "OK", 200, time.perf_counter()
+        code, status, sink = "OK", 200, telemetry.sink
+        started = time.perf_counter() if sink.records else 0.0
         try:
             cfg = get_config()
             host = f"kms.{cfg.region}.aliyuncs.com"
@@ -101,7 +102,8 @@ def api_handler(module: str, request_model: type[ApiModel], run: Callable[[Any, 
                 "event": "request.internal_failure", "request_id": request_id, "action": spec.name})
             return wire.error_response(errors.InternalFailure(), request_id, host)
         finally:
-            telemetry.sink.call(spec.name, code, time.perf_counter() - started)
+            if sink.records:
+                sink.call(spec.name, code, time.perf_counter() - started)
             if cfg is not None:
                 account = caller.account_id if caller else ""
                 ak = caller.access_key_id if caller else auth.claimed_access_key(req, params) if req else ""

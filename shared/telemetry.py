@@ -4,14 +4,17 @@ The shared code reports to `sink`, which does nothing by default (a Function Com
 the platform's own metrics). The local runner installs a recorder in each of its processes
 (`alikms.runner.metrics`) that counts into shared memory, so one scrape sees every worker.
 Reporting costs a method call when nothing records, and is kept that small because two of these
-calls happen on every request.
+calls happen on every request; a caller that would read the clock only to report a duration checks
+`sink.records` first.
 """
 
 from __future__ import annotations
 
 
 class Sink:
-    """The interface, and the default that records nothing."""
+    """The interface. A recorder subclasses it; the default (`_Nothing`) records nothing."""
+
+    records = True  # whether durations are recorded: without, callers skip timing what they do
 
     def call(self, action: str, code: str, seconds: float) -> None:
         """One API call answered: its action ("" if none was recognised), result code and time taken."""
@@ -35,7 +38,11 @@ class Sink:
         """This process cannot write its audit trail (True) or can again (False)."""
 
 
-sink = Sink()
+class _Nothing(Sink):
+    records = False
+
+
+sink: Sink = _Nothing()
 
 
 def install(recorder: Sink) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..errors import ServiceUnavailableTemporary
 
@@ -47,8 +48,11 @@ class NonceTableFull(Exception):
     """More nonces within the replay window than the store can hold: refuse, never forget one."""
 
 
-@dataclass(frozen=True)
-class Item:
+class Item(NamedTuple):
+    """One row as read. Immutable like the frozen dataclass it was, and built on every store read:
+    a named tuple is built in about half the time (a frozen dataclass sets each field through
+    object.__setattr__)."""
+
     pk: str
     sk: str
     data: dict
