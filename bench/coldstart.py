@@ -4,8 +4,9 @@
 
 A Function Compute instance pays for the interpreter, the imports and the first call on every cold
 start. This measures exactly that path, for today's code and for the code as it was before the
-deployment work (a checkout of commit f9c240f with the old top-level `shared`/`functions` layout,
-/work/baseline by default), in one run, rounds interleaved so that a busy machine hits both alike:
+deployment work (a checkout of commit f9c240f with the old top-level `shared`/`functions` layout:
+`--baseline DIR`, or by default one extracted from this clone's history), in one run, rounds
+interleaved so that a busy machine hits both alike:
 
 * `baseline`: `functions.crypto.encrypt.handler` from that checkout, its dependencies from this
   environment's site-packages (what a package built from it would have held: every dependency).
@@ -54,6 +55,7 @@ from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / ".bench" / "coldstart"
+BASELINE_COMMIT = "f9c240fbfab6e450bc6a2f95ac7c571773e32755"  # the code before the deployment work
 AK, SECRET, ACCOUNT = "LTAIbenchAccessKey0001", "BenchAccessKeySecret0123456789", "1234567890123456"
 TARGET_RATIO, TARGET_RSS_MB = 0.30, 64
 
@@ -236,10 +238,21 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:7.1f}"
 
 
+def old_checkout(where: Path) -> Path:
+    """The pre-deployment code (commit f9c240f) as files in `where`, from this clone's history."""
+    if not (where / "functions").is_dir():
+        shutil.rmtree(where, ignore_errors=True)
+        where.mkdir(parents=True)
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", BASELINE_COMMIT], capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(where)], input=archive.stdout, check=True)
+    return where
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/bench coldstart", description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=7, help="measured cold starts per variant (default 7)")
-    parser.add_argument("--baseline", default="/work/baseline", help="checkout of the old layout (commit f9c240f)")
+    parser.add_argument("--baseline", help="checkout of the old layout (default: commit f9c240f extracted from "
+                        "this clone's history)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
     parser.add_argument("--instructions", action="store_true",
                         help="also count instructions per cold start with valgrind (about a minute more; "
@@ -266,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     print("building the package for this machine's Python (alikms package --runtime native)...", flush=True)
     code, layer = build_package(OUT)
     site = Path(sysconfig.get_paths()["purelib"])
-    baseline = Path(args.baseline)
+    baseline = Path(args.baseline) if args.baseline else old_checkout(OUT / "baseline-f9c240f")
     variants = [
         Variant("baseline", [baseline, site], baseline, "functions.keys.create_key:handler",
                 "functions.crypto.encrypt:handler"),
