@@ -54,10 +54,12 @@ def _make_plan(spec: registry.Action, model: type[BaseModel]) -> tuple[tuple[str
 
 
 def resources(spec: registry.Action, request: Any, account_id: str, region: str,
-              store=None, resolved: dict[str, str] | None = None, secret_key: bool = True) -> list[tuple[str, str]]:
+              store=None, resolved: dict[str, str] | None = None, secret_key: bool = True,
+              read: dict | None = None) -> list[tuple[str, str]]:
     """[(RAM action, resource ARN)] for a validated `request`. With `store`, aliases resolve to their
     key, and `resolved` (if given) receives {model field: key id} for each alias so resolved; with
-    `secret_key` too, a secret's customer key is added (a store read: only a policy needs it)."""
+    `secret_key` too, a secret's customer key is added (a store read: only a policy needs it), and
+    the secret read for it goes into `read` (if given) for the action (Context.read)."""
     out = []
     base = f"acs:kms:{region}:{account_id}"
     for kind, param, field, action in _plan(spec, type(request)):
@@ -74,13 +76,13 @@ def resources(spec: registry.Action, request: Any, account_id: str, region: str,
     if not out:  # nothing named (or an action on the account): the account as a whole
         out.append((spec.ram_action, f"{base}:*"))
     elif spec.secret_key and secret_key and store is not None:
-        key_arn = _secret_key_arn(base, request.secret_name, f"{account_id}/{region}", store)
+        key_arn = _secret_key_arn(base, request.secret_name, f"{account_id}/{region}", store, read)
         if key_arn is not None:
             out.append((spec.secret_key, key_arn))
     return out
 
 
-def _secret_key_arn(base: str, name: str, partition: str, store) -> str | None:
+def _secret_key_arn(base: str, name: str, partition: str, store, read: dict | None = None) -> str | None:
     """The ARN of the customer key that encrypts a secret's values, or None: no such secret here (the
     action answers that) or the secrets service's own key. The key of a secret never changes, so the
     action uses the key checked here."""
@@ -90,6 +92,8 @@ def _secret_key_arn(base: str, name: str, partition: str, store) -> str | None:
             return None
         name = parts[4][len("secret/"):]
     secret = Secret.get(store, partition, name)
+    if secret is not None and read is not None:
+        read[name] = secret
     if secret is None or secret.encryption_key_id == secrets.service_key_id(partition):
         return None
     return f"{base}:key/{secret.encryption_key_id}"

@@ -24,6 +24,9 @@ class Context:
     store: Store
     config: Config
     action: registry.Action | None = None  # None for timer jobs
+    # Secrets the authorization read for this call (name -> record), taken once by the action's own
+    # read (secrets.get), so that check and action see one row and the row is read once.
+    read: dict | None = None
 
     @property
     def scope(self) -> str:

@@ -78,8 +78,9 @@ def api_handler(module: str, request_model: type[ApiModel], run: Callable[[Any, 
                 # Aliases resolve for every caller, so that the audit record names the key the
                 # action used whoever called; a secret's key is looked up only for a policy to check.
                 resolved: dict[str, str] = {}
+                ctx.read = {} if caller.policies is not None and spec.secret_key else None
                 found = authz.resources(spec, request, caller.account_id, cfg.region, store, resolved,
-                                        secret_key=caller.policies is not None)
+                                        secret_key=caller.policies is not None, read=ctx.read)
                 authz.check(caller, found)
                 request = authz.pin(spec, request, resolved)
                 body = run(request, ctx).to_wire()

@@ -57,7 +57,11 @@ def is_gone(secret: Secret, now: float) -> bool:
 
 
 def get(ctx: Context, name_param: str) -> Secret:
-    secret = Secret.get(ctx.store, ctx.scope, name_from(ctx, name_param))
+    name = name_from(ctx, name_param)
+    # The row the authorization read for this call, once: a retried write (mutate) reads afresh.
+    secret = ctx.read.pop(name, None) if ctx.read else None
+    if secret is None:
+        secret = Secret.get(ctx.store, ctx.scope, name)
     if secret is None or is_gone(secret, ctx.now):
         raise errors.ResourceNotFound()
     return secret
