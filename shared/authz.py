@@ -76,7 +76,8 @@ def resources(spec: registry.Action, request: Any, account_id: str, region: str,
     if not out:  # nothing named (or an action on the account): the account as a whole
         out.append((spec.ram_action, f"{base}:*"))
     elif spec.secret_key and secret_key and store is not None:
-        key_arn = _secret_key_arn(base, request.secret_name, f"{account_id}/{region}", store, read)
+        name = secrets.name_in(request.secret_name, region, account_id)
+        key_arn = _secret_key_arn(base, name, f"{account_id}/{region}", store, read) if name else None
         if key_arn is not None:
             out.append((spec.secret_key, key_arn))
     return out
@@ -86,11 +87,6 @@ def _secret_key_arn(base: str, name: str, partition: str, store, read: dict | No
     """The ARN of the customer key that encrypts a secret's values, or None: no such secret here (the
     action answers that) or the secrets service's own key. The key of a secret never changes, so the
     action uses the key checked here."""
-    if name.startswith("acs:kms:"):
-        parts = name.split(":", 4)
-        if len(parts) != 5 or f"acs:kms:{parts[2]}:{parts[3]}" != base or not parts[4].startswith("secret/"):
-            return None
-        name = parts[4][len("secret/"):]
     secret = Secret.get(store, partition, name)
     if secret is not None and read is not None:
         read[name] = secret

@@ -36,15 +36,23 @@ MAX_LABELS_PER_VERSION = 20
 _SERVICE_KEY_NS = uuid.UUID("2b8e0d3a-5f0c-4c59-8a0e-3a9b6d1f7e21")
 
 
-def name_from(ctx: Context, value: str) -> str:
-    """A SecretName parameter: the name, or this account's secret ARN (names may contain `/`)."""
+def name_in(value: str, region: str, account_id: str) -> str | None:
+    """A SecretName parameter's name: the value, or the name in a secret ARN of this account and
+    region (names may contain `/`); None for any other ARN. The authorization reads it so too."""
     if value.startswith(keys.ARN_PREFIX):
         parts = value.split(":", 4)
-        if len(parts) != 5 or parts[2] != ctx.region or parts[3] != ctx.account_id \
-                or not parts[4].startswith("secret/"):
-            raise errors.ResourceNotFound()
+        if len(parts) != 5 or parts[2] != region or parts[3] != account_id or not parts[4].startswith("secret/"):
+            return None
         return parts[4][len("secret/"):]
     return value
+
+
+def name_from(ctx: Context, value: str) -> str:
+    """`name_in` for this call's account and region; another's ARN names no secret here."""
+    name = name_in(value, ctx.region, ctx.account_id)
+    if name is None:
+        raise errors.ResourceNotFound()
+    return name
 
 
 def in_window(secret: Secret) -> bool:
